@@ -1,0 +1,91 @@
+-- Users, API keys, blobs, notes, idempotency keys, inbox entries and the event log.
+-- Instants are microseconds since the Unix epoch; ids are hyphenated UUIDs.
+
+CREATE TABLE users (
+    id            TEXT PRIMARY KEY,
+    email         TEXT NOT NULL CONSTRAINT users_email_key UNIQUE,
+    password_hash TEXT NOT NULL,
+    role          TEXT NOT NULL CHECK (role IN ('user', 'admin')),
+    created_at    BIGINT NOT NULL
+);
+
+CREATE TABLE api_keys (
+    id           TEXT PRIMARY KEY,
+    user_id      TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    prefix       TEXT NOT NULL,
+    key_hash     TEXT NOT NULL UNIQUE,
+    created_at   BIGINT NOT NULL,
+    last_used_at BIGINT
+);
+CREATE INDEX api_keys_user ON api_keys (user_id, created_at);
+
+-- One row per distinct content; notes share a blob by reference count.
+CREATE TABLE blobs (
+    sha256      TEXT PRIMARY KEY,
+    size_bytes  BIGINT NOT NULL,
+    refcount    BIGINT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    orphaned_at BIGINT
+);
+CREATE INDEX blobs_orphaned ON blobs (orphaned_at) WHERE refcount = 0;
+
+CREATE TABLE notes (
+    id               TEXT PRIMARY KEY,
+    owner_id         TEXT NOT NULL REFERENCES users (id),
+    name             TEXT NOT NULL,
+    title            TEXT,
+    series           TEXT,
+    format           TEXT NOT NULL,
+    codec            TEXT NOT NULL,
+    mime             TEXT NOT NULL,
+    duration_seconds DOUBLE PRECISION NOT NULL,
+    sample_rate      BIGINT NOT NULL,
+    channels         BIGINT NOT NULL,
+    bitrate          BIGINT NOT NULL,
+    size_bytes       BIGINT NOT NULL,
+    sha256           TEXT NOT NULL,
+    status           TEXT NOT NULL CHECK (status IN ('pending', 'processing', 'ready', 'failed')),
+    failure_reason   TEXT,
+    tags             TEXT NOT NULL,
+    created_at       BIGINT NOT NULL
+);
+CREATE INDEX notes_owner_created ON notes (owner_id, created_at, id);
+CREATE INDEX notes_owner_duration ON notes (owner_id, duration_seconds, id);
+CREATE INDEX notes_owner_name ON notes (owner_id, name, id);
+CREATE INDEX notes_sha256 ON notes (sha256);
+
+CREATE TABLE idempotency_keys (
+    user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    key        TEXT NOT NULL,
+    note_id    TEXT NOT NULL,
+    sha256     TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (user_id, key)
+);
+
+CREATE TABLE inbox_entries (
+    recipient_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    note_id      TEXT NOT NULL REFERENCES notes (id) ON DELETE CASCADE,
+    sender_id    TEXT NOT NULL,
+    channel      TEXT,
+    delivered_at BIGINT NOT NULL,
+    listened_at  BIGINT,
+    PRIMARY KEY (recipient_id, note_id)
+);
+CREATE INDEX inbox_entries_note ON inbox_entries (note_id);
+
+CREATE TABLE events (
+    seq        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id         TEXT NOT NULL UNIQUE,
+    type       TEXT NOT NULL,
+    note_id    TEXT,
+    payload    TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+
+CREATE TABLE event_audience (
+    user_id TEXT NOT NULL,
+    seq     BIGINT NOT NULL REFERENCES events (seq) ON DELETE CASCADE,
+    PRIMARY KEY (user_id, seq)
+);

@@ -1,0 +1,51 @@
+//! Secrets: the server's signing secret and personal API keys.
+
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+const API_KEY_PREFIX: &str = "hark_";
+
+/// The configured secret, or the one kept in `<data_dir>/jwt.secret`, created (mode 0600) on
+/// first start.
+pub fn load_or_create_secret(configured: &str, data_dir: &Path) -> std::io::Result<Vec<u8>> {
+    if !configured.is_empty() {
+        return Ok(configured.as_bytes().to_vec());
+    }
+    let path = data_dir.join("jwt.secret");
+    match std::fs::read_to_string(&path) {
+        Ok(existing) if !existing.trim().is_empty() => return Ok(existing.trim().as_bytes().to_vec()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let secret = hex::encode(bytes);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path)?;
+    std::io::Write::write_all(&mut file, secret.as_bytes())?;
+    file.sync_all()?;
+    Ok(secret.into_bytes())
+}
+
+pub fn generate_api_key() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+pub fn is_api_key(bearer: &str) -> bool {
+    bearer.starts_with(API_KEY_PREFIX)
+}
+
+/// Keys carry 256 random bits, so a plain SHA-256 is a safe, fast lookup hash.
+pub fn hash_api_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}

@@ -1,0 +1,187 @@
+//! Authentication: passwords, tokens, API keys, sign-in throttling and signed links.
+
+mod keys;
+mod links;
+mod password;
+mod throttle;
+mod tokens;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hark_api::{Role, TokenClaims, TokenResponse};
+
+use crate::config::{AuthConfig, ServiceClient};
+use crate::db::{DbError, NewApiKeyRecord, NewUser, Repos};
+use crate::domain::ids::ApiKeyId;
+use crate::domain::{Email, Password, Timestamp, User, UserId};
+
+pub use keys::load_or_create_secret;
+pub use links::{LinkSignature, SignedLinks};
+pub use throttle::Throttle;
+pub use tokens::TokenKeys;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    #[error("too many failed sign-ins; try again in {retry_after} s")]
+    Throttled { retry_after: u64 },
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+}
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    User(User),
+    Service { client_id: String, scopes: Vec<String> },
+}
+
+/// A personal API key just made: the only time its secret is known.
+pub struct CreatedKey {
+    pub record: crate::db::ApiKeyRecord,
+    pub key: String,
+}
+
+pub struct AuthService {
+    repos: Repos,
+    config: AuthConfig,
+    tokens: TokenKeys,
+    throttle: Throttle,
+    /// Verified against when the email is unknown, so both failures take the same time.
+    dummy_hash: String,
+}
+
+impl AuthService {
+    pub fn new(repos: Repos, config: AuthConfig, secret: &[u8]) -> Result<Arc<AuthService>, AuthError> {
+        let throttle = Throttle::new(
+            config.max_failures_per_email,
+            config.max_failures_per_ip,
+            std::time::Duration::from_secs(config.failure_window_seconds),
+        );
+        let dummy_hash = password::hash_blocking("dummy password for timing")?;
+        Ok(Arc::new(AuthService { repos, tokens: TokenKeys::new(secret), config, throttle, dummy_hash }))
+    }
+
+    pub fn open_registration(&self) -> bool {
+        self.config.open_registration
+    }
+
+    /// Creates a user with a hashed password.
+    pub async fn register(&self, email: &str, password: &str, role: Role) -> Result<User, AuthError> {
+        let email = Email::parse(email).map_err(AuthError::Invalid)?;
+        let password = Password::parse(password).map_err(AuthError::Invalid)?;
+        let password_hash = password::hash(password.expose()).await?;
+        let new = NewUser {
+            id: UserId::generate(),
+            email: email.as_str().to_owned(),
+            password_hash,
+            role,
+            created_at: Timestamp::now(),
+        };
+        self.repos.users.create_user(new).await.map_err(|e| if e.is_conflict() { AuthError::EmailTaken } else { e.into() })
+    }
+
+    pub async fn set_password(&self, user: UserId, password: &str) -> Result<bool, AuthError> {
+        let password = Password::parse(password).map_err(AuthError::Invalid)?;
+        let hash = password::hash(password.expose()).await?;
+        Ok(self.repos.users.set_password(user, &hash).await?)
+    }
+
+    /// Checks an email and password and issues a user token. Unknown emails and wrong
+    /// passwords fail alike; repeated failures per email and per IP are throttled.
+    pub async fn sign_in(&self, email: &str, password: &str, ip: IpAddr) -> Result<TokenResponse, AuthError> {
+        let normalised = email.trim().to_lowercase();
+        self.throttle.check(&normalised, ip)?;
+        let user = match Email::parse(email) {
+            Ok(email) => self.repos.users.user_by_email(email.as_str()).await?,
+            Err(_) => None,
+        };
+        let hash = user.as_ref().map_or(self.dummy_hash.as_str(), |u| u.password_hash.as_str());
+        let valid = password::verify(password, hash).await?;
+        match user {
+            Some(user) if valid => {
+                self.throttle.succeeded(&normalised);
+                Ok(self.tokens.issue_user(&user, self.config.token_ttl_seconds))
+            }
+            _ => {
+                self.throttle.failed(&normalised, ip);
+                Err(AuthError::InvalidCredentials)
+            }
+        }
+    }
+
+    /// Issues a service token for a client from the configuration.
+    pub async fn sign_in_service(&self, client_id: &str, secret: &str, ip: IpAddr) -> Result<TokenResponse, AuthError> {
+        let key = format!("service:{client_id}");
+        self.throttle.check(&key, ip)?;
+        let client = self.config.service_clients.iter().find(|c| c.client_id == client_id);
+        let hash = client.map_or(self.dummy_hash.as_str(), |c: &ServiceClient| c.secret_hash.as_str());
+        let valid = password::verify(secret, hash).await?;
+        match client {
+            Some(client) if valid => {
+                self.throttle.succeeded(&key);
+                Ok(self.tokens.issue_service(&client.client_id, &client.scopes, self.config.token_ttl_seconds))
+            }
+            _ => {
+                self.throttle.failed(&key, ip);
+                Err(AuthError::InvalidCredentials)
+            }
+        }
+    }
+
+    /// The claims of a valid, unexpired token.
+    pub fn verify_token(&self, token: &str) -> Result<TokenClaims, AuthError> {
+        self.tokens.verify(token)
+    }
+
+    /// Resolves a bearer credential (a token or a personal API key) to its principal.
+    pub async fn authenticate(&self, bearer: &str) -> Result<Principal, AuthError> {
+        if keys::is_api_key(bearer) {
+            let user = self.repos.api_keys.user_by_api_key(&keys::hash_api_key(bearer)).await?;
+            return user.map(Principal::User).ok_or_else(|| AuthError::InvalidToken("unknown API key".into()));
+        }
+        let claims = self.tokens.verify(bearer)?;
+        if let Some(client_id) = claims.sub.strip_prefix("service:") {
+            return Ok(Principal::Service { client_id: client_id.to_owned(), scopes: claims.scopes.unwrap_or_default() });
+        }
+        let id = UserId::parse(&claims.sub).ok_or_else(|| AuthError::InvalidToken("bad subject".into()))?;
+        // The user may have been deleted since the token was issued.
+        let user = self.repos.users.user_by_id(id).await?;
+        user.map(Principal::User).ok_or_else(|| AuthError::InvalidToken("unknown user".into()))
+    }
+
+    pub async fn create_api_key(&self, user: UserId, name: &str) -> Result<CreatedKey, AuthError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(AuthError::Invalid("name must be 1 to 100 characters".into()));
+        }
+        let key = keys::generate_api_key();
+        let record = NewApiKeyRecord {
+            id: ApiKeyId::generate(),
+            user_id: user,
+            name: name.to_owned(),
+            prefix: key.chars().take(12).collect(),
+            key_hash: keys::hash_api_key(&key),
+            created_at: Timestamp::now(),
+        };
+        let record = self.repos.api_keys.create_api_key(record).await?;
+        Ok(CreatedKey { record, key })
+    }
+}
+
+/// Hashes a secret for a service client's `secret_hash` (for `hark hash-secret`).
+pub fn hash_secret(secret: &str) -> Result<String, AuthError> {
+    password::hash_blocking(secret)
+}

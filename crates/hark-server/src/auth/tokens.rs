@@ -1,0 +1,61 @@
+//! JWTs (HS256) for users and service clients.
+
+use hark_api::{TokenClaims, TokenResponse};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use super::AuthError;
+use crate::domain::{Timestamp, User};
+
+const ISSUER: &str = "hark";
+
+#[derive(Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    role: Option<hark_api::Role>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scopes: Option<Vec<String>>,
+    exp: u64,
+    iat: u64,
+    iss: String,
+}
+
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl TokenKeys {
+    pub fn new(secret: &[u8]) -> TokenKeys {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
+        TokenKeys { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation }
+    }
+
+    pub fn issue_user(&self, user: &User, ttl: u64) -> TokenResponse {
+        self.issue(user.id.to_string(), Some(user.role), None, ttl)
+    }
+
+    pub fn issue_service(&self, client_id: &str, scopes: &[String], ttl: u64) -> TokenResponse {
+        self.issue(format!("service:{client_id}"), None, Some(scopes.to_vec()), ttl)
+    }
+
+    fn issue(&self, sub: String, role: Option<hark_api::Role>, scopes: Option<Vec<String>>, ttl: u64) -> TokenResponse {
+        let now = Timestamp::now().unix_seconds().max(0) as u64;
+        let claims = Claims { sub, role, scopes, exp: now + ttl, iat: now, iss: ISSUER.into() };
+        // Encoding a plain struct with an HMAC key cannot fail.
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).unwrap_or_default();
+        TokenResponse { access_token: token, token_type: "Bearer".into(), expires_in: ttl }
+    }
+
+    pub fn verify(&self, token: &str) -> Result<TokenClaims, AuthError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
+        let c = data.claims;
+        Ok(TokenClaims { sub: c.sub, role: c.role, scopes: c.scopes, exp: c.exp, iat: c.iat })
+    }
+}

@@ -1,0 +1,113 @@
+//! Blobs as files in a local directory.
+//!
+//! Reads, listing and deletion go through `object_store`'s local filesystem store. Writes do
+//! not: its `put` neither fsyncs nor can adopt a file that is already on the same disk, and
+//! uploads are spooled to disk anyway. So a blob is written by hard-linking the fsynced spool
+//! file into place (no copy, atomic, and the spool file stays for the caller), falling back to
+//! copy + fsync + rename when the two directories are on different filesystems.
+
+use std::io::ErrorKind;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as StorePath;
+use object_store::{GetOptions, GetRange, ObjectStore};
+
+use super::{BlobEntry, BlobError, BlobKey, BlobStore, ByteStream};
+
+pub struct LocalBlobStore {
+    root: PathBuf,
+    store: Arc<LocalFileSystem>,
+}
+
+impl LocalBlobStore {
+    pub fn open(root: &Path) -> Result<LocalBlobStore, BlobError> {
+        std::fs::create_dir_all(root)?;
+        let root = root.canonicalize()?;
+        let store = LocalFileSystem::new_with_prefix(&root)?;
+        Ok(LocalBlobStore { root, store: Arc::new(store) })
+    }
+
+    fn file(&self, key: &BlobKey) -> PathBuf {
+        self.root.join(key.path())
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+fn put_blocking(source: &Path, target: &Path) -> std::io::Result<()> {
+    let dir = target.parent().ok_or_else(|| std::io::Error::other("blob path has no parent"))?;
+    std::fs::create_dir_all(dir)?;
+    std::fs::File::open(source)?.sync_all()?;
+    match std::fs::hard_link(source, target) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) if e.kind() == ErrorKind::CrossesDevices => {
+            let staging = dir.join(format!(".{}.partial", uuid::Uuid::now_v7()));
+            std::fs::copy(source, &staging)?;
+            std::fs::File::open(&staging)?.sync_all()?;
+            std::fs::rename(&staging, target)?;
+        }
+        Err(e) => return Err(e),
+    }
+    sync_dir(dir)
+}
+
+#[async_trait]
+impl BlobStore for LocalBlobStore {
+    async fn put_file(&self, key: &BlobKey, source: &Path) -> Result<(), BlobError> {
+        let (source, target) = (source.to_owned(), self.file(key));
+        tokio::task::spawn_blocking(move || put_blocking(&source, &target))
+            .await
+            .map_err(std::io::Error::other)??;
+        Ok(())
+    }
+
+    async fn exists(&self, key: &BlobKey) -> Result<bool, BlobError> {
+        Ok(tokio::fs::try_exists(self.file(key)).await?)
+    }
+
+    async fn read_range(&self, key: &BlobKey, range: Range<u64>) -> Result<ByteStream, BlobError> {
+        let options = GetOptions { range: Some(GetRange::Bounded(range)), ..Default::default() };
+        let result = self.store.get_opts(&StorePath::from(key.path()), options).await.map_err(|e| match e {
+            object_store::Error::NotFound { .. } => BlobError::NotFound(key.as_str().to_owned()),
+            other => other.into(),
+        })?;
+        Ok(result.into_stream().map_err(BlobError::from).boxed())
+    }
+
+    async fn delete(&self, key: &BlobKey) -> Result<(), BlobError> {
+        match tokio::fs::remove_file(self.file(key)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<BlobEntry>, BlobError> {
+        let now = SystemTime::now();
+        let mut entries = Vec::new();
+        let mut listing = self.store.list(None);
+        while let Some(meta) = listing.next().await {
+            let meta = meta?;
+            let Some(name) = meta.location.filename() else { continue };
+            // Staging files of interrupted copies are not blobs; they are swept like orphans.
+            let Ok(key) = BlobKey::parse(name) else { continue };
+            let age = now.duration_since(SystemTime::from(meta.last_modified)).unwrap_or_default();
+            entries.push(BlobEntry { key, age_seconds: age.as_secs() });
+        }
+        Ok(entries)
+    }
+
+    async fn check(&self) -> Result<(), BlobError> {
+        let probe = tokio::fs::metadata(&self.root).await?;
+        if probe.is_dir() { Ok(()) } else { Err(std::io::Error::other("blob root is not a directory").into()) }
+    }
+}

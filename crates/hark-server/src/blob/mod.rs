@@ -1,0 +1,79 @@
+//! The audio-bytes port: a content-addressed blob store. Keys are SHA-256 hex digests of the
+//! bytes, so identical uploads share one blob (the database counts references).
+
+mod local;
+
+use std::ops::Range;
+use std::path::Path;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+
+pub use local::LocalBlobStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("blob {0} not found")]
+    NotFound(String),
+    #[error("invalid blob key {0:?}")]
+    InvalidKey(String),
+    #[error("blob store I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("blob store: {0}")]
+    Store(#[from] object_store::Error),
+}
+
+impl BlobError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, BlobError::NotFound(_))
+            || matches!(self, BlobError::Store(object_store::Error::NotFound { .. }))
+    }
+}
+
+/// A blob's key: the lower-case hex SHA-256 of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobKey(String);
+
+impl BlobKey {
+    pub fn parse(sha256_hex: &str) -> Result<BlobKey, BlobError> {
+        let valid = sha256_hex.len() == 64 && sha256_hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if valid { Ok(BlobKey(sha256_hex.to_owned())) } else { Err(BlobError::InvalidKey(sha256_hex.to_owned())) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `ab/cd/abcd...`: two levels of fan-out keep directories small.
+    pub fn path(&self) -> String {
+        format!("{}/{}/{}", &self.0[..2], &self.0[2..4], self.0)
+    }
+}
+
+/// A stored blob found by `list`.
+#[derive(Debug, Clone)]
+pub struct BlobEntry {
+    pub key: BlobKey,
+    pub age_seconds: u64,
+}
+
+pub type ByteStream = BoxStream<'static, Result<Bytes, BlobError>>;
+
+/// Where audio bytes live.
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// Stores the file's bytes under `key`. MUST be atomic (a reader sees all the bytes or no
+    /// blob), durable when it returns, idempotent (the key names the content, so an existing
+    /// blob is kept), and MUST leave the file at `source` in place.
+    async fn put_file(&self, key: &BlobKey, source: &Path) -> Result<(), BlobError>;
+    async fn exists(&self, key: &BlobKey) -> Result<bool, BlobError>;
+    /// Streams `range` of the blob; the range MUST lie within the blob.
+    async fn read_range(&self, key: &BlobKey, range: Range<u64>) -> Result<ByteStream, BlobError>;
+    /// Removes the blob; removing a missing blob succeeds.
+    async fn delete(&self, key: &BlobKey) -> Result<(), BlobError>;
+    /// Every blob in the store, for the reconciler.
+    async fn list(&self) -> Result<Vec<BlobEntry>, BlobError>;
+    /// Whether the store answers, for `/readyz`.
+    async fn check(&self) -> Result<(), BlobError>;
+}

@@ -1,0 +1,166 @@
+//! Configuration: embedded defaults, then a TOML file, then `HARK_*` environment, then flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// The defaults, fully commented; `hark config` prints them.
+pub const DEFAULT_CONFIG: &str = include_str!("../hark.default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub database_url: SecretString,
+    pub public_url: String,
+    pub log_format: String,
+    pub shutdown_grace_seconds: u64,
+    pub limits: Limits,
+    pub auth: AuthConfig,
+    pub storage: StorageConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Limits {
+    pub max_upload_bytes: u64,
+    pub max_duration_seconds: f64,
+    pub request_timeout_seconds: u64,
+    pub max_json_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthConfig {
+    pub jwt_secret: SecretString,
+    pub token_ttl_seconds: u64,
+    pub open_registration: bool,
+    pub max_failures_per_email: u32,
+    pub max_failures_per_ip: u32,
+    pub failure_window_seconds: u64,
+    pub service_clients: Vec<ServiceClient>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServiceClient {
+    pub client_id: String,
+    pub secret_hash: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StorageConfig {
+    pub blob_dir: PathBuf,
+    pub orphan_grace_seconds: u64,
+    pub gc_interval_seconds: u64,
+    pub reconcile_interval_seconds: u64,
+}
+
+/// Values given on the command line; `None` leaves the lower layers in force.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads the layers in order and validates the result once.
+    pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_CONFIG));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::Invalid(format!("{} does not exist", file.display())));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        let figment = figment
+            .merge(Env::prefixed("HARK_").split("__").ignore(&["config", "server", "token"]))
+            .merge(Serialized::defaults(overrides));
+        let mut config: Config = figment.extract().map_err(Box::new)?;
+        config.derive_defaults();
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Paths that follow `data_dir` unless set on their own.
+    fn derive_defaults(&mut self) {
+        use secrecy::ExposeSecret;
+        if self.database_url.expose_secret().is_empty() {
+            let path = self.data_dir.join("hark.db");
+            self.database_url = format!("sqlite://{}", path.display()).into();
+        }
+        if self.storage.blob_dir.as_os_str().is_empty() {
+            self.storage.blob_dir = self.data_dir.join("blobs");
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        use secrecy::ExposeSecret;
+        let invalid = |msg: String| Err(ConfigError::Invalid(msg));
+        if self.listen.parse::<SocketAddr>().is_err() {
+            return invalid(format!("listen: {:?} is not an address like 127.0.0.1:8000", self.listen));
+        }
+        let url = self.database_url.expose_secret();
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {
+            return invalid("database_url: must start with sqlite:// or postgres://".into());
+        }
+        if self.limits.max_upload_bytes == 0 {
+            return invalid("limits.max_upload_bytes: must be positive".into());
+        }
+        if !(self.limits.max_duration_seconds > 0.0) {
+            return invalid("limits.max_duration_seconds: must be positive".into());
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return invalid(format!("log_format: {:?} is neither text nor json", self.log_format));
+        }
+        if !self.public_url.is_empty() && !self.public_url.starts_with("http") {
+            return invalid("public_url: must be an http:// or https:// URL".into());
+        }
+        Ok(())
+    }
+
+    /// The temporary directory for uploads in flight; emptied at start-up.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.data_dir.join("tmp")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_data_dir() {
+        let config = Config::load(
+            None,
+            Overrides { data_dir: Some("/srv/hark".into()), ..Default::default() },
+        )
+        .expect("defaults load");
+        use secrecy::ExposeSecret;
+        assert_eq!(config.database_url.expose_secret(), "sqlite:///srv/hark/hark.db");
+        assert_eq!(config.storage.blob_dir, PathBuf::from("/srv/hark/blobs"));
+        assert_eq!(config.listen, "127.0.0.1:8000");
+        assert_eq!(config.limits.max_upload_bytes, 50 * 1024 * 1024);
+    }
+
+    #[test]
+    fn a_bad_listen_address_is_refused() {
+        let err = Config::load(None, Overrides { listen: Some("nowhere".into()), ..Default::default() });
+        assert!(matches!(err, Err(ConfigError::Invalid(_))));
+    }
+}

@@ -1,0 +1,145 @@
+//! Rows as both backends return them, and their conversion into the domain.
+
+use hark_api::{NoteStatus, Role};
+
+use super::{ApiKeyRecord, DbError};
+use crate::domain::event::Event;
+use crate::domain::{Email, Note, NoteId, Timestamp, User, UserId};
+
+/// The columns of `NoteRow`, in order, for `SELECT` lists.
+pub(super) const NOTE_COLUMNS: [&str; 18] = [
+    "id", "owner_id", "name", "title", "series", "format", "codec", "mime", "duration_seconds",
+    "sample_rate", "channels", "bitrate", "size_bytes", "sha256", "status", "failure_reason",
+    "tags", "created_at",
+];
+
+/// `NOTE_COLUMNS` qualified with a table alias: `n.id, n.owner_id, ...`.
+pub(super) fn note_columns(alias: &str) -> String {
+    NOTE_COLUMNS.map(|c| format!("{alias}.{c}")).join(", ")
+}
+
+fn corrupt(what: &str, value: &str) -> DbError {
+    DbError::Corrupt(format!("{what}: {value:?}"))
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct UserRow {
+    id: String,
+    email: String,
+    password_hash: String,
+    role: String,
+    created_at: i64,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = DbError;
+
+    fn try_from(row: UserRow) -> Result<User, DbError> {
+        Ok(User {
+            id: UserId::parse(&row.id).ok_or_else(|| corrupt("user id", &row.id))?,
+            email: Email::parse(&row.email).map_err(|_| corrupt("email", &row.email))?,
+            password_hash: row.password_hash,
+            role: Role::parse(&row.role).ok_or_else(|| corrupt("role", &row.role))?,
+            created_at: Timestamp(row.created_at),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct NoteRow {
+    id: String,
+    owner_id: String,
+    name: String,
+    title: Option<String>,
+    series: Option<String>,
+    format: String,
+    codec: String,
+    mime: String,
+    duration_seconds: f64,
+    sample_rate: i64,
+    channels: i64,
+    bitrate: i64,
+    size_bytes: i64,
+    sha256: String,
+    status: String,
+    failure_reason: Option<String>,
+    tags: String,
+    created_at: i64,
+}
+
+impl TryFrom<NoteRow> for Note {
+    type Error = DbError;
+
+    fn try_from(row: NoteRow) -> Result<Note, DbError> {
+        Ok(Note {
+            id: NoteId::parse(&row.id).ok_or_else(|| corrupt("note id", &row.id))?,
+            owner_id: UserId::parse(&row.owner_id).ok_or_else(|| corrupt("owner id", &row.owner_id))?,
+            name: row.name,
+            title: row.title,
+            series: row.series,
+            format: row.format,
+            codec: row.codec,
+            mime: row.mime,
+            duration_seconds: row.duration_seconds,
+            sample_rate: u32::try_from(row.sample_rate).unwrap_or_default(),
+            channels: u16::try_from(row.channels).unwrap_or_default(),
+            bitrate: u64::try_from(row.bitrate).unwrap_or_default(),
+            size_bytes: u64::try_from(row.size_bytes).unwrap_or_default(),
+            sha256: row.sha256,
+            status: NoteStatus::parse(&row.status).ok_or_else(|| corrupt("status", &row.status))?,
+            failure_reason: row.failure_reason,
+            tags: serde_json::from_str(&row.tags).map_err(|_| corrupt("tags", &row.tags))?,
+            created_at: Timestamp(row.created_at),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ApiKeyRow {
+    id: String,
+    name: String,
+    prefix: String,
+    created_at: i64,
+    last_used_at: Option<i64>,
+}
+
+impl From<ApiKeyRow> for ApiKeyRecord {
+    fn from(row: ApiKeyRow) -> ApiKeyRecord {
+        ApiKeyRecord {
+            id: row.id,
+            name: row.name,
+            prefix: row.prefix,
+            created_at: Timestamp(row.created_at),
+            last_used_at: row.last_used_at.map(Timestamp),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct EventRow {
+    seq: i64,
+    id: String,
+    #[sqlx(rename = "type")]
+    kind: String,
+    note_id: Option<String>,
+    payload: String,
+    created_at: i64,
+}
+
+impl EventRow {
+    pub(super) fn seq(&self) -> i64 {
+        self.seq
+    }
+
+    pub(super) fn into_event(self, audience: Vec<String>) -> Event {
+        Event {
+            seq: self.seq,
+            id: self.id,
+            kind: self.kind,
+            note_id: self.note_id,
+            audience,
+            payload: serde_json::from_str(&self.payload).unwrap_or_default(),
+            created_at: self.created_at,
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The domain: ids, values and records, with their invariants. No IO.
+
+pub mod event;
+pub mod ids;
+pub mod note;
+pub mod time;
+pub mod user;
+
+pub use event::{EventType, NewEvent};
+pub use ids::{NoteId, UserId};
+pub use note::{NewNote, Note, NoteName};
+pub use time::Timestamp;
+pub use user::{Email, Password, User};

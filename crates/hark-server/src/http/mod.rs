@@ -1,0 +1,166 @@
+//! The HTTP edge: the only module that knows axum.
+
+pub mod extract;
+pub mod problem;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderMap, HeaderName};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use hark_api::ProblemCode;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Notify;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::auth::{AuthService, SignedLinks};
+use crate::blob::BlobStore;
+use crate::config::Config;
+use crate::db::Repos;
+use crate::ingest::Ingest;
+use crate::metrics::{HTTP_DURATION, HTTP_REQUESTS};
+use problem::ApiError;
+use routes::{audio, compat, notes, ops, tokens, users};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub config: Config,
+    pub repos: Repos,
+    pub store: Arc<dyn BlobStore>,
+    pub ingest: Ingest,
+    pub auth: Arc<AuthService>,
+    pub links: SignedLinks,
+    pub metrics: PrometheusHandle,
+    /// Wakes the blob collector, so a deleted note's bytes go at once.
+    pub collector: Arc<Notify>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+
+    pub fn wake_collector(&self) {
+        self.collector.notify_one();
+    }
+
+    /// The configured public URL, or `http://<Host>` of the request.
+    pub fn public_base(&self, headers: &HeaderMap) -> String {
+        if !self.config.public_url.is_empty() {
+            return self.config.public_url.trim_end_matches('/').to_owned();
+        }
+        let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or(&self.config.listen);
+        format!("http://{host}")
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Hark", description = "A self-hosted voice-note and audio server."),
+    modifiers(&BearerAuth),
+    tags((name = "notes", description = "Upload, list, stream and share audio notes"),
+         (name = "tokens", description = "Sign-in and token verification"),
+         (name = "users", description = "Accounts"), (name = "api-keys", description = "Personal API keys"),
+         (name = "compat", description = "Seed-compatible routes"), (name = "ops", description = "Health and metrics")),
+    components(schemas(hark_api::Problem, hark_api::ProblemCode))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT or API key").build()));
+    }
+}
+
+/// The API routes and their OpenAPI document.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let uploads = OpenApiRouter::new()
+        .routes(routes!(notes::upload_note, notes::list_notes))
+        .routes(routes!(compat::post_audio))
+        .layer(DefaultBodyLimit::disable());
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(uploads)
+        .routes(routes!(notes::get_note, notes::delete_note))
+        .routes(routes!(audio::get_note_audio))
+        .routes(routes!(notes::create_link))
+        .routes(routes!(compat::list_audio))
+        .routes(routes!(compat::download_audio))
+        .routes(routes!(compat::audio_info))
+        .routes(routes!(tokens::create_token))
+        .routes(routes!(tokens::create_service_token))
+        .routes(routes!(tokens::verify_token))
+        .routes(routes!(users::create_user))
+        .routes(routes!(users::get_me))
+        .routes(routes!(users::delete_user))
+        .routes(routes!(users::create_api_key, users::list_api_keys))
+        .routes(routes!(users::delete_api_key))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .split_for_parts()
+}
+
+/// The whole application: API, docs, and the layers every request passes.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = api();
+    let timeout = Duration::from_secs(state.config.limits.request_timeout_seconds);
+    let json_limit = state.config.limits.max_json_bytes;
+    api.merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .fallback(|| async { ApiError::new(ProblemCode::NotFound, "no such route") })
+        .method_not_allowed_fallback(|| async { ApiError::new(ProblemCode::MethodNotAllowed, "method not allowed on this route") })
+        .layer(DefaultBodyLimit::max(json_limit))
+        .layer(middleware::from_fn(record_metrics))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(ApiError::new(ProblemCode::Internal, "the server could not complete the request"))
+        }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            let id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            tracing::info_span!("request", method = %request.method(), uri = %request.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Counts requests and their latency by route (the matched pattern, so ids do not explode
+/// the label set) and status.
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!(HTTP_REQUESTS, &labels).increment(1);
+    metrics::histogram!(HTTP_DURATION, &labels).record(started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,238 @@
+//! Serving a note's bytes: ranges, conditional requests, HEAD, and a safe Content-Disposition.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::auth::LinkSignature;
+use crate::blob::BlobKey;
+use crate::domain::{Note, NoteId, Timestamp};
+use crate::http::AppState;
+use crate::http::extract::{AppQuery, bearer};
+use crate::http::problem::ApiError;
+use hark_api::ProblemCode;
+
+/// The renditions a note can have; none exist until processing makes them.
+pub const RENDITIONS: [&str; 3] = ["mp3", "opus", "corrected"];
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AudioQuery {
+    /// mp3, opus or corrected: a derived rendition instead of the original.
+    pub rendition: Option<String>,
+    /// A token, for clients that cannot set headers (`<audio>`, EventSource).
+    pub access_token: Option<String>,
+    /// Signed-link expiry (Unix seconds).
+    pub expires: Option<i64>,
+    /// Signed-link signature.
+    pub sig: Option<String>,
+}
+
+/// The original bytes of a note (or a rendition), with `Range`, `If-None-Match`, `If-Range`
+/// and `HEAD`. Authorised by a bearer token, `?access_token=`, or a signed link.
+#[utoipa::path(get, path = "/api/v1/notes/{id}/audio", tag = "notes",
+    params(("id" = String, Path, description = "Note id"), AudioQuery),
+    responses((status = 200, description = "The audio", content_type = "audio/*"),
+              (status = 206, description = "Part of the audio"), (status = 304, description = "Not modified"),
+              (status = 403, description = "Tampered or expired link", body = hark_api::Problem),
+              (status = 404, description = "No such note", body = hark_api::Problem),
+              (status = 416, description = "Range not satisfiable", body = hark_api::Problem)),
+    security((), ("bearer" = [])))]
+pub async fn get_note_audio(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    AppQuery(query): AppQuery<AudioQuery>,
+    parts: Parts,
+) -> Result<Response, ApiError> {
+    let id = NoteId::parse(&id).ok_or_else(|| ApiError::not_found("note"))?;
+    let rendition = query.rendition.as_deref();
+    if let Some(r) = rendition
+        && !RENDITIONS.contains(&r)
+    {
+        return Err(ApiError::validation(format!("rendition must be one of {}", RENDITIONS.join(", "))));
+    }
+    let note = if let (Some(expires), Some(sig)) = (query.expires, query.sig.clone()) {
+        let link = LinkSignature { expires, sig };
+        if !state.links.verify(id, rendition, &link, Timestamp::now()) {
+            return Err(ApiError::forbidden("this link is invalid or has expired"));
+        }
+        state.repos.notes.note_by_id(id).await?
+    } else {
+        let token = match bearer(&parts)? {
+            Some(token) => token.to_owned(),
+            None => query.access_token.clone().ok_or_else(|| ApiError::unauthorized("missing bearer token"))?,
+        };
+        let user = match state.auth.authenticate(&token).await? {
+            crate::auth::Principal::User(user) => user,
+            crate::auth::Principal::Service { .. } => return Err(ApiError::forbidden("service tokens cannot read notes")),
+        };
+        state.repos.notes.note_for_viewer(id, user.id).await?
+    };
+    let note = note.ok_or_else(|| ApiError::not_found("note"))?;
+    if let Some(r) = rendition {
+        return Err(ApiError::new(
+            ProblemCode::NotFound,
+            format!("rendition {r} is not available (note status: {})", note.status.as_str()),
+        ));
+    }
+    serve_note(&state, &note, &parts.headers, Disposition::Inline).await
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Disposition {
+    Inline,
+    Attachment,
+}
+
+/// Answers with the note's bytes, honouring the request's conditional and range headers.
+pub async fn serve_note(state: &AppState, note: &Note, request: &HeaderMap, disposition: Disposition) -> Result<Response, ApiError> {
+    let size = note.size_bytes;
+    let etag = format!("\"{}\"", note.sha256);
+    let last_modified = httpdate::fmt_http_date(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(note.created_at.unix_seconds().max(0) as u64),
+    );
+    let mut headers = HeaderMap::new();
+    insert(&mut headers, header::ETAG, &etag);
+    insert(&mut headers, header::LAST_MODIFIED, &last_modified);
+    insert(&mut headers, header::ACCEPT_RANGES, "bytes");
+    insert(&mut headers, header::CACHE_CONTROL, "private, max-age=0, must-revalidate");
+    if etag_matches(request.get(header::IF_NONE_MATCH), &etag) {
+        return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
+    }
+    insert(&mut headers, header::CONTENT_TYPE, &note.mime);
+    insert(&mut headers, header::CONTENT_DISPOSITION, &content_disposition(disposition, &note.name));
+    let honour_range = match request.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+        Some(validator) => validator == etag || validator == last_modified,
+        None => true,
+    };
+    let range = match request.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(spec) if honour_range => parse_range(spec, size),
+        _ => RangeRequest::Full,
+    };
+    let (status, start, end) = match range {
+        RangeRequest::Full => (StatusCode::OK, 0, size),
+        RangeRequest::Partial(start, end) => {
+            insert(&mut headers, header::CONTENT_RANGE, &format!("bytes {start}-{}/{size}", end - 1));
+            (StatusCode::PARTIAL_CONTENT, start, end)
+        }
+        RangeRequest::Unsatisfiable => {
+            return Err(ApiError::new(ProblemCode::RangeNotSatisfiable, format!("the note has {size} bytes"))
+                .with_header(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{size}")).unwrap_or(HeaderValue::from_static("bytes */0"))));
+        }
+    };
+    insert(&mut headers, header::CONTENT_LENGTH, &(end - start).to_string());
+    let body = if end > start {
+        let key = BlobKey::parse(&note.sha256)?;
+        Body::from_stream(state.store.read_range(&key, start..end).await?)
+    } else {
+        Body::empty()
+    };
+    Ok((status, headers, body).into_response())
+}
+
+fn insert(headers: &mut HeaderMap, name: header::HeaderName, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
+    }
+}
+
+/// `If-None-Match` uses the weak comparison: `W/"x"` matches `"x"`.
+fn etag_matches(header: Option<&HeaderValue>, etag: &str) -> bool {
+    let Some(value) = header.and_then(|v| v.to_str().ok()) else { return false };
+    value.split(',').map(str::trim).any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum RangeRequest {
+    Full,
+    /// `[start, end)`.
+    Partial(u64, u64),
+    Unsatisfiable,
+}
+
+/// One `bytes=` range. A malformed header, or several ranges, is ignored (RFC 9110 allows
+/// serving the whole representation instead).
+pub fn parse_range(spec: &str, size: u64) -> RangeRequest {
+    let Some(ranges) = spec.trim().strip_prefix("bytes=") else { return RangeRequest::Full };
+    if ranges.contains(',') {
+        return RangeRequest::Full;
+    }
+    let Some((first, last)) = ranges.trim().split_once('-') else { return RangeRequest::Full };
+    let (first, last) = (first.trim(), last.trim());
+    let parse = |s: &str| s.parse::<u64>().ok();
+    match (first.is_empty(), last.is_empty()) {
+        (true, true) => RangeRequest::Full,
+        (true, false) => match parse(last) {
+            Some(0) => RangeRequest::Unsatisfiable,
+            Some(_) if size == 0 => RangeRequest::Unsatisfiable,
+            Some(n) => RangeRequest::Partial(size.saturating_sub(n), size),
+            None => RangeRequest::Full,
+        },
+        (false, _) => {
+            let Some(start) = parse(first) else { return RangeRequest::Full };
+            let end = if last.is_empty() { Some(u64::MAX) } else { parse(last) };
+            match end {
+                None => RangeRequest::Full,
+                Some(end) if end < start => RangeRequest::Full,
+                Some(_) if start >= size => RangeRequest::Unsatisfiable,
+                Some(end) => RangeRequest::Partial(start, end.saturating_add(1).min(size)),
+            }
+        }
+    }
+}
+
+/// RFC 6266: an ASCII `filename` with quotes, backslashes and control characters replaced,
+/// plus `filename*` (RFC 8187) when the name is not ASCII.
+pub fn content_disposition(disposition: Disposition, name: &str) -> String {
+    const ATTR: &AsciiSet = &NON_ALPHANUMERIC.remove(b'!').remove(b'#').remove(b'$').remove(b'&').remove(b'+')
+        .remove(b'-').remove(b'.').remove(b'^').remove(b'_').remove(b'`').remove(b'|').remove(b'~');
+    let kind = match disposition {
+        Disposition::Inline => "inline",
+        Disposition::Attachment => "attachment",
+    };
+    let ascii: String = name
+        .chars()
+        .map(|c| if c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\' { c } else { '_' })
+        .collect();
+    if name.is_ascii() && !name.chars().any(|c| c.is_ascii_control()) {
+        format!("{kind}; filename=\"{ascii}\"")
+    } else {
+        format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{}", utf8_percent_encode(name, ATTR))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_follow_rfc_9110() {
+        use RangeRequest::*;
+        assert_eq!(parse_range("bytes=0-0", 10), Partial(0, 1));
+        assert_eq!(parse_range("bytes=2-", 10), Partial(2, 10));
+        assert_eq!(parse_range("bytes=-3", 10), Partial(7, 10));
+        assert_eq!(parse_range("bytes=-30", 10), Partial(0, 10));
+        assert_eq!(parse_range("bytes=5-100", 10), Partial(5, 10));
+        assert_eq!(parse_range("bytes=10-", 10), Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 10), Unsatisfiable);
+        assert_eq!(parse_range("bytes=5-2", 10), Full);
+        assert_eq!(parse_range("bytes=0-1,3-4", 10), Full);
+        assert_eq!(parse_range("items=0-1", 10), Full);
+        assert_eq!(parse_range("bytes=x-1", 10), Full);
+    }
+
+    #[test]
+    fn dispositions_are_safe() {
+        assert_eq!(content_disposition(Disposition::Attachment, "memo.wav"), "attachment; filename=\"memo.wav\"");
+        assert_eq!(content_disposition(Disposition::Inline, "say \"hi\".wav"), "inline; filename=\"say _hi_.wav\"");
+        assert_eq!(
+            content_disposition(Disposition::Inline, "mémo.ogg"),
+            "inline; filename=\"m_mo.ogg\"; filename*=UTF-8''m%C3%A9mo.ogg"
+        );
+    }
+}

@@ -1,0 +1,61 @@
+//! The seed-compatible routes: `POST /post`, `GET /list`, `GET /download`, `GET /info`.
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use hark_api::{ListNotesQuery, NoteList};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::audio::{Disposition, serve_note};
+use super::notes::{list_for, note_view};
+use super::upload::{UploadQuery, receive_upload};
+use crate::domain::{Note, User};
+use crate::http::AppState;
+use crate::http::extract::{AppQuery, Auth};
+use crate::http::problem::ApiError;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct NameQuery {
+    /// The note's file name; the newest visible note of that name is meant.
+    pub name: Option<String>,
+}
+
+/// Uploads audio, exactly as `POST /api/v1/notes`.
+#[utoipa::path(post, path = "/post", tag = "compat", params(UploadQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 201, body = hark_api::Note), (status = 415, body = hark_api::Problem)),
+    security(("bearer" = [])))]
+pub async fn post_audio(State(state): State<AppState>, Auth(user): Auth, AppQuery(query): AppQuery<UploadQuery>, request: Request) -> Result<Response, ApiError> {
+    receive_upload(&state, &user, query, request).await
+}
+
+/// Lists notes: `?maxduration=` (seconds) and every native filter.
+#[utoipa::path(get, path = "/list", tag = "compat", params(ListNotesQuery),
+    responses((status = 200, body = NoteList)), security(("bearer" = [])))]
+pub async fn list_audio(State(state): State<AppState>, Auth(user): Auth, AppQuery(query): AppQuery<ListNotesQuery>) -> Result<Json<NoteList>, ApiError> {
+    Ok(Json(list_for(&state, &user, query).await?))
+}
+
+/// Downloads the newest note of that name.
+#[utoipa::path(get, path = "/download", tag = "compat", params(NameQuery),
+    responses((status = 200, description = "The audio"), (status = 404, body = hark_api::Problem)),
+    security(("bearer" = [])))]
+pub async fn download_audio(State(state): State<AppState>, Auth(user): Auth, AppQuery(query): AppQuery<NameQuery>, request: Request) -> Result<Response, ApiError> {
+    let note = named_note(&state, &user, query).await?;
+    serve_note(&state, &note, request.headers(), Disposition::Attachment).await
+}
+
+/// Metadata of the newest note of that name.
+#[utoipa::path(get, path = "/info", tag = "compat", params(NameQuery),
+    responses((status = 200, body = hark_api::Note), (status = 404, body = hark_api::Problem)),
+    security(("bearer" = [])))]
+pub async fn audio_info(State(state): State<AppState>, Auth(user): Auth, AppQuery(query): AppQuery<NameQuery>) -> Result<Json<hark_api::Note>, ApiError> {
+    Ok(Json(note_view(&named_note(&state, &user, query).await?)))
+}
+
+async fn named_note(state: &AppState, user: &User, query: NameQuery) -> Result<Note, ApiError> {
+    let name = query.name.filter(|n| !n.is_empty()).ok_or_else(|| ApiError::validation("name is required"))?;
+    state.repos.notes.newest_named(user.id, &name).await?.ok_or_else(|| ApiError::not_found("note"))
+}

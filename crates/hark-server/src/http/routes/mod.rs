@@ -1,0 +1,9 @@
+//! One file per resource; handlers parse, authorise, call one use case and shape the answer.
+
+pub mod audio;
+pub mod compat;
+pub mod notes;
+pub mod ops;
+pub mod tokens;
+pub mod upload;
+pub mod users;

@@ -1,0 +1,88 @@
+//! Users and their personal API keys.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use hark_api::{ApiKey, ApiKeyList, CreatedApiKey, Credentials, NewApiKey, Role};
+
+use crate::domain::UserId;
+use crate::domain::ids::ApiKeyId;
+use crate::http::AppState;
+use crate::http::extract::{AppJson, Auth, MaybeAuth};
+use crate::http::problem::ApiError;
+
+/// Registers a user (role `user`). Open to anyone when registration is open, else admins only.
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = Credentials,
+    responses((status = 201, body = hark_api::User), (status = 400, body = hark_api::Problem),
+              (status = 403, body = hark_api::Problem), (status = 409, body = hark_api::Problem)),
+    security((), ("bearer" = [])))]
+pub async fn create_user(State(state): State<AppState>, MaybeAuth(caller): MaybeAuth, AppJson(body): AppJson<Credentials>) -> Result<(StatusCode, Json<hark_api::User>), ApiError> {
+    let is_admin = caller.as_ref().is_some_and(|u| u.role == Role::Admin);
+    if !state.auth.open_registration() && !is_admin {
+        return Err(if caller.is_some() {
+            ApiError::forbidden("registration is closed; only admins can add users")
+        } else {
+            ApiError::unauthorized("registration is closed; sign in as an admin")
+        });
+    }
+    let user = state.auth.register(&body.email, &body.password, Role::User).await?;
+    Ok((StatusCode::CREATED, Json(user.to_api())))
+}
+
+/// The caller's own account.
+#[utoipa::path(get, path = "/api/v1/users/me", tag = "users",
+    responses((status = 200, body = hark_api::User), (status = 401, body = hark_api::Problem)),
+    security(("bearer" = [])))]
+pub async fn get_me(Auth(user): Auth) -> Json<hark_api::User> {
+    Json(user.to_api())
+}
+
+/// Deletes a user and their notes: the user themself, or an admin.
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 404, body = hark_api::Problem)),
+    security(("bearer" = [])))]
+pub async fn delete_user(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let id = UserId::parse(&id).ok_or_else(|| ApiError::not_found("user"))?;
+    if caller.id != id && caller.role != Role::Admin {
+        return Err(ApiError::not_found("user"));
+    }
+    if !state.repos.users.delete_user(id).await? {
+        return Err(ApiError::not_found("user"));
+    }
+    state.wake_collector();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Creates a personal API key. The key is in this answer only; it is stored hashed.
+#[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", request_body = NewApiKey,
+    responses((status = 201, body = CreatedApiKey), (status = 400, body = hark_api::Problem)),
+    security(("bearer" = [])))]
+pub async fn create_api_key(State(state): State<AppState>, Auth(user): Auth, AppJson(body): AppJson<NewApiKey>) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
+    let created = state.auth.create_api_key(user.id, &body.name).await?;
+    let r = created.record;
+    Ok((StatusCode::CREATED, Json(CreatedApiKey { id: r.id, name: r.name, key: created.key, created_at: r.created_at.to_rfc3339() })))
+}
+
+/// The caller's API keys, without the keys themselves.
+#[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys",
+    responses((status = 200, body = ApiKeyList)), security(("bearer" = [])))]
+pub async fn list_api_keys(State(state): State<AppState>, Auth(user): Auth) -> Result<Json<ApiKeyList>, ApiError> {
+    let keys = state.repos.api_keys.list_api_keys(user.id).await?;
+    let items = keys
+        .into_iter()
+        .map(|k| ApiKey { id: k.id, name: k.name, prefix: k.prefix, created_at: k.created_at.to_rfc3339(), last_used_at: k.last_used_at.map(|t| t.to_rfc3339()) })
+        .collect();
+    Ok(Json(ApiKeyList { items }))
+}
+
+/// Revokes one of the caller's API keys.
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys", params(("id" = String, Path)),
+    responses((status = 204, description = "Revoked"), (status = 404, body = hark_api::Problem)),
+    security(("bearer" = [])))]
+pub async fn delete_api_key(State(state): State<AppState>, Auth(user): Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let id = ApiKeyId::parse(&id).ok_or_else(|| ApiError::not_found("API key"))?;
+    if !state.repos.api_keys.delete_api_key(user.id, id).await? {
+        return Err(ApiError::not_found("API key"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,185 @@
+//! Ingest: an upload becomes a note. Spool to a temporary file (size caps, hash), verify the
+//! client's digest, probe the bytes, then commit: blob first (durable), then the row with its
+//! event. Any failure on the way leaves no note, and the spool file goes when dropped.
+
+mod spool;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hark_audio::ProbeError;
+
+use crate::blob::{BlobError, BlobKey, BlobStore};
+use crate::db::{DbError, InsertOutcome, Repos};
+use crate::domain::{NewNote, Note, NoteId, NoteName, Timestamp, UserId};
+use crate::metrics::PROBE_FAILURES;
+
+pub use spool::{Spooled, spool};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("the upload exceeds {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("the audio lasts {duration:.1} s; at most {limit} s are accepted")]
+    TooLong { duration: f64, limit: f64 },
+    #[error("unsupported audio: {detected}")]
+    Unsupported { detected: String },
+    #[error("the body's SHA-256 is {actual}, not the {expected} that Content-Digest declares")]
+    ChecksumMismatch { expected: String, actual: String },
+    #[error("the body is not valid gzip: {0}")]
+    BadEncoding(String),
+    #[error("the upload was interrupted: {0}")]
+    Body(String),
+    #[error("Idempotency-Key {0:?} was already used for a different upload")]
+    IdempotencyKeyReused(String),
+    #[error("the note first created with this Idempotency-Key has since been deleted")]
+    ReplayedNoteGone,
+    #[error("invalid field: {0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    #[error("ingest I/O: {0}")]
+    Io(std::io::Error),
+}
+
+/// Fields that travel with an upload, from the query string or form fields.
+#[derive(Debug, Default, Clone)]
+pub struct UploadFields {
+    pub name: Option<String>,
+    pub title: Option<String>,
+    pub series: Option<String>,
+}
+
+/// Everything about an upload besides its bytes.
+#[derive(Debug, Clone)]
+pub struct UploadRequest {
+    pub owner: UserId,
+    pub fields: UploadFields,
+    pub idempotency_key: Option<String>,
+    /// From `Content-Digest: sha-256=:...:`.
+    pub expected_sha256: Option<[u8; 32]>,
+}
+
+/// A committed upload: a new note, or the first result of a retried one.
+#[derive(Debug)]
+pub struct Ingested {
+    pub note: Note,
+    pub replayed: bool,
+}
+
+#[derive(Clone)]
+pub struct Ingest {
+    pub repos: Repos,
+    pub store: Arc<dyn BlobStore>,
+    pub tmp_dir: PathBuf,
+    pub max_bytes: u64,
+    pub max_duration_seconds: f64,
+}
+
+impl Ingest {
+    /// Turns a spooled body into a note.
+    #[tracing::instrument(skip_all, fields(owner = %request.owner, size = spooled.size))]
+    pub async fn commit(&self, spooled: Spooled, request: UploadRequest) -> Result<Ingested, IngestError> {
+        let sha256 = spooled.sha256_hex();
+        if let Some(expected) = request.expected_sha256
+            && expected != spooled.sha256
+        {
+            return Err(IngestError::ChecksumMismatch { expected: hex::encode(expected), actual: sha256 });
+        }
+        if let Some(key) = &request.idempotency_key
+            && let Some((note_id, first_sha)) = self.repos.notes.idempotent_result(request.owner, key).await?
+        {
+            return self.replay(request.owner, key, note_id, &first_sha, &sha256).await;
+        }
+        let info = probe(&spooled).await?;
+        if info.duration_seconds > self.max_duration_seconds {
+            return Err(IngestError::TooLong { duration: info.duration_seconds, limit: self.max_duration_seconds });
+        }
+        let new = self.new_note(&request, &spooled, info)?;
+        let key = BlobKey::parse(&sha256)?;
+        self.store.put_file(&key, &spooled.path).await?;
+        match self.repos.notes.insert_note(&new, request.idempotency_key.as_deref()).await? {
+            InsertOutcome::Inserted(note) => {
+                // A collector that removed the same bytes just before our reference was taken
+                // leaves the blob missing: write it again (the spool file is still here).
+                if !self.store.exists(&key).await? {
+                    self.store.put_file(&key, &spooled.path).await?;
+                }
+                Ok(Ingested { note, replayed: false })
+            }
+            InsertOutcome::Replayed { note_id, sha256: first_sha } => {
+                let key = request.idempotency_key.as_deref().unwrap_or_default();
+                self.replay(request.owner, key, note_id, &first_sha, &sha256).await
+            }
+        }
+    }
+
+    async fn replay(&self, owner: UserId, key: &str, note_id: NoteId, first_sha: &str, sha: &str) -> Result<Ingested, IngestError> {
+        if first_sha != sha {
+            return Err(IngestError::IdempotencyKeyReused(key.to_owned()));
+        }
+        let note = self.repos.notes.note_for_viewer(note_id, owner).await?;
+        let note = note.ok_or(IngestError::ReplayedNoteGone)?;
+        Ok(Ingested { note, replayed: true })
+    }
+
+    fn new_note(&self, request: &UploadRequest, spooled: &Spooled, info: hark_audio::AudioInfo) -> Result<NewNote, IngestError> {
+        let id = NoteId::generate();
+        let name = match request.fields.name.as_deref() {
+            Some(raw) => NoteName::parse(raw).map_err(IngestError::Invalid)?.map(NoteName::into_string),
+            None => None,
+        };
+        let tags = info.tags;
+        Ok(NewNote {
+            id,
+            owner_id: request.owner,
+            name: name.unwrap_or_else(|| format!("{id}.{}", info.format.extension())),
+            title: clean_text(request.fields.title.as_deref(), "title")?,
+            series: clean_text(request.fields.series.as_deref(), "series")?,
+            format: info.format.name().to_owned(),
+            codec: info.codec,
+            mime: info.format.mime().to_owned(),
+            duration_seconds: info.duration_seconds,
+            sample_rate: info.sample_rate,
+            channels: info.channels,
+            bitrate: info.bitrate,
+            size_bytes: spooled.size,
+            sha256: spooled.sha256_hex(),
+            tags: hark_api::AudioTags {
+                title: tags.title,
+                artist: tags.artist,
+                album: tags.album,
+                date: tags.date,
+                genre: tags.genre,
+                comment: tags.comment,
+            },
+            created_at: Timestamp::now(),
+        })
+    }
+}
+
+/// Optional free text: trimmed, empty means absent, at most 500 characters.
+fn clean_text(value: Option<&str>, field: &str) -> Result<Option<String>, IngestError> {
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else { return Ok(None) };
+    if value.chars().count() > 500 {
+        return Err(IngestError::Invalid(format!("{field} must be at most 500 characters")));
+    }
+    Ok(Some(value.chars().filter(|c| !c.is_control()).collect()))
+}
+
+async fn probe(spooled: &Spooled) -> Result<hark_audio::AudioInfo, IngestError> {
+    let path = spooled.path.to_path_buf();
+    let probed = tokio::task::spawn_blocking(move || hark_audio::probe_file(&path))
+        .await
+        .map_err(|e| IngestError::Io(std::io::Error::other(e)))?;
+    match probed {
+        Ok(info) => Ok(info),
+        Err(ProbeError::Unsupported { detected }) => {
+            metrics::counter!(PROBE_FAILURES).increment(1);
+            Err(IngestError::Unsupported { detected })
+        }
+        Err(ProbeError::Io(e)) => Err(IngestError::Io(e)),
+    }
+}

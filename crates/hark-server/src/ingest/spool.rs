@@ -1,0 +1,94 @@
+//! Spooling an upload body to a temporary file: bounded memory, SHA-256 on the way, the size
+//! cap enforced while streaming (after gzip decompression, so a small bomb fails fast).
+
+use std::io::ErrorKind;
+use std::path::Path;
+
+use async_compression::tokio::bufread::GzipDecoder;
+use bytes::Bytes;
+use futures_util::{Stream, TryStreamExt};
+use sha2::{Digest, Sha256};
+use tempfile::TempPath;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio_util::io::StreamReader;
+
+use super::IngestError;
+use crate::metrics::UPLOAD_BYTES;
+
+/// An upload body on disk. Dropping it removes the file: a half-done ingest leaves nothing.
+pub struct Spooled {
+    pub path: TempPath,
+    pub sha256: [u8; 32],
+    pub size: u64,
+}
+
+impl Spooled {
+    pub fn sha256_hex(&self) -> String {
+        hex::encode(self.sha256)
+    }
+}
+
+/// Marks an error that came from the request body itself (a client that went away), as
+/// opposed to bad gzip data.
+#[derive(Debug)]
+struct BodyError(String);
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+/// Writes `body` (gunzipped when `gzip`) to a new file in `tmp_dir`, refusing more than
+/// `max_bytes` of content.
+pub async fn spool<S, E>(tmp_dir: &Path, body: S, gzip: bool, max_bytes: u64) -> Result<Spooled, IngestError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+    E: std::fmt::Display,
+{
+    let body = body.map_err(|e| std::io::Error::other(BodyError(e.to_string())));
+    let reader = StreamReader::new(body);
+    if gzip {
+        let mut decoder = GzipDecoder::new(BufReader::new(reader));
+        decoder.multiple_members(true);
+        write_capped(tmp_dir, decoder, max_bytes).await
+    } else {
+        write_capped(tmp_dir, reader, max_bytes).await
+    }
+}
+
+async fn write_capped<R: AsyncRead + Unpin>(tmp_dir: &Path, mut reader: R, max_bytes: u64) -> Result<Spooled, IngestError> {
+    let temp = tempfile::Builder::new().prefix("upload-").tempfile_in(tmp_dir).map_err(IngestError::Io)?;
+    let (file, path) = temp.into_parts();
+    let mut file = tokio::fs::File::from_std(file);
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = reader.read(&mut buf).await.map_err(classify)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        if size > max_bytes {
+            return Err(IngestError::TooLarge { limit: max_bytes });
+        }
+        hasher.update(&buf[..n]);
+        file.write_all(&buf[..n]).await.map_err(IngestError::Io)?;
+    }
+    file.flush().await.map_err(IngestError::Io)?;
+    metrics::counter!(UPLOAD_BYTES).increment(size);
+    Ok(Spooled { path, sha256: hasher.finalize().into(), size })
+}
+
+fn classify(err: std::io::Error) -> IngestError {
+    if err.get_ref().is_some_and(|inner| inner.is::<BodyError>()) {
+        IngestError::Body(err.to_string())
+    } else if matches!(err.kind(), ErrorKind::InvalidData | ErrorKind::UnexpectedEof | ErrorKind::Other) {
+        IngestError::BadEncoding(err.to_string())
+    } else {
+        IngestError::Io(err)
+    }
+}

@@ -1,0 +1,18 @@
+//! The Hark service: HTTP API, ingest, storage and authentication.
+//!
+//! Layers, each using only those before it: `domain` ← `db`, `blob` ← `ingest`, `auth`,
+//! `maintenance` ← `http` ← `app`.
+
+pub mod app;
+pub mod auth;
+pub mod blob;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod http;
+pub mod ingest;
+pub mod maintenance;
+pub mod metrics;
+
+pub use app::App;
+pub use config::{Config, Overrides};

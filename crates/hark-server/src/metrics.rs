@@ -1,0 +1,28 @@
+//! Metric names, in one place, and the Prometheus recorder.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+pub const HTTP_REQUESTS: &str = "hark_http_requests_total";
+pub const HTTP_DURATION: &str = "hark_http_request_duration_seconds";
+pub const UPLOAD_BYTES: &str = "hark_upload_bytes_total";
+pub const PROBE_FAILURES: &str = "hark_probe_failures_total";
+pub const BLOBS_COLLECTED: &str = "hark_blobs_collected_total";
+
+/// The process-wide recorder (the `metrics` facade has one global recorder), installed once.
+pub fn handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
+                .unwrap_or_else(|_| PrometheusBuilder::new())
+                .build_recorder();
+            let handle = recorder.handle();
+            // Fails only when another recorder is already installed; ours then stays empty.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
