@@ -1,0 +1,256 @@
+//! Spawning the real server for a test, with its own data directory and database.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hark_client::Client;
+use hark_server::maintenance::Maintenance;
+use hark_server::{App, Config, Overrides};
+use sqlx::Connection;
+
+/// The signing secret test servers use, so tests can forge expired and tampered tokens.
+pub const JWT_SECRET: &str = "test-secret-for-the-integration-suite";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each listed `async fn(Backend)` as one test per backend.
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(crate::helpers::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(crate::helpers::Backend::Postgres).await })*
+        }
+    };
+}
+
+pub struct TestApp {
+    pub base: String,
+    /// A client with no credentials.
+    pub anonymous: Client,
+    pub http: reqwest::Client,
+    pub data_dir: tempfile::TempDir,
+    pub maintenance: Maintenance,
+    pub config: Config,
+    pg_database: Option<String>,
+}
+
+/// A signed-in user of a test app.
+pub struct TestUser {
+    pub id: String,
+    pub email: String,
+    pub token: String,
+    pub client: Client,
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestApp {
+    init_logs();
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let (database_url, pg_database) = match backend {
+        Backend::Sqlite => (format!("sqlite://{}/hark.db", data_dir.path().display()), None),
+        Backend::Postgres => {
+            let name = create_pg_database().await;
+            (format!("{}/{name}", pg_server_url()), Some(name))
+        }
+    };
+    let overrides = Overrides {
+        listen: Some("127.0.0.1:0".into()),
+        data_dir: Some(data_dir.path().to_owned()),
+        database_url: Some(database_url),
+    };
+    let mut config = Config::load(None, overrides).expect("config");
+    config.auth.jwt_secret = JWT_SECRET.to_owned().into();
+    config.shutdown_grace_seconds = 1;
+    configure(&mut config);
+    let app = App::build(config.clone()).await.expect("app builds");
+    let base = format!("http://{}", app.addr());
+    let maintenance = app.maintenance().clone();
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    TestApp {
+        anonymous: Client::new(&base),
+        base,
+        http: reqwest::Client::new(),
+        data_dir,
+        maintenance,
+        config,
+        pg_database,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Registers a user and signs them in.
+    pub async fn user(&self, email: &str) -> TestUser {
+        let password = "correct horse battery";
+        let user = self.anonymous.register(email, password).await.expect("register");
+        let token = self.anonymous.sign_in(email, password).await.expect("sign in").access_token;
+        TestUser { id: user.id, email: user.email, client: Client::new(&self.base).with_token(&token), token }
+    }
+
+    /// Every file in the blob store.
+    pub fn blob_files(&self) -> Vec<PathBuf> {
+        files_under(&self.config.storage.blob_dir)
+    }
+
+    /// Every file in the upload spool.
+    pub fn tmp_files(&self) -> Vec<PathBuf> {
+        files_under(&self.config.tmp_dir())
+    }
+
+    /// Drops the PostgreSQL database (the temp dir goes with `self`).
+    pub async fn stop(self) {
+        if let Some(name) = &self.pg_database {
+            drop_pg_database(name).await;
+        }
+    }
+}
+
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return found };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() { found.extend(files_under(&path)) } else { found.push(path) }
+    }
+    found
+}
+
+fn init_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            hark_server::app::init_tracing("text");
+        }
+    });
+}
+
+fn pg_server_url() -> String {
+    std::env::var("HARK_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+async fn pg_admin() -> sqlx::PgConnection {
+    sqlx::PgConnection::connect(&format!("{}/postgres", pg_server_url())).await.expect("PostgreSQL is reachable")
+}
+
+/// Creates `hark_test_<unix seconds>_<random>`, first dropping databases that crashed runs
+/// left behind more than an hour ago.
+async fn create_pg_database() -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+    let mut admin = pg_admin().await;
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    SWEPT
+        .get_or_init(|| async {
+            let stale: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'hark\\_test\\_%'")
+                .fetch_all(&mut pg_admin().await)
+                .await
+                .unwrap_or_default();
+            for name in stale {
+                let created: u64 = name.split('_').nth(2).and_then(|s| s.parse().ok()).unwrap_or(0);
+                if created + 3600 < now {
+                    drop_pg_database(&name).await;
+                }
+            }
+        })
+        .await;
+    let name = format!("hark_test_{now}_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create database");
+    name
+}
+
+async fn drop_pg_database(name: &str) {
+    let mut admin = pg_admin().await;
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await;
+}
+
+/// The corpus of real audio files, made by `shared/corpus/make_corpus.sh` when missing.
+pub fn corpus() -> PathBuf {
+    static CORPUS: OnceLock<PathBuf> = OnceLock::new();
+    CORPUS
+        .get_or_init(|| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+            let dir = std::env::var_os("HARK_CORPUS").map_or_else(|| root.join("target/corpus"), PathBuf::from);
+            if !dir.join("manifest.tsv").exists() {
+                let script = root.join("../shared/corpus/make_corpus.sh");
+                let status = std::process::Command::new("bash").arg(&script).arg(&dir).status().expect("run make_corpus.sh");
+                assert!(status.success(), "make_corpus.sh failed");
+            }
+            dir
+        })
+        .clone()
+}
+
+/// One good corpus file, as the manifest describes it.
+#[derive(Debug, Clone)]
+pub struct CorpusFile {
+    pub file: String,
+    pub format_name: String,
+    pub codec: String,
+    pub sample_rate: u32,
+    pub channels: u16,
+    pub duration_seconds: f64,
+    pub decoded_seconds: f64,
+}
+
+impl CorpusFile {
+    pub fn path(&self) -> PathBuf {
+        corpus().join(&self.file)
+    }
+
+    pub fn bytes(&self) -> Vec<u8> {
+        std::fs::read(self.path()).expect("corpus file")
+    }
+}
+
+pub fn manifest() -> Vec<CorpusFile> {
+    let text = std::fs::read_to_string(corpus().join("manifest.tsv")).expect("manifest");
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split('\t').collect();
+            Some(CorpusFile {
+                file: f.first()?.to_string(),
+                format_name: f.get(1)?.to_string(),
+                codec: f.get(2)?.to_string(),
+                sample_rate: f.get(3)?.parse().ok()?,
+                channels: f.get(4)?.parse().ok()?,
+                duration_seconds: f.get(5)?.parse().ok()?,
+                decoded_seconds: f.get(7)?.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// A small good file for tests that only need some audio.
+pub fn sample(name: &str) -> Vec<u8> {
+    std::fs::read(corpus().join(name)).expect("corpus file")
+}
+
+pub fn sample_wav() -> Vec<u8> {
+    sample("t1_pcm16_16k.wav")
+}
+
+/// Asserts that a response is a problem with this status and code; returns its detail.
+pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> String {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let problem: hark_api::Problem = response.json().await.expect("problem body");
+    assert_eq!(problem.status, status);
+    assert_eq!(serde_json::to_value(problem.code).expect("code"), serde_json::json!(code), "{}", problem.detail);
+    problem.detail
+}

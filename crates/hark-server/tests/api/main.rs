@@ -1,0 +1,13 @@
+//! The integration suite: the real server on a random port, against SQLite and PostgreSQL.
+
+#[macro_use]
+mod helpers;
+
+mod auth;
+mod compat;
+mod downloads;
+mod isolation;
+mod listing;
+mod ops;
+mod storage;
+mod uploads;
