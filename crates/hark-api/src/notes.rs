@@ -85,7 +85,7 @@ pub struct Note {
     pub status: NoteStatus,
     pub failure_reason: Option<String>,
     pub tags: AudioTags,
-    /// RFC 3339, UTC, millisecond precision.
+    /// RFC 3339, UTC, microsecond precision (so it can be passed back as `created_after`).
     pub created_at: String,
     /// Derived files (filled by processing).
     pub renditions: Vec<String>,
@@ -105,8 +105,10 @@ pub struct NoteList {
 #[into_params(parameter_in = Query)]
 pub struct ListNotesQuery {
     /// Only notes at most this long (seconds).
+    #[serde(alias = "maxduration")]
     pub max_duration: Option<f64>,
     /// Only notes at least this long (seconds).
+    #[serde(alias = "minduration")]
     pub min_duration: Option<f64>,
     /// Only notes whose name contains this (case-insensitive).
     pub name: Option<String>,

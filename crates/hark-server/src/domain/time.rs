@@ -28,12 +28,13 @@ impl Timestamp {
         Self(self.0.saturating_add(seconds.saturating_mul(1_000_000)))
     }
 
-    /// RFC 3339 in UTC with millisecond precision, e.g. `2026-11-23T15:02:03.123Z`.
+    /// RFC 3339 in UTC with microsecond precision, e.g. `2026-11-23T15:02:03.123456Z`: exact,
+    /// so an instant read from one answer filters the next.
     pub fn to_rfc3339(self) -> String {
         let t = OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128 * 1000)
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let format = time::macros::format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
         );
         t.format(&format).unwrap_or_default()
     }
@@ -49,9 +50,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn formats_with_milliseconds_in_utc() {
+    fn formats_with_microseconds_in_utc() {
         let t = Timestamp::parse_rfc3339("2026-11-23T16:02:03.123456+01:00").expect("valid");
-        assert_eq!(t.to_rfc3339(), "2026-11-23T15:02:03.123Z");
+        assert_eq!(t.to_rfc3339(), "2026-11-23T15:02:03.123456Z");
     }
 
     #[test]

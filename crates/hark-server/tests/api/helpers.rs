@@ -37,7 +37,8 @@ pub struct TestApp {
     /// A client with no credentials.
     pub anonymous: Client,
     pub http: reqwest::Client,
-    pub data_dir: tempfile::TempDir,
+    /// Kept so the directory lives as long as the app.
+    pub _data_dir: tempfile::TempDir,
     pub maintenance: Maintenance,
     pub config: Config,
     pg_database: Option<String>,
@@ -82,7 +83,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
         anonymous: Client::new(&base),
         base,
         http: reqwest::Client::new(),
-        data_dir,
+        _data_dir: data_dir,
         maintenance,
         config,
         pg_database,

@@ -1,0 +1,91 @@
+//! Health, readiness, metrics, the OpenAPI document, and answers for routes that do not exist.
+
+use crate::helpers::{Backend, assert_problem, sample_wav, spawn_app};
+
+async fn health_and_readiness_answer_without_credentials(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let health = app.http.get(app.url("/healthz")).send().await.expect("send");
+    assert_eq!(health.status(), 200);
+    let ready: serde_json::Value = app.http.get(app.url("/readyz")).send().await.expect("send").json().await.expect("json");
+    assert_eq!(ready["status"], "ready");
+    app.stop().await;
+}
+
+async fn readiness_fails_when_the_store_is_gone(backend: Backend) {
+    let app = spawn_app(backend).await;
+    std::fs::remove_dir_all(&app.config.storage.blob_dir).expect("remove store");
+    let ready = app.http.get(app.url("/readyz")).send().await.expect("send");
+    assert_problem(ready, 503, "unavailable").await;
+    app.stop().await;
+}
+
+async fn metrics_count_requests_by_route_and_status(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.user("ann@example.com").await;
+    let note = user.client.upload_bytes(sample_wav(), &Default::default()).await.expect("upload");
+    user.client.note(&note.id).await.expect("get");
+    let text = app.http.get(app.url("/metrics")).send().await.expect("send").text().await.expect("text");
+    assert!(text.contains("hark_http_requests_total{method=\"GET\",route=\"/api/v1/notes/{id}\",status=\"200\"}"), "{text}");
+    assert!(text.contains("hark_http_request_duration_seconds_bucket"));
+    assert!(text.contains("hark_upload_bytes_total"));
+    app.stop().await;
+}
+
+async fn the_openapi_document_lists_every_route_and_the_docs_render(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let doc: serde_json::Value = app.http.get(app.url("/openapi.json")).send().await.expect("send").json().await.expect("json");
+    assert!(doc["openapi"].as_str().expect("version").starts_with("3.1"));
+    let paths = doc["paths"].as_object().expect("paths");
+    for path in [
+        "/api/v1/notes",
+        "/api/v1/notes/{id}",
+        "/api/v1/notes/{id}/audio",
+        "/api/v1/notes/{id}/link",
+        "/api/v1/users",
+        "/api/v1/api-keys",
+        "/api/v1/api-keys/{id}",
+        "/token",
+        "/token/s2s",
+        "/token/verify",
+        "/post",
+        "/list",
+        "/download",
+        "/info",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ] {
+        assert!(paths.contains_key(path), "{path} is not documented");
+    }
+    let docs = app.http.get(app.url("/docs/")).send().await.expect("send");
+    assert_eq!(docs.status(), 200);
+    assert!(docs.text().await.expect("html").contains("swagger"));
+    app.stop().await;
+}
+
+async fn unknown_routes_and_methods_answer_problems(backend: Backend) {
+    let app = spawn_app(backend).await;
+    assert_problem(app.http.get(app.url("/nowhere")).send().await.expect("send"), 404, "not_found").await;
+    assert_problem(app.http.put(app.url("/token")).send().await.expect("send"), 405, "method_not_allowed").await;
+    let bad_json = app.http.post(app.url("/token")).header("content-type", "application/json").body("{").send().await.expect("send");
+    assert_problem(bad_json, 400, "validation").await;
+    app.stop().await;
+}
+
+async fn every_response_carries_a_request_id(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let response = app.http.get(app.url("/healthz")).send().await.expect("send");
+    assert!(!response.headers()["x-request-id"].is_empty());
+    let given = app.http.get(app.url("/healthz")).header("x-request-id", "abc-123").send().await.expect("send");
+    assert_eq!(given.headers()["x-request-id"], "abc-123");
+    app.stop().await;
+}
+
+backend_tests!(
+    health_and_readiness_answer_without_credentials,
+    readiness_fails_when_the_store_is_gone,
+    metrics_count_requests_by_route_and_status,
+    the_openapi_document_lists_every_route_and_the_docs_render,
+    unknown_routes_and_methods_answer_problems,
+    every_response_carries_a_request_id,
+);
