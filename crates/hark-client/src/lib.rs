@@ -6,8 +6,8 @@ use std::path::Path;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use hark_api::{
-    ApiKeyList, CreatedApiKey, Credentials, LinkRequest, ListNotesQuery, NewApiKey, Note, NoteList, Problem,
-    ServiceCredentials, SignedLink, TokenClaims, TokenResponse, User,
+    ApiKeyList, CreatedApiKey, Credentials, LinkRequest, ListNotesQuery, NewApiKey, Note, NoteList,
+    Problem, ServiceCredentials, SignedLink, TokenClaims, TokenResponse, User,
 };
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
@@ -57,7 +57,11 @@ pub struct Client {
 impl Client {
     /// A client for the server at `base` (e.g. `http://127.0.0.1:8000`).
     pub fn new(base: &str) -> Client {
-        Client { base: base.trim_end_matches('/').to_owned(), token: None, http: reqwest::Client::new() }
+        Client {
+            base: base.trim_end_matches('/').to_owned(),
+            token: None,
+            http: reqwest::Client::new(),
+        }
     }
 
     pub fn with_token(mut self, token: impl Into<String>) -> Client {
@@ -78,31 +82,79 @@ impl Client {
     }
 
     pub async fn register(&self, email: &str, password: &str) -> Result<User, ClientError> {
-        let body = Credentials { email: email.into(), password: password.into() };
-        json(self.request(reqwest::Method::POST, "/api/v1/users").json(&body).send().await?).await
+        let body = Credentials {
+            email: email.into(),
+            password: password.into(),
+        };
+        json(
+            self.request(reqwest::Method::POST, "/api/v1/users")
+                .json(&body)
+                .send()
+                .await?,
+        )
+        .await
     }
 
     pub async fn sign_in(&self, email: &str, password: &str) -> Result<TokenResponse, ClientError> {
-        let body = Credentials { email: email.into(), password: password.into() };
-        json(self.request(reqwest::Method::POST, "/token").json(&body).send().await?).await
+        let body = Credentials {
+            email: email.into(),
+            password: password.into(),
+        };
+        json(
+            self.request(reqwest::Method::POST, "/token")
+                .json(&body)
+                .send()
+                .await?,
+        )
+        .await
     }
 
-    pub async fn sign_in_service(&self, client_id: &str, secret: &str) -> Result<TokenResponse, ClientError> {
-        let body = ServiceCredentials { client_id: client_id.into(), client_secret: secret.into() };
-        json(self.request(reqwest::Method::POST, "/token/s2s").json(&body).send().await?).await
+    pub async fn sign_in_service(
+        &self,
+        client_id: &str,
+        secret: &str,
+    ) -> Result<TokenResponse, ClientError> {
+        let body = ServiceCredentials {
+            client_id: client_id.into(),
+            client_secret: secret.into(),
+        };
+        json(
+            self.request(reqwest::Method::POST, "/token/s2s")
+                .json(&body)
+                .send()
+                .await?,
+        )
+        .await
     }
 
     pub async fn verify_token(&self) -> Result<TokenClaims, ClientError> {
-        json(self.request(reqwest::Method::GET, "/token/verify").send().await?).await
+        json(
+            self.request(reqwest::Method::GET, "/token/verify")
+                .send()
+                .await?,
+        )
+        .await
     }
 
     pub async fn me(&self) -> Result<User, ClientError> {
-        json(self.request(reqwest::Method::GET, "/api/v1/users/me").send().await?).await
+        json(
+            self.request(reqwest::Method::GET, "/api/v1/users/me")
+                .send()
+                .await?,
+        )
+        .await
     }
 
     /// Uploads bytes held in memory as a raw body.
-    pub async fn upload_bytes(&self, bytes: impl Into<Bytes>, options: &UploadOptions) -> Result<Note, ClientError> {
-        let request = self.upload_request(options).header("content-type", "application/octet-stream").body(bytes.into());
+    pub async fn upload_bytes(
+        &self,
+        bytes: impl Into<Bytes>,
+        options: &UploadOptions,
+    ) -> Result<Note, ClientError> {
+        let request = self
+            .upload_request(options)
+            .header("content-type", "application/octet-stream")
+            .body(bytes.into());
         json(request.send().await?).await
     }
 
@@ -133,34 +185,63 @@ impl Client {
     }
 
     fn upload_request(&self, options: &UploadOptions) -> RequestBuilder {
-        let query: Vec<(&str, &str)> = [("name", &options.name), ("title", &options.title), ("series", &options.series)]
-            .into_iter()
-            .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
-            .collect();
-        self.request(reqwest::Method::POST, "/api/v1/notes").query(&query)
+        let query: Vec<(&str, &str)> = [
+            ("name", &options.name),
+            ("title", &options.title),
+            ("series", &options.series),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+        .collect();
+        self.request(reqwest::Method::POST, "/api/v1/notes")
+            .query(&query)
     }
 
     pub async fn list_notes(&self, query: &ListNotesQuery) -> Result<NoteList, ClientError> {
-        json(self.request(reqwest::Method::GET, "/api/v1/notes").query(query).send().await?).await
+        json(
+            self.request(reqwest::Method::GET, "/api/v1/notes")
+                .query(query)
+                .send()
+                .await?,
+        )
+        .await
     }
 
     pub async fn note(&self, id: &str) -> Result<Note, ClientError> {
-        json(self.request(reqwest::Method::GET, &format!("/api/v1/notes/{id}")).send().await?).await
+        json(
+            self.request(reqwest::Method::GET, &format!("/api/v1/notes/{id}"))
+                .send()
+                .await?,
+        )
+        .await
     }
 
     pub async fn delete_note(&self, id: &str) -> Result<(), ClientError> {
-        empty(self.request(reqwest::Method::DELETE, &format!("/api/v1/notes/{id}")).send().await?).await
+        empty(
+            self.request(reqwest::Method::DELETE, &format!("/api/v1/notes/{id}"))
+                .send()
+                .await?,
+        )
+        .await
     }
 
     /// The note's original bytes, in memory.
     pub async fn audio(&self, id: &str) -> Result<Bytes, ClientError> {
-        let response = ok(self.request(reqwest::Method::GET, &format!("/api/v1/notes/{id}/audio")).send().await?).await?;
+        let response = ok(self
+            .request(reqwest::Method::GET, &format!("/api/v1/notes/{id}/audio"))
+            .send()
+            .await?)
+        .await?;
         Ok(response.bytes().await?)
     }
 
     /// Streams the note's original bytes into a file; returns how many were written.
     pub async fn download_to(&self, id: &str, target: &Path) -> Result<u64, ClientError> {
-        let response = ok(self.request(reqwest::Method::GET, &format!("/api/v1/notes/{id}/audio")).send().await?).await?;
+        let response = ok(self
+            .request(reqwest::Method::GET, &format!("/api/v1/notes/{id}/audio"))
+            .send()
+            .await?)
+        .await?;
         let mut file = tokio::fs::File::create(target).await?;
         let mut stream = response.bytes_stream();
         let mut written = 0;
@@ -172,21 +253,47 @@ impl Client {
         Ok(written)
     }
 
-    pub async fn create_link(&self, id: &str, request: &LinkRequest) -> Result<SignedLink, ClientError> {
-        json(self.request(reqwest::Method::POST, &format!("/api/v1/notes/{id}/link")).json(request).send().await?).await
+    pub async fn create_link(
+        &self,
+        id: &str,
+        request: &LinkRequest,
+    ) -> Result<SignedLink, ClientError> {
+        json(
+            self.request(reqwest::Method::POST, &format!("/api/v1/notes/{id}/link"))
+                .json(request)
+                .send()
+                .await?,
+        )
+        .await
     }
 
     pub async fn create_api_key(&self, name: &str) -> Result<CreatedApiKey, ClientError> {
         let body = NewApiKey { name: name.into() };
-        json(self.request(reqwest::Method::POST, "/api/v1/api-keys").json(&body).send().await?).await
+        json(
+            self.request(reqwest::Method::POST, "/api/v1/api-keys")
+                .json(&body)
+                .send()
+                .await?,
+        )
+        .await
     }
 
     pub async fn list_api_keys(&self) -> Result<ApiKeyList, ClientError> {
-        json(self.request(reqwest::Method::GET, "/api/v1/api-keys").send().await?).await
+        json(
+            self.request(reqwest::Method::GET, "/api/v1/api-keys")
+                .send()
+                .await?,
+        )
+        .await
     }
 
     pub async fn delete_api_key(&self, id: &str) -> Result<(), ClientError> {
-        empty(self.request(reqwest::Method::DELETE, &format!("/api/v1/api-keys/{id}")).send().await?).await
+        empty(
+            self.request(reqwest::Method::DELETE, &format!("/api/v1/api-keys/{id}"))
+                .send()
+                .await?,
+        )
+        .await
     }
 }
 
@@ -199,7 +306,10 @@ async fn ok(response: Response) -> Result<Response, ClientError> {
     let body = response.text().await.unwrap_or_default();
     Err(match serde_json::from_str::<Problem>(&body) {
         Ok(problem) => ClientError::Api(problem),
-        Err(_) => ClientError::Unexpected { status: status.as_u16(), body },
+        Err(_) => ClientError::Unexpected {
+            status: status.as_u16(),
+            body,
+        },
     })
 }
 
@@ -207,7 +317,10 @@ async fn json<T: DeserializeOwned>(response: Response) -> Result<T, ClientError>
     let response = ok(response).await?;
     let status = response.status();
     let body = response.text().await?;
-    serde_json::from_str(&body).map_err(|_| ClientError::Unexpected { status: status.as_u16(), body })
+    serde_json::from_str(&body).map_err(|_| ClientError::Unexpected {
+        status: status.as_u16(),
+        body,
+    })
 }
 
 async fn empty(response: Response) -> Result<(), ClientError> {
@@ -215,6 +328,9 @@ async fn empty(response: Response) -> Result<(), ClientError> {
     if response.status() == StatusCode::NO_CONTENT || response.status().is_success() {
         Ok(())
     } else {
-        Err(ClientError::Unexpected { status: response.status().as_u16(), body: String::new() })
+        Err(ClientError::Unexpected {
+            status: response.status().as_u16(),
+            body: String::new(),
+        })
     }
 }

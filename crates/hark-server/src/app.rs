@@ -27,14 +27,24 @@ pub struct App {
 impl App {
     /// Prepares everything and binds the listener (port 0 picks a free one).
     pub async fn build(config: Config) -> anyhow::Result<App> {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating {}", config.data_dir.display()))?;
         let stale = clear_tmp_dir(&config.tmp_dir()).context("clearing the temporary directory")?;
         if stale > 0 {
-            tracing::info!(removed = stale, "removed temporary files of interrupted uploads");
+            tracing::info!(
+                removed = stale,
+                "removed temporary files of interrupted uploads"
+            );
         }
-        let repos = crate::db::connect(config.database_url.expose_secret(), true).await.context("opening the database")?;
-        let store: Arc<dyn BlobStore> = Arc::new(LocalBlobStore::open(&config.storage.blob_dir).context("opening the blob store")?);
-        let secret = load_or_create_secret(config.auth.jwt_secret.expose_secret(), &config.data_dir).context("loading the signing secret")?;
+        let repos = crate::db::connect(config.database_url.expose_secret(), true)
+            .await
+            .context("opening the database")?;
+        let store: Arc<dyn BlobStore> = Arc::new(
+            LocalBlobStore::open(&config.storage.blob_dir).context("opening the blob store")?,
+        );
+        let secret =
+            load_or_create_secret(config.auth.jwt_secret.expose_secret(), &config.data_dir)
+                .context("loading the signing secret")?;
         let auth = AuthService::new(repos.clone(), config.auth.clone(), &secret)?;
         let collector = Arc::new(Notify::new());
         let ingest = Ingest {
@@ -44,8 +54,11 @@ impl App {
             max_bytes: config.limits.max_upload_bytes,
             max_duration_seconds: config.limits.max_duration_seconds,
         };
-        let maintenance = Maintenance::new(&config, repos.clone(), store.clone(), collector.clone());
-        let listener = TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+        let maintenance =
+            Maintenance::new(&config, repos.clone(), store.clone(), collector.clone());
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
         let state = AppState::new(Shared {
             links: SignedLinks::new(&secret),
             metrics: crate::metrics::handle(),
@@ -56,11 +69,17 @@ impl App {
             auth,
             collector,
         });
-        Ok(App { listener, state, maintenance })
+        Ok(App {
+            listener,
+            state,
+            maintenance,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     pub fn state(&self) -> &AppState {
@@ -73,18 +92,24 @@ impl App {
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish (up to the
     /// configured grace) and stops the maintenance loop.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         let background = tokio::spawn(self.maintenance.clone().run(stop.child_token()));
         let grace = Duration::from_secs(self.state.config.shutdown_grace_seconds);
         let router = crate::http::router(self.state.clone());
         let draining = stop.clone();
-        let server = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: draining in-flight requests");
-                draining.cancel();
-            });
+        let server = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining in-flight requests");
+            draining.cancel();
+        });
         let served = tokio::select! {
             served = server => served.context("serving HTTP"),
             () = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
@@ -124,6 +149,12 @@ pub async fn shutdown_signal() {
 pub fn init_tracing(format: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }

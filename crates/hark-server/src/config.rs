@@ -84,12 +84,19 @@ impl Config {
         let mut figment = Figment::from(Toml::string(DEFAULT_CONFIG));
         if let Some(file) = file {
             if !file.exists() {
-                return Err(ConfigError::Invalid(format!("{} does not exist", file.display())));
+                return Err(ConfigError::Invalid(format!(
+                    "{} does not exist",
+                    file.display()
+                )));
             }
             figment = figment.merge(Toml::file(file));
         }
         let figment = figment
-            .merge(Env::prefixed("HARK_").split("__").ignore(&["config", "server", "token"]))
+            .merge(
+                Env::prefixed("HARK_")
+                    .split("__")
+                    .ignore(&["config", "server", "token"]),
+            )
             .merge(Serialized::defaults(overrides));
         let mut config: Config = figment.extract().map_err(Box::new)?;
         config.derive_defaults();
@@ -113,20 +120,29 @@ impl Config {
         use secrecy::ExposeSecret;
         let invalid = |msg: String| Err(ConfigError::Invalid(msg));
         if self.listen.parse::<SocketAddr>().is_err() {
-            return invalid(format!("listen: {:?} is not an address like 127.0.0.1:8000", self.listen));
+            return invalid(format!(
+                "listen: {:?} is not an address like 127.0.0.1:8000",
+                self.listen
+            ));
         }
         let url = self.database_url.expose_secret();
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres:")
+            || url.starts_with("postgresql:"))
+        {
             return invalid("database_url: must start with sqlite:// or postgres://".into());
         }
         if self.limits.max_upload_bytes == 0 {
             return invalid("limits.max_upload_bytes: must be positive".into());
         }
-        if !(self.limits.max_duration_seconds > 0.0) {
+        if self.limits.max_duration_seconds.is_nan() || self.limits.max_duration_seconds <= 0.0 {
             return invalid("limits.max_duration_seconds: must be positive".into());
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
-            return invalid(format!("log_format: {:?} is neither text nor json", self.log_format));
+            return invalid(format!(
+                "log_format: {:?} is neither text nor json",
+                self.log_format
+            ));
         }
         if !self.public_url.is_empty() && !self.public_url.starts_with("http") {
             return invalid("public_url: must be an http:// or https:// URL".into());
@@ -148,11 +164,17 @@ mod tests {
     fn defaults_follow_data_dir() {
         let config = Config::load(
             None,
-            Overrides { data_dir: Some("/srv/hark".into()), ..Default::default() },
+            Overrides {
+                data_dir: Some("/srv/hark".into()),
+                ..Default::default()
+            },
         )
         .expect("defaults load");
         use secrecy::ExposeSecret;
-        assert_eq!(config.database_url.expose_secret(), "sqlite:///srv/hark/hark.db");
+        assert_eq!(
+            config.database_url.expose_secret(),
+            "sqlite:///srv/hark/hark.db"
+        );
         assert_eq!(config.storage.blob_dir, PathBuf::from("/srv/hark/blobs"));
         assert_eq!(config.listen, "127.0.0.1:8000");
         assert_eq!(config.limits.max_upload_bytes, 50 * 1024 * 1024);
@@ -160,7 +182,13 @@ mod tests {
 
     #[test]
     fn a_bad_listen_address_is_refused() {
-        let err = Config::load(None, Overrides { listen: Some("nowhere".into()), ..Default::default() });
+        let err = Config::load(
+            None,
+            Overrides {
+                listen: Some("nowhere".into()),
+                ..Default::default()
+            },
+        );
         assert!(matches!(err, Err(ConfigError::Invalid(_))));
     }
 }

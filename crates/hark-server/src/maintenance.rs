@@ -33,13 +33,20 @@ pub struct Reconciled {
 }
 
 impl Maintenance {
-    pub fn new(config: &Config, repos: Repos, store: Arc<dyn BlobStore>, collector: Arc<Notify>) -> Maintenance {
+    pub fn new(
+        config: &Config,
+        repos: Repos,
+        store: Arc<dyn BlobStore>,
+        collector: Arc<Notify>,
+    ) -> Maintenance {
         Maintenance {
             repos,
             store,
             orphan_grace_seconds: config.storage.orphan_grace_seconds,
             gc_interval: Duration::from_secs(config.storage.gc_interval_seconds.max(1)),
-            reconcile_interval: Duration::from_secs(config.storage.reconcile_interval_seconds.max(1)),
+            reconcile_interval: Duration::from_secs(
+                config.storage.reconcile_interval_seconds.max(1),
+            ),
             collector,
         }
     }
@@ -68,7 +75,11 @@ impl Maintenance {
     pub async fn collect_garbage(&self) -> anyhow::Result<usize> {
         let mut collected = 0;
         loop {
-            let batch = self.repos.blobs.orphaned_blobs(Timestamp::now(), 100).await?;
+            let batch = self
+                .repos
+                .blobs
+                .orphaned_blobs(Timestamp::now(), 100)
+                .await?;
             if batch.is_empty() {
                 break;
             }
@@ -76,7 +87,8 @@ impl Maintenance {
             for sha in batch {
                 let key = BlobKey::parse(&sha)?;
                 let store = self.store.clone();
-                let remove = Box::pin(async move { store.delete(&key).await.map_err(|e| e.to_string()) });
+                let remove =
+                    Box::pin(async move { store.delete(&key).await.map_err(|e| e.to_string()) });
                 if self.repos.blobs.collect_blob(&sha, remove).await? {
                     collected += 1;
                     progressed = true;
@@ -98,7 +110,9 @@ impl Maintenance {
     pub async fn reconcile(&self) -> anyhow::Result<Reconciled> {
         let mut outcome = Reconciled::default();
         for entry in self.store.list().await? {
-            if entry.age_seconds >= self.orphan_grace_seconds && !self.repos.blobs.blob_known(entry.key.as_str()).await? {
+            if entry.age_seconds >= self.orphan_grace_seconds
+                && !self.repos.blobs.blob_known(entry.key.as_str()).await?
+            {
                 self.store.delete(&entry.key).await?;
                 outcome.orphan_files_removed += 1;
             }
@@ -106,11 +120,17 @@ impl Maintenance {
         let mut after = String::new();
         loop {
             let page = self.repos.blobs.referenced_blobs(&after, 500).await?;
-            let Some(last) = page.last().cloned() else { break };
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
             for sha in page {
                 if !self.store.exists(&BlobKey::parse(&sha)?).await? {
                     tracing::error!(sha256 = %sha, "a referenced blob is missing from the store");
-                    outcome.notes_failed += self.repos.notes.fail_notes_of_blob(&sha, "the stored audio is missing").await?;
+                    outcome.notes_failed += self
+                        .repos
+                        .notes
+                        .fail_notes_of_blob(&sha, "the stored audio is missing")
+                        .await?;
                 }
             }
             after = last;
@@ -128,7 +148,11 @@ pub fn clear_tmp_dir(dir: &Path) -> std::io::Result<usize> {
     let mut removed = 0;
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        if path.is_dir() { std::fs::remove_dir_all(&path)? } else { std::fs::remove_file(&path)? }
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path)?
+        } else {
+            std::fs::remove_file(&path)?
+        }
         removed += 1;
     }
     Ok(removed)

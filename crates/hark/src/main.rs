@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "hark", version, about = "A self-hosted voice-note and audio server")]
+#[command(
+    name = "hark",
+    version,
+    about = "A self-hosted voice-note and audio server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -111,9 +115,19 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::HashSecret { secret } => commands::user::hash_secret(secret),
-        Command::Login { client, email, password } => commands::client::login(client, &email, password).await,
-        Command::Upload { client, options, files } => commands::client::upload(client, options, files).await,
+        Command::Login {
+            client,
+            email,
+            password,
+        } => commands::client::login(client, &email, password).await,
+        Command::Upload {
+            client,
+            options,
+            files,
+        } => commands::client::upload(client, options, files).await,
         Command::List { client, filters } => commands::client::list(client, filters).await,
-        Command::Download { client, id, output } => commands::client::download(client, &id, output).await,
+        Command::Download { client, id, output } => {
+            commands::client::download(client, &id, output).await
+        }
     }
 }

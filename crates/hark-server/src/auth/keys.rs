@@ -17,7 +17,9 @@ pub fn load_or_create_secret(configured: &str, data_dir: &Path) -> std::io::Resu
     }
     let path = data_dir.join("jwt.secret");
     match std::fs::read_to_string(&path) {
-        Ok(existing) if !existing.trim().is_empty() => return Ok(existing.trim().as_bytes().to_vec()),
+        Ok(existing) if !existing.trim().is_empty() => {
+            return Ok(existing.trim().as_bytes().to_vec());
+        }
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),

@@ -26,7 +26,9 @@ impl SignedLinks {
     pub fn new(secret: &[u8]) -> SignedLinks {
         let mut mac = HmacSha256::new_from_slice(secret).unwrap_or_else(|_| unreachable_hmac());
         mac.update(b"hark signed links v1");
-        SignedLinks { key: mac.finalize().into_bytes().to_vec() }
+        SignedLinks {
+            key: mac.finalize().into_bytes().to_vec(),
+        }
     }
 
     fn mac(&self, note: NoteId, rendition: Option<&str>, expires: i64) -> HmacSha256 {
@@ -38,7 +40,8 @@ impl SignedLinks {
     /// The query string (without `?`) that authorises `note` until `expires`.
     pub fn sign(&self, note: NoteId, rendition: Option<&str>, expires: Timestamp) -> String {
         let expires = expires.unix_seconds();
-        let sig = URL_SAFE_NO_PAD.encode(self.mac(note, rendition, expires).finalize().into_bytes());
+        let sig =
+            URL_SAFE_NO_PAD.encode(self.mac(note, rendition, expires).finalize().into_bytes());
         match rendition {
             Some(r) => format!("rendition={r}&expires={expires}&sig={sig}"),
             None => format!("expires={expires}&sig={sig}"),
@@ -46,9 +49,20 @@ impl SignedLinks {
     }
 
     /// Whether the signature is genuine and `now` is before its expiry (no grace period).
-    pub fn verify(&self, note: NoteId, rendition: Option<&str>, link: &LinkSignature, now: Timestamp) -> bool {
-        let Ok(sig) = URL_SAFE_NO_PAD.decode(&link.sig) else { return false };
-        let genuine = self.mac(note, rendition, link.expires).verify_slice(&sig).is_ok();
+    pub fn verify(
+        &self,
+        note: NoteId,
+        rendition: Option<&str>,
+        link: &LinkSignature,
+        now: Timestamp,
+    ) -> bool {
+        let Ok(sig) = URL_SAFE_NO_PAD.decode(&link.sig) else {
+            return false;
+        };
+        let genuine = self
+            .mac(note, rendition, link.expires)
+            .verify_slice(&sig)
+            .is_ok();
         genuine && now.unix_seconds() < link.expires
     }
 }
@@ -68,14 +82,31 @@ mod tests {
         let note = NoteId::generate();
         let now = Timestamp::now();
         let query = links.sign(note, None, now.plus_seconds(60));
-        let params: std::collections::HashMap<_, _> =
-            query.split('&').filter_map(|kv| kv.split_once('=')).collect();
-        let link = LinkSignature { expires: params["expires"].parse().expect("number"), sig: params["sig"].into() };
+        let params: std::collections::HashMap<_, _> = query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .collect();
+        let link = LinkSignature {
+            expires: params["expires"].parse().expect("number"),
+            sig: params["sig"].into(),
+        };
         assert!(links.verify(note, None, &link, now));
-        assert!(!links.verify(note, None, &link, now.plus_seconds(60)), "valid from expires_at on");
-        assert!(!links.verify(NoteId::generate(), None, &link, now), "another note");
-        assert!(!links.verify(note, Some("mp3"), &link, now), "another rendition");
-        let later = LinkSignature { expires: link.expires + 3600, ..link.clone() };
+        assert!(
+            !links.verify(note, None, &link, now.plus_seconds(60)),
+            "valid from expires_at on"
+        );
+        assert!(
+            !links.verify(NoteId::generate(), None, &link, now),
+            "another note"
+        );
+        assert!(
+            !links.verify(note, Some("mp3"), &link, now),
+            "another rendition"
+        );
+        let later = LinkSignature {
+            expires: link.expires + 3600,
+            ..link.clone()
+        };
         assert!(!links.verify(note, None, &later, now), "extended expiry");
     }
 }

@@ -45,7 +45,10 @@ pub enum AuthError {
 #[derive(Debug, Clone)]
 pub enum Principal {
     User(User),
-    Service { client_id: String, scopes: Vec<String> },
+    Service {
+        client_id: String,
+        scopes: Vec<String>,
+    },
 }
 
 /// A personal API key just made: the only time its secret is known.
@@ -64,14 +67,24 @@ pub struct AuthService {
 }
 
 impl AuthService {
-    pub fn new(repos: Repos, config: AuthConfig, secret: &[u8]) -> Result<Arc<AuthService>, AuthError> {
+    pub fn new(
+        repos: Repos,
+        config: AuthConfig,
+        secret: &[u8],
+    ) -> Result<Arc<AuthService>, AuthError> {
         let throttle = Throttle::new(
             config.max_failures_per_email,
             config.max_failures_per_ip,
             std::time::Duration::from_secs(config.failure_window_seconds),
         );
         let dummy_hash = password::hash_blocking("dummy password for timing")?;
-        Ok(Arc::new(AuthService { repos, tokens: TokenKeys::new(secret), config, throttle, dummy_hash }))
+        Ok(Arc::new(AuthService {
+            repos,
+            tokens: TokenKeys::new(secret),
+            config,
+            throttle,
+            dummy_hash,
+        }))
     }
 
     pub fn open_registration(&self) -> bool {
@@ -79,7 +92,12 @@ impl AuthService {
     }
 
     /// Creates a user with a hashed password.
-    pub async fn register(&self, email: &str, password: &str, role: Role) -> Result<User, AuthError> {
+    pub async fn register(
+        &self,
+        email: &str,
+        password: &str,
+        role: Role,
+    ) -> Result<User, AuthError> {
         let email = Email::parse(email).map_err(AuthError::Invalid)?;
         let password = Password::parse(password).map_err(AuthError::Invalid)?;
         let password_hash = password::hash(password.expose()).await?;
@@ -90,7 +108,13 @@ impl AuthService {
             role,
             created_at: Timestamp::now(),
         };
-        self.repos.users.create_user(new).await.map_err(|e| if e.is_conflict() { AuthError::EmailTaken } else { e.into() })
+        self.repos.users.create_user(new).await.map_err(|e| {
+            if e.is_conflict() {
+                AuthError::EmailTaken
+            } else {
+                e.into()
+            }
+        })
     }
 
     pub async fn set_password(&self, user: UserId, password: &str) -> Result<bool, AuthError> {
@@ -101,14 +125,21 @@ impl AuthService {
 
     /// Checks an email and password and issues a user token. Unknown emails and wrong
     /// passwords fail alike; repeated failures per email and per IP are throttled.
-    pub async fn sign_in(&self, email: &str, password: &str, ip: IpAddr) -> Result<TokenResponse, AuthError> {
+    pub async fn sign_in(
+        &self,
+        email: &str,
+        password: &str,
+        ip: IpAddr,
+    ) -> Result<TokenResponse, AuthError> {
         let normalised = email.trim().to_lowercase();
         self.throttle.check(&normalised, ip)?;
         let user = match Email::parse(email) {
             Ok(email) => self.repos.users.user_by_email(email.as_str()).await?,
             Err(_) => None,
         };
-        let hash = user.as_ref().map_or(self.dummy_hash.as_str(), |u| u.password_hash.as_str());
+        let hash = user
+            .as_ref()
+            .map_or(self.dummy_hash.as_str(), |u| u.password_hash.as_str());
         let valid = password::verify(password, hash).await?;
         match user {
             Some(user) if valid => {
@@ -123,16 +154,31 @@ impl AuthService {
     }
 
     /// Issues a service token for a client from the configuration.
-    pub async fn sign_in_service(&self, client_id: &str, secret: &str, ip: IpAddr) -> Result<TokenResponse, AuthError> {
+    pub async fn sign_in_service(
+        &self,
+        client_id: &str,
+        secret: &str,
+        ip: IpAddr,
+    ) -> Result<TokenResponse, AuthError> {
         let key = format!("service:{client_id}");
         self.throttle.check(&key, ip)?;
-        let client = self.config.service_clients.iter().find(|c| c.client_id == client_id);
-        let hash = client.map_or(self.dummy_hash.as_str(), |c: &ServiceClient| c.secret_hash.as_str());
+        let client = self
+            .config
+            .service_clients
+            .iter()
+            .find(|c| c.client_id == client_id);
+        let hash = client.map_or(self.dummy_hash.as_str(), |c: &ServiceClient| {
+            c.secret_hash.as_str()
+        });
         let valid = password::verify(secret, hash).await?;
         match client {
             Some(client) if valid => {
                 self.throttle.succeeded(&key);
-                Ok(self.tokens.issue_service(&client.client_id, &client.scopes, self.config.token_ttl_seconds))
+                Ok(self.tokens.issue_service(
+                    &client.client_id,
+                    &client.scopes,
+                    self.config.token_ttl_seconds,
+                ))
             }
             _ => {
                 self.throttle.failed(&key, ip);
@@ -149,23 +195,36 @@ impl AuthService {
     /// Resolves a bearer credential (a token or a personal API key) to its principal.
     pub async fn authenticate(&self, bearer: &str) -> Result<Principal, AuthError> {
         if keys::is_api_key(bearer) {
-            let user = self.repos.api_keys.user_by_api_key(&keys::hash_api_key(bearer)).await?;
-            return user.map(Principal::User).ok_or_else(|| AuthError::InvalidToken("unknown API key".into()));
+            let user = self
+                .repos
+                .api_keys
+                .user_by_api_key(&keys::hash_api_key(bearer))
+                .await?;
+            return user
+                .map(Principal::User)
+                .ok_or_else(|| AuthError::InvalidToken("unknown API key".into()));
         }
         let claims = self.tokens.verify(bearer)?;
         if let Some(client_id) = claims.sub.strip_prefix("service:") {
-            return Ok(Principal::Service { client_id: client_id.to_owned(), scopes: claims.scopes.unwrap_or_default() });
+            return Ok(Principal::Service {
+                client_id: client_id.to_owned(),
+                scopes: claims.scopes.unwrap_or_default(),
+            });
         }
-        let id = UserId::parse(&claims.sub).ok_or_else(|| AuthError::InvalidToken("bad subject".into()))?;
+        let id = UserId::parse(&claims.sub)
+            .ok_or_else(|| AuthError::InvalidToken("bad subject".into()))?;
         // The user may have been deleted since the token was issued.
         let user = self.repos.users.user_by_id(id).await?;
-        user.map(Principal::User).ok_or_else(|| AuthError::InvalidToken("unknown user".into()))
+        user.map(Principal::User)
+            .ok_or_else(|| AuthError::InvalidToken("unknown user".into()))
     }
 
     pub async fn create_api_key(&self, user: UserId, name: &str) -> Result<CreatedKey, AuthError> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 {
-            return Err(AuthError::Invalid("name must be 1 to 100 characters".into()));
+            return Err(AuthError::Invalid(
+                "name must be 1 to 100 characters".into(),
+            ));
         }
         let key = keys::generate_api_key();
         let record = NewApiKeyRecord {

@@ -1,9 +1,9 @@
 //! Argon2id password hashes (PHC strings). Hashing is deliberately slow, so it runs on the
 //! blocking pool.
 
+use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 
 use super::AuthError;
 
@@ -26,7 +26,11 @@ pub async fn hash(password: &str) -> Result<String, AuthError> {
 pub async fn verify(password: &str, hash: &str) -> Result<bool, AuthError> {
     let (password, hash) = (password.to_owned(), hash.to_owned());
     tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        PasswordHash::new(&hash).is_ok_and(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
     })
     .await
     .map_err(|e| AuthError::Hashing(e.to_string()))

@@ -17,7 +17,12 @@ pub struct Throttle {
 
 impl Throttle {
     pub fn new(max_per_email: u32, max_per_ip: u32, window: Duration) -> Throttle {
-        Throttle { max_per_email, max_per_ip, window, failures: Mutex::new(HashMap::new()) }
+        Throttle {
+            max_per_email,
+            max_per_ip,
+            window,
+            failures: Mutex::new(HashMap::new()),
+        }
     }
 
     fn keys(email: &str, ip: IpAddr) -> [String; 2] {
@@ -30,13 +35,22 @@ impl Throttle {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let [by_email, by_ip] = Self::keys(email, ip);
         for (key, max) in [(by_email, self.max_per_email), (by_ip, self.max_per_ip)] {
-            let Some(times) = failures.get_mut(&key) else { continue };
-            while times.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+            let Some(times) = failures.get_mut(&key) else {
+                continue;
+            };
+            while times
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= self.window)
+            {
                 times.pop_front();
             }
             if times.len() >= max as usize {
                 let oldest = times.front().copied().unwrap_or(now);
-                let retry_after = self.window.saturating_sub(now.duration_since(oldest)).as_secs().max(1);
+                let retry_after = self
+                    .window
+                    .saturating_sub(now.duration_since(oldest))
+                    .as_secs()
+                    .max(1);
                 return Err(AuthError::Throttled { retry_after });
             }
         }
@@ -48,7 +62,11 @@ impl Throttle {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         // Keep the map from growing without bound under a spray of distinct emails.
         if failures.len() > 100_000 {
-            failures.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < self.window));
+            failures.retain(|_, times| {
+                times
+                    .back()
+                    .is_some_and(|t| now.duration_since(*t) < self.window)
+            });
         }
         for key in Self::keys(email, ip) {
             failures.entry(key).or_default().push_back(now);
@@ -72,8 +90,14 @@ mod tests {
         throttle.failed("a@x.io", ip);
         assert!(throttle.check("a@x.io", ip).is_ok());
         throttle.failed("a@x.io", ip);
-        assert!(matches!(throttle.check("a@x.io", ip), Err(AuthError::Throttled { .. })));
-        assert!(throttle.check("b@x.io", ip).is_ok(), "other emails from the same IP still pass");
+        assert!(matches!(
+            throttle.check("a@x.io", ip),
+            Err(AuthError::Throttled { .. })
+        ));
+        assert!(
+            throttle.check("b@x.io", ip).is_ok(),
+            "other emails from the same IP still pass"
+        );
         throttle.succeeded("a@x.io");
         assert!(throttle.check("a@x.io", ip).is_ok());
     }
@@ -85,6 +109,9 @@ mod tests {
         for n in 0..3 {
             throttle.failed(&format!("u{n}@x.io"), ip);
         }
-        assert!(matches!(throttle.check("new@x.io", ip), Err(AuthError::Throttled { .. })));
+        assert!(matches!(
+            throttle.check("new@x.io", ip),
+            Err(AuthError::Throttled { .. })
+        ));
     }
 }

@@ -33,7 +33,11 @@ impl TokenKeys {
         validation.set_issuer(&[ISSUER]);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
-        TokenKeys { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation }
+        TokenKeys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        }
     }
 
     pub fn issue_user(&self, user: &User, ttl: u64) -> TokenResponse {
@@ -41,21 +45,50 @@ impl TokenKeys {
     }
 
     pub fn issue_service(&self, client_id: &str, scopes: &[String], ttl: u64) -> TokenResponse {
-        self.issue(format!("service:{client_id}"), None, Some(scopes.to_vec()), ttl)
+        self.issue(
+            format!("service:{client_id}"),
+            None,
+            Some(scopes.to_vec()),
+            ttl,
+        )
     }
 
-    fn issue(&self, sub: String, role: Option<hark_api::Role>, scopes: Option<Vec<String>>, ttl: u64) -> TokenResponse {
+    fn issue(
+        &self,
+        sub: String,
+        role: Option<hark_api::Role>,
+        scopes: Option<Vec<String>>,
+        ttl: u64,
+    ) -> TokenResponse {
         let now = Timestamp::now().unix_seconds().max(0) as u64;
-        let claims = Claims { sub, role, scopes, exp: now + ttl, iat: now, iss: ISSUER.into() };
+        let claims = Claims {
+            sub,
+            role,
+            scopes,
+            exp: now + ttl,
+            iat: now,
+            iss: ISSUER.into(),
+        };
         // Encoding a plain struct with an HMAC key cannot fail.
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).unwrap_or_default();
-        TokenResponse { access_token: token, token_type: "Bearer".into(), expires_in: ttl }
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .unwrap_or_default();
+        TokenResponse {
+            access_token: token,
+            token_type: "Bearer".into(),
+            expires_in: ttl,
+        }
     }
 
     pub fn verify(&self, token: &str) -> Result<TokenClaims, AuthError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
         let c = data.claims;
-        Ok(TokenClaims { sub: c.sub, role: c.role, scopes: c.scopes, exp: c.exp, iat: c.iat })
+        Ok(TokenClaims {
+            sub: c.sub,
+            role: c.role,
+            scopes: c.scopes,
+            exp: c.exp,
+            iat: c.iat,
+        })
     }
 }

@@ -30,7 +30,10 @@ impl LocalBlobStore {
         std::fs::create_dir_all(root)?;
         let root = root.canonicalize()?;
         let store = LocalFileSystem::new_with_prefix(&root)?;
-        Ok(LocalBlobStore { root, store: Arc::new(store) })
+        Ok(LocalBlobStore {
+            root,
+            store: Arc::new(store),
+        })
     }
 
     fn file(&self, key: &BlobKey) -> PathBuf {
@@ -43,7 +46,9 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 fn put_blocking(source: &Path, target: &Path) -> std::io::Result<()> {
-    let dir = target.parent().ok_or_else(|| std::io::Error::other("blob path has no parent"))?;
+    let dir = target
+        .parent()
+        .ok_or_else(|| std::io::Error::other("blob path has no parent"))?;
     std::fs::create_dir_all(dir)?;
     std::fs::File::open(source)?.sync_all()?;
     match std::fs::hard_link(source, target) {
@@ -75,11 +80,20 @@ impl BlobStore for LocalBlobStore {
     }
 
     async fn read_range(&self, key: &BlobKey, range: Range<u64>) -> Result<ByteStream, BlobError> {
-        let options = GetOptions { range: Some(GetRange::Bounded(range)), ..Default::default() };
-        let result = self.store.get_opts(&StorePath::from(key.path()), options).await.map_err(|e| match e {
-            object_store::Error::NotFound { .. } => BlobError::NotFound(key.as_str().to_owned()),
-            other => other.into(),
-        })?;
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(range)),
+            ..Default::default()
+        };
+        let result = self
+            .store
+            .get_opts(&StorePath::from(key.path()), options)
+            .await
+            .map_err(|e| match e {
+                object_store::Error::NotFound { .. } => {
+                    BlobError::NotFound(key.as_str().to_owned())
+                }
+                other => other.into(),
+            })?;
         Ok(result.into_stream().map_err(BlobError::from).boxed())
     }
 
@@ -97,17 +111,30 @@ impl BlobStore for LocalBlobStore {
         let mut listing = self.store.list(None);
         while let Some(meta) = listing.next().await {
             let meta = meta?;
-            let Some(name) = meta.location.filename() else { continue };
+            let Some(name) = meta.location.filename() else {
+                continue;
+            };
             // Staging files of interrupted copies are not blobs; they are swept like orphans.
-            let Ok(key) = BlobKey::parse(name) else { continue };
-            let age = now.duration_since(SystemTime::from(meta.last_modified)).unwrap_or_default();
-            entries.push(BlobEntry { key, age_seconds: age.as_secs() });
+            let Ok(key) = BlobKey::parse(name) else {
+                continue;
+            };
+            let age = now
+                .duration_since(SystemTime::from(meta.last_modified))
+                .unwrap_or_default();
+            entries.push(BlobEntry {
+                key,
+                age_seconds: age.as_secs(),
+            });
         }
         Ok(entries)
     }
 
     async fn check(&self) -> Result<(), BlobError> {
         let probe = tokio::fs::metadata(&self.root).await?;
-        if probe.is_dir() { Ok(()) } else { Err(std::io::Error::other("blob root is not a directory").into()) }
+        if probe.is_dir() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other("blob root is not a directory").into())
+        }
     }
 }

@@ -37,8 +37,15 @@ pub struct BlobKey(String);
 
 impl BlobKey {
     pub fn parse(sha256_hex: &str) -> Result<BlobKey, BlobError> {
-        let valid = sha256_hex.len() == 64 && sha256_hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if valid { Ok(BlobKey(sha256_hex.to_owned())) } else { Err(BlobError::InvalidKey(sha256_hex.to_owned())) }
+        let valid = sha256_hex.len() == 64
+            && sha256_hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if valid {
+            Ok(BlobKey(sha256_hex.to_owned()))
+        } else {
+            Err(BlobError::InvalidKey(sha256_hex.to_owned()))
+        }
     }
 
     pub fn as_str(&self) -> &str {

@@ -75,9 +75,12 @@ pub struct ApiKeyRecord {
 /// What `insert_note` did.
 #[derive(Debug)]
 pub enum InsertOutcome {
-    Inserted(Note),
+    Inserted(Box<Note>),
     /// The idempotency key was already used; this is the note it produced and that note's bytes.
-    Replayed { note_id: NoteId, sha256: String },
+    Replayed {
+        note_id: NoteId,
+        sha256: String,
+    },
 }
 
 /// Orders a note list can take. Every order ends with the id, so it is total.
@@ -124,7 +127,10 @@ impl NoteSort {
     }
 
     fn descending(self) -> bool {
-        matches!(self, Self::CreatedDesc | Self::DurationDesc | Self::NameDesc)
+        matches!(
+            self,
+            Self::CreatedDesc | Self::DurationDesc | Self::NameDesc
+        )
     }
 }
 
@@ -187,14 +193,22 @@ pub trait NoteRepo: Send + Sync {
     /// In one transaction: takes a reference on the blob (creating its row if new), inserts the
     /// note, records the idempotency key and appends `note.created`. When the key was already
     /// used by this user, MUST change nothing and answer `Replayed`.
-    async fn insert_note(&self, note: &NewNote, idempotency_key: Option<&str>) -> Result<InsertOutcome, DbError>;
+    async fn insert_note(
+        &self,
+        note: &NewNote,
+        idempotency_key: Option<&str>,
+    ) -> Result<InsertOutcome, DbError>;
     /// The note if `viewer` owns it or received it; `None` otherwise, exactly as if missing.
     async fn note_for_viewer(&self, id: NoteId, viewer: UserId) -> Result<Option<Note>, DbError>;
     /// The note whatever its owner: for signed links, whose signature is the authority.
     async fn note_by_id(&self, id: NoteId) -> Result<Option<Note>, DbError>;
     /// The newest note of that name `viewer` may see.
     async fn newest_named(&self, viewer: UserId, name: &str) -> Result<Option<Note>, DbError>;
-    async fn idempotent_result(&self, user: UserId, key: &str) -> Result<Option<(NoteId, String)>, DbError>;
+    async fn idempotent_result(
+        &self,
+        user: UserId,
+        key: &str,
+    ) -> Result<Option<(NoteId, String)>, DbError>;
     /// At most `filter.limit` notes, in the filter's order, strictly after its cursor.
     async fn list_notes(&self, filter: &NoteFilter) -> Result<Vec<Note>, DbError>;
     /// Deletes an owned note, releases its blob and appends `note.deleted`, in one transaction.
@@ -258,9 +272,13 @@ impl Repos {
 /// when `migrate` is set.
 pub async fn connect(url: &str, migrate: bool) -> Result<Repos, DbError> {
     if url.starts_with("sqlite:") {
-        Ok(Repos::from_backend(SqliteRepo::connect(url, migrate).await?))
+        Ok(Repos::from_backend(
+            SqliteRepo::connect(url, migrate).await?,
+        ))
     } else {
-        Ok(Repos::from_backend(PostgresRepo::connect(url, migrate).await?))
+        Ok(Repos::from_backend(
+            PostgresRepo::connect(url, migrate).await?,
+        ))
     }
 }
 

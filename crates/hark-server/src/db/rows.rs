@@ -8,9 +8,24 @@ use crate::domain::{Email, Note, NoteId, Timestamp, User, UserId};
 
 /// The columns of `NoteRow`, in order, for `SELECT` lists.
 pub(super) const NOTE_COLUMNS: [&str; 18] = [
-    "id", "owner_id", "name", "title", "series", "format", "codec", "mime", "duration_seconds",
-    "sample_rate", "channels", "bitrate", "size_bytes", "sha256", "status", "failure_reason",
-    "tags", "created_at",
+    "id",
+    "owner_id",
+    "name",
+    "title",
+    "series",
+    "format",
+    "codec",
+    "mime",
+    "duration_seconds",
+    "sample_rate",
+    "channels",
+    "bitrate",
+    "size_bytes",
+    "sha256",
+    "status",
+    "failure_reason",
+    "tags",
+    "created_at",
 ];
 
 /// `NOTE_COLUMNS` qualified with a table alias: `n.id, n.owner_id, ...`.
@@ -73,7 +88,8 @@ impl TryFrom<NoteRow> for Note {
     fn try_from(row: NoteRow) -> Result<Note, DbError> {
         Ok(Note {
             id: NoteId::parse(&row.id).ok_or_else(|| corrupt("note id", &row.id))?,
-            owner_id: UserId::parse(&row.owner_id).ok_or_else(|| corrupt("owner id", &row.owner_id))?,
+            owner_id: UserId::parse(&row.owner_id)
+                .ok_or_else(|| corrupt("owner id", &row.owner_id))?,
             name: row.name,
             title: row.title,
             series: row.series,

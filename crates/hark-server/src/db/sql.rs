@@ -354,7 +354,7 @@ macro_rules! sql_repository {
                 })
                 .await?;
                 tx.commit().await?;
-                Ok(InsertOutcome::Inserted(row.try_into()?))
+                Ok(InsertOutcome::Inserted(Box::new(row.try_into()?)))
             }
 
             async fn note_for_viewer(&self, id: NoteId, viewer: UserId) -> Result<Option<Note>, DbError> {

@@ -21,7 +21,10 @@ impl SqliteRepo {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
         if migrate {
             sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         }

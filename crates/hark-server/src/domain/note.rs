@@ -85,7 +85,10 @@ mod tests {
     fn names_keep_only_their_last_component() {
         let name = |s| NoteName::parse(s).map(|n| n.map(NoteName::into_string));
         assert_eq!(name("../../etc/passwd"), Ok(Some("passwd".into())));
-        assert_eq!(name("C:\\Users\\ann\\memo.wav"), Ok(Some("memo.wav".into())));
+        assert_eq!(
+            name("C:\\Users\\ann\\memo.wav"),
+            Ok(Some("memo.wav".into()))
+        );
         assert_eq!(name("say \"hi\".wav"), Ok(Some("say \"hi\".wav".into())));
         assert_eq!(name("bell\u{7}\n.wav"), Ok(Some("bell.wav".into())));
         assert_eq!(name("mémo 日本.ogg"), Ok(Some("mémo 日本.ogg".into())));

@@ -41,7 +41,9 @@ impl Timestamp {
 
     /// Parses any RFC 3339 instant (any offset).
     pub fn parse_rfc3339(s: &str) -> Option<Self> {
-        OffsetDateTime::parse(s, &Rfc3339).ok().map(Self::from_datetime)
+        OffsetDateTime::parse(s, &Rfc3339)
+            .ok()
+            .map(Self::from_datetime)
     }
 }
 

@@ -13,10 +13,17 @@ impl Email {
         let s = s.trim().to_lowercase();
         let valid = s.len() <= 254
             && s.split_once('@').is_some_and(|(local, domain)| {
-                !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+                !local.is_empty()
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
             })
             && !s.chars().any(|c| c.is_whitespace() || c.is_control());
-        if valid { Ok(Email(s)) } else { Err(format!("{s:?} is not an email address")) }
+        if valid {
+            Ok(Email(s))
+        } else {
+            Err(format!("{s:?} is not an email address"))
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -67,8 +74,18 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_checked() {
-        assert_eq!(Email::parse(" Ann@Example.COM ").map(|e| e.0), Ok("ann@example.com".into()));
-        for bad in ["", "ann", "@example.com", "ann@example", "a nn@example.com", "ann@.com"] {
+        assert_eq!(
+            Email::parse(" Ann@Example.COM ").map(|e| e.0),
+            Ok("ann@example.com".into())
+        );
+        for bad in [
+            "",
+            "ann",
+            "@example.com",
+            "ann@example",
+            "a nn@example.com",
+            "ann@.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -22,9 +22,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(value)) => Ok(AppJson(value)),
-            Err(JsonRejection::MissingJsonContentType(_)) => {
-                Err(ApiError::new(hark_api::ProblemCode::UnsupportedMediaType, "expected Content-Type: application/json"))
-            }
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
+                hark_api::ProblemCode::UnsupportedMediaType,
+                "expected Content-Type: application/json",
+            )),
             Err(rejection) => Err(ApiError::validation(rejection.body_text())),
         }
     }
@@ -46,11 +47,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for AppQuery<T> {
 
 /// The bearer credential of the `Authorization` header, if any.
 pub fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
-    let Some(value) = parts.headers.get(AUTHORIZATION) else { return Ok(None) };
-    let value = value.to_str().map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
+    let Some(value) = parts.headers.get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
     let (scheme, credential) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") || credential.trim().is_empty() {
-        return Err(ApiError::unauthorized("expected Authorization: Bearer <token>"));
+        return Err(ApiError::unauthorized(
+            "expected Authorization: Bearer <token>",
+        ));
     }
     Ok(Some(credential.trim()))
 }
@@ -76,7 +83,9 @@ impl FromRequestParts<AppState> for Auth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match Caller::from_request_parts(parts, state).await?.0 {
             Principal::User(user) => Ok(Auth(user)),
-            Principal::Service { .. } => Err(ApiError::forbidden("service tokens cannot act on notes or accounts")),
+            Principal::Service { .. } => Err(ApiError::forbidden(
+                "service tokens cannot act on notes or accounts",
+            )),
         }
     }
 }
@@ -91,7 +100,9 @@ impl FromRequestParts<AppState> for MaybeAuth {
         if bearer(parts)?.is_none() {
             return Ok(MaybeAuth(None));
         }
-        Auth::from_request_parts(parts, state).await.map(|a| MaybeAuth(Some(a.0)))
+        Auth::from_request_parts(parts, state)
+            .await
+            .map(|a| MaybeAuth(Some(a.0)))
     }
 }
 

@@ -24,7 +24,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ProblemCode, detail: impl Into<String>) -> ApiError {
-        ApiError { code, detail: detail.into(), retry_after: None, headers: Vec::new() }
+        ApiError {
+            code,
+            detail: detail.into(),
+            retry_after: None,
+            headers: Vec::new(),
+        }
     }
 
     pub fn validation(detail: impl Into<String>) -> ApiError {
@@ -53,12 +58,18 @@ impl ApiError {
             source = s.source();
         }
         tracing::error!(error = %chain, "request failed");
-        Self::new(ProblemCode::Internal, "the server could not complete the request")
+        Self::new(
+            ProblemCode::Internal,
+            "the server could not complete the request",
+        )
     }
 
     pub fn unavailable(cause: &dyn std::error::Error) -> ApiError {
         tracing::warn!(error = %cause, "dependency unavailable");
-        Self::new(ProblemCode::Unavailable, "the server is temporarily unable to answer")
+        Self::new(
+            ProblemCode::Unavailable,
+            "the server is temporarily unable to answer",
+        )
     }
 
     pub fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> ApiError {
@@ -69,10 +80,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, Json(Problem::new(self.code, self.detail))).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+        );
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
@@ -89,7 +104,9 @@ impl IntoResponse for ApiError {
 impl From<DbError> for ApiError {
     fn from(err: DbError) -> ApiError {
         match &err {
-            DbError::Sqlx(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => ApiError::unavailable(&err),
+            DbError::Sqlx(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
+                ApiError::unavailable(&err)
+            }
             _ => ApiError::internal(&err),
         }
     }
@@ -105,9 +122,10 @@ impl From<AuthError> for ApiError {
     fn from(err: AuthError) -> ApiError {
         match err {
             AuthError::InvalidCredentials => ApiError::unauthorized(err.to_string()),
-            AuthError::Throttled { retry_after } => {
-                ApiError { retry_after: Some(retry_after), ..ApiError::new(ProblemCode::TooManyRequests, err.to_string()) }
-            }
+            AuthError::Throttled { retry_after } => ApiError {
+                retry_after: Some(retry_after),
+                ..ApiError::new(ProblemCode::TooManyRequests, err.to_string())
+            },
             AuthError::InvalidToken(_) => ApiError::unauthorized(err.to_string()),
             AuthError::EmailTaken => ApiError::new(ProblemCode::Conflict, err.to_string()),
             AuthError::Invalid(detail) => ApiError::validation(detail),
@@ -122,11 +140,19 @@ impl From<IngestError> for ApiError {
     fn from(err: IngestError) -> ApiError {
         let detail = err.to_string();
         match err {
-            IngestError::TooLarge { .. } | IngestError::TooLong { .. } => ApiError::new(ProblemCode::PayloadTooLarge, detail),
+            IngestError::TooLarge { .. } | IngestError::TooLong { .. } => {
+                ApiError::new(ProblemCode::PayloadTooLarge, detail)
+            }
             IngestError::Unsupported { .. } => ApiError::new(ProblemCode::UnsupportedAudio, detail),
-            IngestError::ChecksumMismatch { .. } => ApiError::new(ProblemCode::ChecksumMismatch, detail),
-            IngestError::BadEncoding(_) | IngestError::Body(_) | IngestError::Invalid(_) => ApiError::validation(detail),
-            IngestError::IdempotencyKeyReused(_) => ApiError::new(ProblemCode::IdempotencyKeyReused, detail),
+            IngestError::ChecksumMismatch { .. } => {
+                ApiError::new(ProblemCode::ChecksumMismatch, detail)
+            }
+            IngestError::BadEncoding(_) | IngestError::Body(_) | IngestError::Invalid(_) => {
+                ApiError::validation(detail)
+            }
+            IngestError::IdempotencyKeyReused(_) => {
+                ApiError::new(ProblemCode::IdempotencyKeyReused, detail)
+            }
             IngestError::ReplayedNoteGone => ApiError::new(ProblemCode::NotFound, detail),
             IngestError::Db(db) => db.into(),
             IngestError::Blob(blob) => blob.into(),

@@ -81,54 +81,99 @@ pub struct Ingest {
 impl Ingest {
     /// Turns a spooled body into a note.
     #[tracing::instrument(skip_all, fields(owner = %request.owner, size = spooled.size))]
-    pub async fn commit(&self, spooled: Spooled, request: UploadRequest) -> Result<Ingested, IngestError> {
+    pub async fn commit(
+        &self,
+        spooled: Spooled,
+        request: UploadRequest,
+    ) -> Result<Ingested, IngestError> {
         let sha256 = spooled.sha256_hex();
         if let Some(expected) = request.expected_sha256
             && expected != spooled.sha256
         {
-            return Err(IngestError::ChecksumMismatch { expected: hex::encode(expected), actual: sha256 });
+            return Err(IngestError::ChecksumMismatch {
+                expected: hex::encode(expected),
+                actual: sha256,
+            });
         }
         if let Some(key) = &request.idempotency_key
-            && let Some((note_id, first_sha)) = self.repos.notes.idempotent_result(request.owner, key).await?
+            && let Some((note_id, first_sha)) = self
+                .repos
+                .notes
+                .idempotent_result(request.owner, key)
+                .await?
         {
-            return self.replay(request.owner, key, note_id, &first_sha, &sha256).await;
+            return self
+                .replay(request.owner, key, note_id, &first_sha, &sha256)
+                .await;
         }
         let info = probe(&spooled).await?;
         if info.duration_seconds > self.max_duration_seconds {
-            return Err(IngestError::TooLong { duration: info.duration_seconds, limit: self.max_duration_seconds });
+            return Err(IngestError::TooLong {
+                duration: info.duration_seconds,
+                limit: self.max_duration_seconds,
+            });
         }
         let new = self.new_note(&request, &spooled, info)?;
         let key = BlobKey::parse(&sha256)?;
         self.store.put_file(&key, &spooled.path).await?;
-        match self.repos.notes.insert_note(&new, request.idempotency_key.as_deref()).await? {
+        match self
+            .repos
+            .notes
+            .insert_note(&new, request.idempotency_key.as_deref())
+            .await?
+        {
             InsertOutcome::Inserted(note) => {
                 // A collector that removed the same bytes just before our reference was taken
                 // leaves the blob missing: write it again (the spool file is still here).
                 if !self.store.exists(&key).await? {
                     self.store.put_file(&key, &spooled.path).await?;
                 }
-                Ok(Ingested { note, replayed: false })
+                Ok(Ingested {
+                    note: *note,
+                    replayed: false,
+                })
             }
-            InsertOutcome::Replayed { note_id, sha256: first_sha } => {
+            InsertOutcome::Replayed {
+                note_id,
+                sha256: first_sha,
+            } => {
                 let key = request.idempotency_key.as_deref().unwrap_or_default();
-                self.replay(request.owner, key, note_id, &first_sha, &sha256).await
+                self.replay(request.owner, key, note_id, &first_sha, &sha256)
+                    .await
             }
         }
     }
 
-    async fn replay(&self, owner: UserId, key: &str, note_id: NoteId, first_sha: &str, sha: &str) -> Result<Ingested, IngestError> {
+    async fn replay(
+        &self,
+        owner: UserId,
+        key: &str,
+        note_id: NoteId,
+        first_sha: &str,
+        sha: &str,
+    ) -> Result<Ingested, IngestError> {
         if first_sha != sha {
             return Err(IngestError::IdempotencyKeyReused(key.to_owned()));
         }
         let note = self.repos.notes.note_for_viewer(note_id, owner).await?;
         let note = note.ok_or(IngestError::ReplayedNoteGone)?;
-        Ok(Ingested { note, replayed: true })
+        Ok(Ingested {
+            note,
+            replayed: true,
+        })
     }
 
-    fn new_note(&self, request: &UploadRequest, spooled: &Spooled, info: hark_audio::AudioInfo) -> Result<NewNote, IngestError> {
+    fn new_note(
+        &self,
+        request: &UploadRequest,
+        spooled: &Spooled,
+        info: hark_audio::AudioInfo,
+    ) -> Result<NewNote, IngestError> {
         let id = NoteId::generate();
         let name = match request.fields.name.as_deref() {
-            Some(raw) => NoteName::parse(raw).map_err(IngestError::Invalid)?.map(NoteName::into_string),
+            Some(raw) => NoteName::parse(raw)
+                .map_err(IngestError::Invalid)?
+                .map(NoteName::into_string),
             None => None,
         };
         let tags = info.tags;
@@ -162,9 +207,13 @@ impl Ingest {
 
 /// Optional free text: trimmed, empty means absent, at most 500 characters.
 fn clean_text(value: Option<&str>, field: &str) -> Result<Option<String>, IngestError> {
-    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else { return Ok(None) };
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
     if value.chars().count() > 500 {
-        return Err(IngestError::Invalid(format!("{field} must be at most 500 characters")));
+        return Err(IngestError::Invalid(format!(
+            "{field} must be at most 500 characters"
+        )));
     }
     Ok(Some(value.chars().filter(|c| !c.is_control()).collect()))
 }

@@ -43,7 +43,12 @@ impl std::error::Error for BodyError {}
 
 /// Writes `body` (gunzipped when `gzip`) to a new file in `tmp_dir`, refusing more than
 /// `max_bytes` of content.
-pub async fn spool<S, E>(tmp_dir: &Path, body: S, gzip: bool, max_bytes: u64) -> Result<Spooled, IngestError>
+pub async fn spool<S, E>(
+    tmp_dir: &Path,
+    body: S,
+    gzip: bool,
+    max_bytes: u64,
+) -> Result<Spooled, IngestError>
 where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
     E: std::fmt::Display,
@@ -59,8 +64,15 @@ where
     }
 }
 
-async fn write_capped<R: AsyncRead + Unpin>(tmp_dir: &Path, mut reader: R, max_bytes: u64) -> Result<Spooled, IngestError> {
-    let temp = tempfile::Builder::new().prefix("upload-").tempfile_in(tmp_dir).map_err(IngestError::Io)?;
+async fn write_capped<R: AsyncRead + Unpin>(
+    tmp_dir: &Path,
+    mut reader: R,
+    max_bytes: u64,
+) -> Result<Spooled, IngestError> {
+    let temp = tempfile::Builder::new()
+        .prefix("upload-")
+        .tempfile_in(tmp_dir)
+        .map_err(IngestError::Io)?;
     let (file, path) = temp.into_parts();
     let mut file = tokio::fs::File::from_std(file);
     let mut hasher = Sha256::new();
@@ -80,13 +92,20 @@ async fn write_capped<R: AsyncRead + Unpin>(tmp_dir: &Path, mut reader: R, max_b
     }
     file.flush().await.map_err(IngestError::Io)?;
     metrics::counter!(UPLOAD_BYTES).increment(size);
-    Ok(Spooled { path, sha256: hasher.finalize().into(), size })
+    Ok(Spooled {
+        path,
+        sha256: hasher.finalize().into(),
+        size,
+    })
 }
 
 fn classify(err: std::io::Error) -> IngestError {
     if err.get_ref().is_some_and(|inner| inner.is::<BodyError>()) {
         IngestError::Body(err.to_string())
-    } else if matches!(err.kind(), ErrorKind::InvalidData | ErrorKind::UnexpectedEof | ErrorKind::Other) {
+    } else if matches!(
+        err.kind(),
+        ErrorKind::InvalidData | ErrorKind::UnexpectedEof | ErrorKind::Other
+    ) {
         IngestError::BadEncoding(err.to_string())
     } else {
         IngestError::Io(err)

@@ -60,7 +60,10 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
     init_logs();
     let data_dir = tempfile::tempdir().expect("temp dir");
     let (database_url, pg_database) = match backend {
-        Backend::Sqlite => (format!("sqlite://{}/hark.db", data_dir.path().display()), None),
+        Backend::Sqlite => (
+            format!("sqlite://{}/hark.db", data_dir.path().display()),
+            None,
+        ),
         Backend::Postgres => {
             let name = create_pg_database().await;
             (format!("{}/{name}", pg_server_url()), Some(name))
@@ -98,9 +101,23 @@ impl TestApp {
     /// Registers a user and signs them in.
     pub async fn user(&self, email: &str) -> TestUser {
         let password = "correct horse battery";
-        let user = self.anonymous.register(email, password).await.expect("register");
-        let token = self.anonymous.sign_in(email, password).await.expect("sign in").access_token;
-        TestUser { id: user.id, email: user.email, client: Client::new(&self.base).with_token(&token), token }
+        let user = self
+            .anonymous
+            .register(email, password)
+            .await
+            .expect("register");
+        let token = self
+            .anonymous
+            .sign_in(email, password)
+            .await
+            .expect("sign in")
+            .access_token;
+        TestUser {
+            id: user.id,
+            email: user.email,
+            client: Client::new(&self.base).with_token(&token),
+            token,
+        }
     }
 
     /// Every file in the blob store.
@@ -123,10 +140,16 @@ impl TestApp {
 
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return found };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
-        if path.is_dir() { found.extend(files_under(&path)) } else { found.push(path) }
+        if path.is_dir() {
+            found.extend(files_under(&path))
+        } else {
+            found.push(path)
+        }
     }
     found
 }
@@ -141,27 +164,39 @@ fn init_logs() {
 }
 
 fn pg_server_url() -> String {
-    std::env::var("HARK_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("HARK_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 async fn pg_admin() -> sqlx::PgConnection {
-    sqlx::PgConnection::connect(&format!("{}/postgres", pg_server_url())).await.expect("PostgreSQL is reachable")
+    sqlx::PgConnection::connect(&format!("{}/postgres", pg_server_url()))
+        .await
+        .expect("PostgreSQL is reachable")
 }
 
 /// Creates `hark_test_<unix seconds>_<random>`, first dropping databases that crashed runs
 /// left behind more than an hour ago.
 async fn create_pg_database() -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
     let mut admin = pg_admin().await;
     static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     SWEPT
         .get_or_init(|| async {
-            let stale: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'hark\\_test\\_%'")
-                .fetch_all(&mut pg_admin().await)
-                .await
-                .unwrap_or_default();
+            let stale: Vec<String> = sqlx::query_scalar(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'hark\\_test\\_%'",
+            )
+            .fetch_all(&mut pg_admin().await)
+            .await
+            .unwrap_or_default();
             for name in stale {
-                let created: u64 = name.split('_').nth(2).and_then(|s| s.parse().ok()).unwrap_or(0);
+                let created: u64 = name
+                    .split('_')
+                    .nth(2)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
                 if created + 3600 < now {
                     drop_pg_database(&name).await;
                 }
@@ -169,13 +204,18 @@ async fn create_pg_database() -> String {
         })
         .await;
     let name = format!("hark_test_{now}_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create database");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
     name
 }
 
 async fn drop_pg_database(name: &str) {
     let mut admin = pg_admin().await;
-    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await;
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await;
 }
 
 /// The corpus of real audio files, made by `shared/corpus/make_corpus.sh` when missing.
@@ -184,10 +224,15 @@ pub fn corpus() -> PathBuf {
     CORPUS
         .get_or_init(|| {
             let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-            let dir = std::env::var_os("HARK_CORPUS").map_or_else(|| root.join("target/corpus"), PathBuf::from);
+            let dir = std::env::var_os("HARK_CORPUS")
+                .map_or_else(|| root.join("target/corpus"), PathBuf::from);
             if !dir.join("manifest.tsv").exists() {
                 let script = root.join("../shared/corpus/make_corpus.sh");
-                let status = std::process::Command::new("bash").arg(&script).arg(&dir).status().expect("run make_corpus.sh");
+                let status = std::process::Command::new("bash")
+                    .arg(&script)
+                    .arg(&dir)
+                    .status()
+                    .expect("run make_corpus.sh");
                 assert!(status.success(), "make_corpus.sh failed");
             }
             dir
@@ -248,10 +293,20 @@ pub fn sample_wav() -> Vec<u8> {
 /// Asserts that a response is a problem with this status and code; returns its detail.
 pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> String {
     assert_eq!(response.status().as_u16(), status, "status");
-    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     assert_eq!(content_type, "application/problem+json");
     let problem: hark_api::Problem = response.json().await.expect("problem body");
     assert_eq!(problem.status, status);
-    assert_eq!(serde_json::to_value(problem.code).expect("code"), serde_json::json!(code), "{}", problem.detail);
+    assert_eq!(
+        serde_json::to_value(problem.code).expect("code"),
+        serde_json::json!(code),
+        "{}",
+        problem.detail
+    );
     problem.detail
 }

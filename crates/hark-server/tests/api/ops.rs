@@ -4,9 +4,22 @@ use crate::helpers::{Backend, assert_problem, sample_wav, spawn_app};
 
 async fn health_and_readiness_answer_without_credentials(backend: Backend) {
     let app = spawn_app(backend).await;
-    let health = app.http.get(app.url("/healthz")).send().await.expect("send");
+    let health = app
+        .http
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(health.status(), 200);
-    let ready: serde_json::Value = app.http.get(app.url("/readyz")).send().await.expect("send").json().await.expect("json");
+    let ready: serde_json::Value = app
+        .http
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(ready["status"], "ready");
     app.stop().await;
 }
@@ -22,10 +35,27 @@ async fn readiness_fails_when_the_store_is_gone(backend: Backend) {
 async fn metrics_count_requests_by_route_and_status(backend: Backend) {
     let app = spawn_app(backend).await;
     let user = app.user("ann@example.com").await;
-    let note = user.client.upload_bytes(sample_wav(), &Default::default()).await.expect("upload");
+    let note = user
+        .client
+        .upload_bytes(sample_wav(), &Default::default())
+        .await
+        .expect("upload");
     user.client.note(&note.id).await.expect("get");
-    let text = app.http.get(app.url("/metrics")).send().await.expect("send").text().await.expect("text");
-    assert!(text.contains("hark_http_requests_total{method=\"GET\",route=\"/api/v1/notes/{id}\",status=\"200\"}"), "{text}");
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains(
+            "hark_http_requests_total{method=\"GET\",route=\"/api/v1/notes/{id}\",status=\"200\"}"
+        ),
+        "{text}"
+    );
     assert!(text.contains("hark_http_request_duration_seconds_bucket"));
     assert!(text.contains("hark_upload_bytes_total"));
     app.stop().await;
@@ -33,7 +63,15 @@ async fn metrics_count_requests_by_route_and_status(backend: Backend) {
 
 async fn the_openapi_document_lists_every_route_and_the_docs_render(backend: Backend) {
     let app = spawn_app(backend).await;
-    let doc: serde_json::Value = app.http.get(app.url("/openapi.json")).send().await.expect("send").json().await.expect("json");
+    let doc: serde_json::Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
     assert!(doc["openapi"].as_str().expect("version").starts_with("3.1"));
     let paths = doc["paths"].as_object().expect("paths");
     for path in [
@@ -65,18 +103,50 @@ async fn the_openapi_document_lists_every_route_and_the_docs_render(backend: Bac
 
 async fn unknown_routes_and_methods_answer_problems(backend: Backend) {
     let app = spawn_app(backend).await;
-    assert_problem(app.http.get(app.url("/nowhere")).send().await.expect("send"), 404, "not_found").await;
-    assert_problem(app.http.put(app.url("/token")).send().await.expect("send"), 405, "method_not_allowed").await;
-    let bad_json = app.http.post(app.url("/token")).header("content-type", "application/json").body("{").send().await.expect("send");
+    assert_problem(
+        app.http
+            .get(app.url("/nowhere"))
+            .send()
+            .await
+            .expect("send"),
+        404,
+        "not_found",
+    )
+    .await;
+    assert_problem(
+        app.http.put(app.url("/token")).send().await.expect("send"),
+        405,
+        "method_not_allowed",
+    )
+    .await;
+    let bad_json = app
+        .http
+        .post(app.url("/token"))
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .expect("send");
     assert_problem(bad_json, 400, "validation").await;
     app.stop().await;
 }
 
 async fn every_response_carries_a_request_id(backend: Backend) {
     let app = spawn_app(backend).await;
-    let response = app.http.get(app.url("/healthz")).send().await.expect("send");
+    let response = app
+        .http
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("send");
     assert!(!response.headers()["x-request-id"].is_empty());
-    let given = app.http.get(app.url("/healthz")).header("x-request-id", "abc-123").send().await.expect("send");
+    let given = app
+        .http
+        .get(app.url("/healthz"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(given.headers()["x-request-id"], "abc-123");
     app.stop().await;
 }

@@ -7,22 +7,37 @@ use crate::helpers::{Backend, sample_wav, spawn_app, spawn_app_with};
 async fn a_blob_file_no_note_references_is_removed_by_the_reconciler(backend: Backend) {
     let app = spawn_app_with(backend, |c| c.storage.orphan_grace_seconds = 0).await;
     let user = app.user("ann@example.com").await;
-    let kept = user.client.upload_bytes(sample_wav(), &UploadOptions::default()).await.expect("upload");
+    let kept = user
+        .client
+        .upload_bytes(sample_wav(), &UploadOptions::default())
+        .await
+        .expect("upload");
     // What a crash between writing the blob and committing its row leaves behind.
     let orphan_sha = "ab".repeat(32);
-    let orphan = app.config.storage.blob_dir.join(format!("ab/ab/{orphan_sha}"));
+    let orphan = app
+        .config
+        .storage
+        .blob_dir
+        .join(format!("ab/ab/{orphan_sha}"));
     std::fs::create_dir_all(orphan.parent().expect("parent")).expect("mkdir");
     std::fs::write(&orphan, b"half an upload").expect("write");
     let outcome = app.maintenance.reconcile().await.expect("reconcile");
     assert_eq!(outcome.orphan_files_removed, 1);
     assert!(!orphan.exists());
-    assert_eq!(user.client.audio(&kept.id).await.expect("kept"), sample_wav());
+    assert_eq!(
+        user.client.audio(&kept.id).await.expect("kept"),
+        sample_wav()
+    );
     app.stop().await;
 }
 
 async fn a_young_orphan_is_left_for_its_upload_to_commit(backend: Backend) {
     let app = spawn_app(backend).await;
-    let orphan = app.config.storage.blob_dir.join(format!("cd/cd/{}", "cd".repeat(32)));
+    let orphan = app
+        .config
+        .storage
+        .blob_dir
+        .join(format!("cd/cd/{}", "cd".repeat(32)));
     std::fs::create_dir_all(orphan.parent().expect("parent")).expect("mkdir");
     std::fs::write(&orphan, b"in flight").expect("write");
     let outcome = app.maintenance.reconcile().await.expect("reconcile");
@@ -34,7 +49,11 @@ async fn a_young_orphan_is_left_for_its_upload_to_commit(backend: Backend) {
 async fn a_note_whose_blob_is_missing_is_reported_failed_not_dropped(backend: Backend) {
     let app = spawn_app(backend).await;
     let user = app.user("ann@example.com").await;
-    let note = user.client.upload_bytes(sample_wav(), &UploadOptions::default()).await.expect("upload");
+    let note = user
+        .client
+        .upload_bytes(sample_wav(), &UploadOptions::default())
+        .await
+        .expect("upload");
     for file in app.blob_files() {
         std::fs::remove_file(file).expect("remove");
     }
@@ -60,7 +79,11 @@ async fn spool_files_of_interrupted_uploads_are_removed_at_start_up(backend: Bac
 async fn a_deleted_notes_last_blob_goes_when_the_collector_wakes(backend: Backend) {
     let app = spawn_app_with(backend, |c| c.storage.gc_interval_seconds = 3600).await;
     let user = app.user("ann@example.com").await;
-    let note = user.client.upload_bytes(sample_wav(), &UploadOptions::default()).await.expect("upload");
+    let note = user
+        .client
+        .upload_bytes(sample_wav(), &UploadOptions::default())
+        .await
+        .expect("upload");
     user.client.delete_note(&note.id).await.expect("delete");
     // The delete wakes the collector; wait for it (bounded), not for the hourly tick.
     for _ in 0..100 {
@@ -79,15 +102,42 @@ async fn deleting_a_user_deletes_their_notes_and_releases_their_blobs(backend: B
     let app = spawn_app(backend).await;
     let ann = app.user("ann@example.com").await;
     let bob = app.user("bob@example.com").await;
-    ann.client.upload_bytes(sample_wav(), &UploadOptions::default()).await.expect("upload");
-    ann.client.upload_bytes(crate::helpers::sample("t4.flac"), &UploadOptions::default()).await.expect("upload");
-    let bobs = bob.client.upload_bytes(sample_wav(), &UploadOptions::default()).await.expect("upload");
-    let response = app.http.delete(app.url(&format!("/api/v1/users/{}", ann.id))).bearer_auth(&ann.token).send().await.expect("send");
+    ann.client
+        .upload_bytes(sample_wav(), &UploadOptions::default())
+        .await
+        .expect("upload");
+    ann.client
+        .upload_bytes(crate::helpers::sample("t4.flac"), &UploadOptions::default())
+        .await
+        .expect("upload");
+    let bobs = bob
+        .client
+        .upload_bytes(sample_wav(), &UploadOptions::default())
+        .await
+        .expect("upload");
+    let response = app
+        .http
+        .delete(app.url(&format!("/api/v1/users/{}", ann.id)))
+        .bearer_auth(&ann.token)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(response.status(), 204);
     app.maintenance.collect_garbage().await.expect("gc");
-    assert_eq!(app.blob_files().len(), 1, "only bob's (shared) bytes remain");
-    assert_eq!(bob.client.audio(&bobs.id).await.expect("bob's note"), sample_wav());
-    let gone = ann.client.list_notes(&Default::default()).await.expect_err("ann is gone");
+    assert_eq!(
+        app.blob_files().len(),
+        1,
+        "only bob's (shared) bytes remain"
+    );
+    assert_eq!(
+        bob.client.audio(&bobs.id).await.expect("bob's note"),
+        sample_wav()
+    );
+    let gone = ann
+        .client
+        .list_notes(&Default::default())
+        .await
+        .expect_err("ann is gone");
     assert_eq!(gone.status(), Some(401));
     app.stop().await;
 }
@@ -95,13 +145,27 @@ async fn deleting_a_user_deletes_their_notes_and_releases_their_blobs(backend: B
 async fn every_change_writes_its_event_in_the_same_transaction(backend: Backend) {
     let app = spawn_app(backend).await;
     let user = app.user("ann@example.com").await;
-    let note = user.client.upload_bytes(sample_wav(), &UploadOptions::default()).await.expect("upload");
+    let note = user
+        .client
+        .upload_bytes(sample_wav(), &UploadOptions::default())
+        .await
+        .expect("upload");
     user.client.delete_note(&note.id).await.expect("delete");
-    let repos = hark_server::db::connect(secrecy::ExposeSecret::expose_secret(&app.config.database_url), false).await.expect("db");
+    let repos = hark_server::db::connect(
+        secrecy::ExposeSecret::expose_secret(&app.config.database_url),
+        false,
+    )
+    .await
+    .expect("db");
     let events = repos.events.events_after(0, 100).await.expect("events");
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["note.created", "note.deleted"]);
-    assert!(events.iter().all(|e| e.note_id.as_deref() == Some(note.id.as_str()) && e.audience == [user.id.clone()]));
+    assert!(
+        events
+            .iter()
+            .all(|e| e.note_id.as_deref() == Some(note.id.as_str())
+                && e.audience == [user.id.clone()])
+    );
     assert!(events[0].seq < events[1].seq);
     app.stop().await;
 }

@@ -7,7 +7,9 @@ use base64::Engine;
 use hark_client::UploadOptions;
 use reqwest::multipart::{Form, Part};
 
-use crate::helpers::{Backend, TestApp, assert_problem, corpus, manifest, sample_wav, spawn_app, spawn_app_with};
+use crate::helpers::{
+    Backend, TestApp, assert_problem, corpus, manifest, sample_wav, spawn_app, spawn_app_with,
+};
 
 /// ffprobe's format_name for each of our formats.
 fn ffprobe_format(format: &str) -> &'static str {
@@ -24,10 +26,22 @@ fn ffprobe_format(format: &str) -> &'static str {
 
 /// Nothing of a refused upload may remain: no note, no blob, no spool file.
 async fn assert_nothing_stored(app: &TestApp, user: &crate::helpers::TestUser) {
-    let list = user.client.list_notes(&Default::default()).await.expect("list");
+    let list = user
+        .client
+        .list_notes(&Default::default())
+        .await
+        .expect("list");
     assert!(list.items.is_empty(), "a note was stored: {:?}", list.items);
-    assert!(app.blob_files().is_empty(), "blobs left: {:?}", app.blob_files());
-    assert!(app.tmp_files().is_empty(), "spool files left: {:?}", app.tmp_files());
+    assert!(
+        app.blob_files().is_empty(),
+        "blobs left: {:?}",
+        app.blob_files()
+    );
+    assert!(
+        app.tmp_files().is_empty(),
+        "spool files left: {:?}",
+        app.tmp_files()
+    );
 }
 
 async fn every_corpus_file_gets_the_metadata_ffprobe_reports(backend: Backend) {
@@ -35,7 +49,11 @@ async fn every_corpus_file_gets_the_metadata_ffprobe_reports(backend: Backend) {
     let user = app.user("ann@example.com").await;
     let mut wrong = Vec::new();
     for file in manifest() {
-        let note = user.client.upload_bytes(file.bytes(), &UploadOptions::default()).await.expect(&file.file);
+        let note = user
+            .client
+            .upload_bytes(file.bytes(), &UploadOptions::default())
+            .await
+            .expect(&file.file);
         let tolerance = (0.020f64).max(file.duration_seconds * 0.002);
         let duration_ok = (note.duration_seconds - file.duration_seconds).abs() <= tolerance
             || (note.duration_seconds - file.decoded_seconds).abs() <= tolerance;
@@ -48,7 +66,10 @@ async fn every_corpus_file_gets_the_metadata_ffprobe_reports(backend: Backend) {
             && note.name == format!("{}.{}", note.id, note.format)
             && note.status == hark_api::NoteStatus::Pending;
         if !ok {
-            wrong.push(format!("{}: got {:?}, manifest {:?}", file.file, note, file));
+            wrong.push(format!(
+                "{}: got {:?}, manifest {:?}",
+                file.file, note, file
+            ));
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
@@ -73,9 +94,19 @@ async fn every_bad_file_is_refused_with_what_was_detected(backend: Backend) {
             .await
             .expect("send");
         let detail = assert_problem(response, 415, "unsupported_audio").await;
-        assert!(detail.starts_with("unsupported audio: ") && detail.len() > 20, "{detail}");
+        assert!(
+            detail.starts_with("unsupported audio: ") && detail.len() > 20,
+            "{detail}"
+        );
     }
-    let text = app.http.post(app.url("/api/v1/notes")).bearer_auth(&user.token).body("just words").send().await.expect("send");
+    let text = app
+        .http
+        .post(app.url("/api/v1/notes"))
+        .bearer_auth(&user.token)
+        .body("just words")
+        .send()
+        .await
+        .expect("send");
     assert_problem(text, 415, "unsupported_audio").await;
     assert_nothing_stored(&app, &user).await;
     app.stop().await;
@@ -84,7 +115,14 @@ async fn every_bad_file_is_refused_with_what_was_detected(backend: Backend) {
 async fn a_zero_length_body_is_unsupported_audio(backend: Backend) {
     let app = spawn_app(backend).await;
     let user = app.user("ann@example.com").await;
-    let response = app.http.post(app.url("/api/v1/notes")).bearer_auth(&user.token).body(Vec::new()).send().await.expect("send");
+    let response = app
+        .http
+        .post(app.url("/api/v1/notes"))
+        .bearer_auth(&user.token)
+        .body(Vec::new())
+        .send()
+        .await
+        .expect("send");
     let detail = assert_problem(response, 415, "unsupported_audio").await;
     assert!(detail.contains("empty"), "{detail}");
     assert_nothing_stored(&app, &user).await;
@@ -94,10 +132,24 @@ async fn a_zero_length_body_is_unsupported_audio(backend: Backend) {
 async fn an_oversize_body_is_refused_while_streaming(backend: Backend) {
     let app = spawn_app_with(backend, |c| c.limits.max_upload_bytes = 100_000).await;
     let user = app.user("ann@example.com").await;
-    let response = app.http.post(app.url("/api/v1/notes")).bearer_auth(&user.token).body(vec![0u8; 300_000]).send().await.expect("send");
+    let response = app
+        .http
+        .post(app.url("/api/v1/notes"))
+        .bearer_auth(&user.token)
+        .body(vec![0u8; 300_000])
+        .send()
+        .await
+        .expect("send");
     assert_problem(response, 413, "payload_too_large").await;
     let form = Form::new().part("file", Part::bytes(vec![0u8; 300_000]).file_name("big.wav"));
-    let response = app.http.post(app.url("/api/v1/notes")).bearer_auth(&user.token).multipart(form).send().await.expect("send");
+    let response = app
+        .http
+        .post(app.url("/api/v1/notes"))
+        .bearer_auth(&user.token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("send");
     assert_problem(response, 413, "payload_too_large").await;
     assert_nothing_stored(&app, &user).await;
     app.stop().await;
@@ -159,13 +211,31 @@ async fn content_digest_is_verified(backend: Backend) {
     let app = spawn_app(backend).await;
     let user = app.user("ann@example.com").await;
     let wav = sample_wav();
-    let wrong = format!("sha-256=:{}:", base64::engine::general_purpose::STANDARD.encode([0u8; 32]));
-    let send = |digest: String| app.http.post(app.url("/api/v1/notes")).bearer_auth(&user.token).header("content-digest", digest).body(wav.clone()).send();
+    let wrong = format!(
+        "sha-256=:{}:",
+        base64::engine::general_purpose::STANDARD.encode([0u8; 32])
+    );
+    let send = |digest: String| {
+        app.http
+            .post(app.url("/api/v1/notes"))
+            .bearer_auth(&user.token)
+            .header("content-digest", digest)
+            .body(wav.clone())
+            .send()
+    };
     assert_problem(send(wrong).await.expect("send"), 400, "checksum_mismatch").await;
-    assert_problem(send("sha-256=garbage".into()).await.expect("send"), 400, "validation").await;
+    assert_problem(
+        send("sha-256=garbage".into()).await.expect("send"),
+        400,
+        "validation",
+    )
+    .await;
     assert_nothing_stored(&app, &user).await;
     use sha2::Digest;
-    let right = format!("sha-256=:{}:", base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&wav)));
+    let right = format!(
+        "sha-256=:{}:",
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&wav))
+    );
     assert_eq!(send(right).await.expect("send").status(), 201);
     app.stop().await;
 }
@@ -175,17 +245,50 @@ async fn multipart_fields_count_wherever_they_stand(backend: Backend) {
     let user = app.user("ann@example.com").await;
     let form = Form::new()
         .text("title", "Front door")
-        .part("file", Part::bytes(sample_wav()).file_name("from-part.wav").mime_str("audio/wav").expect("mime"))
+        .part(
+            "file",
+            Part::bytes(sample_wav())
+                .file_name("from-part.wav")
+                .mime_str("audio/wav")
+                .expect("mime"),
+        )
         .text("name", "from-field.wav")
         .text("series", "Deliveries");
-    let response = app.http.post(app.url("/api/v1/notes")).bearer_auth(&user.token).multipart(form).send().await.expect("send");
+    let response = app
+        .http
+        .post(app.url("/api/v1/notes"))
+        .bearer_auth(&user.token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(response.status(), 201);
-    let location = response.headers()["location"].to_str().expect("location").to_owned();
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
     let note: hark_api::Note = response.json().await.expect("note");
     assert_eq!(location, format!("/api/v1/notes/{}", note.id));
-    assert_eq!((note.name.as_str(), note.title.as_deref(), note.series.as_deref()), ("from-field.wav", Some("Front door"), Some("Deliveries")));
+    assert_eq!(
+        (
+            note.name.as_str(),
+            note.title.as_deref(),
+            note.series.as_deref()
+        ),
+        ("from-field.wav", Some("Front door"), Some("Deliveries"))
+    );
     let form = Form::new().part("file", Part::bytes(sample_wav()).file_name("from-part.wav"));
-    let note: hark_api::Note = app.http.post(app.url("/api/v1/notes")).bearer_auth(&user.token).multipart(form).send().await.expect("send").json().await.expect("note");
+    let note: hark_api::Note = app
+        .http
+        .post(app.url("/api/v1/notes"))
+        .bearer_auth(&user.token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("note");
     assert_eq!(note.name, "from-part.wav");
     app.stop().await;
 }
@@ -194,7 +297,14 @@ async fn malformed_multipart_and_a_missing_file_part_are_400(backend: Backend) {
     let app = spawn_app(backend).await;
     let user = app.user("ann@example.com").await;
     let missing = Form::new().text("name", "x.wav");
-    let response = app.http.post(app.url("/api/v1/notes")).bearer_auth(&user.token).multipart(missing).send().await.expect("send");
+    let response = app
+        .http
+        .post(app.url("/api/v1/notes"))
+        .bearer_auth(&user.token)
+        .multipart(missing)
+        .send()
+        .await
+        .expect("send");
     let detail = assert_problem(response, 400, "validation").await;
     assert!(detail.contains("file part"), "{detail}");
     let response = app
@@ -230,8 +340,15 @@ async fn names_are_kept_safe(backend: Backend) {
         ("say \"hi\".wav", "say \"hi\".wav"),
         ("mémo 日本.wav", "mémo 日本.wav"),
     ] {
-        let options = UploadOptions { name: Some(given.into()), ..Default::default() };
-        let note = user.client.upload_bytes(sample_wav(), &options).await.expect(given);
+        let options = UploadOptions {
+            name: Some(given.into()),
+            ..Default::default()
+        };
+        let note = user
+            .client
+            .upload_bytes(sample_wav(), &options)
+            .await
+            .expect(given);
         assert_eq!(note.name, stored);
     }
     let response = app
@@ -256,19 +373,37 @@ async fn identical_bytes_are_stored_once_and_deleting_one_note_keeps_the_other(b
     let ann = app.user("ann@example.com").await;
     let bob = app.user("bob@example.com").await;
     let wav = sample_wav();
-    let first = ann.client.upload_bytes(wav.clone(), &UploadOptions::default()).await.expect("upload");
-    let second = bob.client.upload_bytes(wav.clone(), &UploadOptions::default()).await.expect("upload");
+    let first = ann
+        .client
+        .upload_bytes(wav.clone(), &UploadOptions::default())
+        .await
+        .expect("upload");
+    let second = bob
+        .client
+        .upload_bytes(wav.clone(), &UploadOptions::default())
+        .await
+        .expect("upload");
     assert_ne!(first.id, second.id);
     assert_eq!(app.blob_files().len(), 1);
     ann.client.delete_note(&first.id).await.expect("delete");
     app.maintenance.collect_garbage().await.expect("gc");
-    assert_eq!(bob.client.audio(&second.id).await.expect("still there"), wav);
+    assert_eq!(
+        bob.client.audio(&second.id).await.expect("still there"),
+        wav
+    );
     assert_eq!(app.blob_files().len(), 1);
     bob.client.delete_note(&second.id).await.expect("delete");
     app.maintenance.collect_garbage().await.expect("gc");
-    assert!(app.blob_files().is_empty(), "the last reference is gone, so is the blob");
+    assert!(
+        app.blob_files().is_empty(),
+        "the last reference is gone, so is the blob"
+    );
     // The same bytes can come back after their blob was collected.
-    let again = ann.client.upload_bytes(wav.clone(), &UploadOptions::default()).await.expect("upload");
+    let again = ann
+        .client
+        .upload_bytes(wav.clone(), &UploadOptions::default())
+        .await
+        .expect("upload");
     assert_eq!(ann.client.audio(&again.id).await.expect("audio"), wav);
     app.stop().await;
 }
@@ -276,7 +411,14 @@ async fn identical_bytes_are_stored_once_and_deleting_one_note_keeps_the_other(b
 async fn an_idempotency_key_replays_the_first_upload(backend: Backend) {
     let app = spawn_app(backend).await;
     let user = app.user("ann@example.com").await;
-    let send = |body: Vec<u8>| app.http.post(app.url("/api/v1/notes")).bearer_auth(&user.token).header("idempotency-key", "retry-1").body(body).send();
+    let send = |body: Vec<u8>| {
+        app.http
+            .post(app.url("/api/v1/notes"))
+            .bearer_auth(&user.token)
+            .header("idempotency-key", "retry-1")
+            .body(body)
+            .send()
+    };
     let first = send(sample_wav()).await.expect("send");
     assert_eq!(first.status(), 201);
     let first: hark_api::Note = first.json().await.expect("note");
@@ -286,14 +428,33 @@ async fn an_idempotency_key_replays_the_first_upload(backend: Backend) {
     let again: hark_api::Note = again.json().await.expect("note");
     assert_eq!(again, first);
     let other = crate::helpers::sample("t4.flac");
-    assert_problem(send(other).await.expect("send"), 422, "idempotency_key_reused").await;
-    assert_eq!(user.client.list_notes(&Default::default()).await.expect("list").items.len(), 1);
+    assert_problem(
+        send(other).await.expect("send"),
+        422,
+        "idempotency_key_reused",
+    )
+    .await;
+    assert_eq!(
+        user.client
+            .list_notes(&Default::default())
+            .await
+            .expect("list")
+            .items
+            .len(),
+        1
+    );
     app.stop().await;
 }
 
 async fn uploads_need_a_user(backend: Backend) {
     let app = spawn_app(backend).await;
-    let response = app.http.post(app.url("/api/v1/notes")).body(sample_wav()).send().await.expect("send");
+    let response = app
+        .http
+        .post(app.url("/api/v1/notes"))
+        .body(sample_wav())
+        .send()
+        .await
+        .expect("send");
     assert_problem(response, 401, "unauthorized").await;
     assert!(app.blob_files().is_empty());
     app.stop().await;
@@ -302,7 +463,14 @@ async fn uploads_need_a_user(backend: Backend) {
 async fn delivery_fields_are_refused_until_delivery_exists(backend: Backend) {
     let app = spawn_app(backend).await;
     let user = app.user("ann@example.com").await;
-    let response = app.http.post(app.url("/api/v1/notes?to=bob@example.com")).bearer_auth(&user.token).body(sample_wav()).send().await.expect("send");
+    let response = app
+        .http
+        .post(app.url("/api/v1/notes?to=bob@example.com"))
+        .bearer_auth(&user.token)
+        .body(sample_wav())
+        .send()
+        .await
+        .expect("send");
     assert_problem(response, 400, "validation").await;
     assert_nothing_stored(&app, &user).await;
     app.stop().await;

@@ -62,21 +62,43 @@ pub async fn login(args: ClientArgs, email: &str, password: Option<String>) -> a
     Ok(())
 }
 
-pub async fn upload(args: ClientArgs, options: UploadArgs, files: Vec<PathBuf>) -> anyhow::Result<()> {
-    anyhow::ensure!(options.name.is_none() || files.len() == 1, "--name applies to a single file");
+pub async fn upload(
+    args: ClientArgs,
+    options: UploadArgs,
+    files: Vec<PathBuf>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        options.name.is_none() || files.len() == 1,
+        "--name applies to a single file"
+    );
     let client = client(&args);
-    let style = ProgressStyle::with_template("{msg:30!} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style =
+        ProgressStyle::with_template("{msg:30!} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
     let mut failed = 0;
     for file in files {
-        let size = std::fs::metadata(&file).with_context(|| format!("reading {}", file.display()))?.len();
-        let bar = ProgressBar::new(size).with_style(style.clone()).with_message(file.display().to_string());
-        let upload = UploadOptions { name: options.name.clone(), title: options.title.clone(), series: options.series.clone() };
+        let size = std::fs::metadata(&file)
+            .with_context(|| format!("reading {}", file.display()))?
+            .len();
+        let bar = ProgressBar::new(size)
+            .with_style(style.clone())
+            .with_message(file.display().to_string());
+        let upload = UploadOptions {
+            name: options.name.clone(),
+            title: options.title.clone(),
+            series: options.series.clone(),
+        };
         let progress = bar.clone();
-        match client.upload_file(&file, &upload, move |sent| progress.set_position(sent)).await {
+        match client
+            .upload_file(&file, &upload, move |sent| progress.set_position(sent))
+            .await
+        {
             Ok(note) => {
                 bar.finish_and_clear();
-                println!("{}\t{}\t{:.2}s\t{}", note.id, note.name, note.duration_seconds, note.format);
+                println!(
+                    "{}\t{}\t{:.2}s\t{}",
+                    note.id, note.name, note.duration_seconds, note.format
+                );
             }
             Err(e) => {
                 bar.abandon();
@@ -111,7 +133,10 @@ pub async fn list(args: ClientArgs, filters: ListArgs) -> anyhow::Result<()> {
             if filters.json {
                 println!("{}", serde_json::to_string(note)?);
             } else {
-                println!("{}\t{}\t{:.2}s\t{}\t{}", note.id, note.name, note.duration_seconds, note.format, note.created_at);
+                println!(
+                    "{}\t{}\t{:.2}s\t{}\t{}",
+                    note.id, note.name, note.duration_seconds, note.format, note.created_at
+                );
             }
             shown += 1;
         }

@@ -12,7 +12,11 @@ use crate::ServerArgs;
 
 /// The server configuration for these arguments.
 pub fn load_config(args: ServerArgs) -> anyhow::Result<Config> {
-    let overrides = Overrides { listen: args.listen, data_dir: args.data_dir, database_url: args.database_url };
+    let overrides = Overrides {
+        listen: args.listen,
+        data_dir: args.data_dir,
+        database_url: args.database_url,
+    };
     Ok(Config::load(args.config.as_deref(), overrides)?)
 }
 

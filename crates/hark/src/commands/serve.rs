@@ -10,7 +10,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     hark_server::app::init_tracing(&config.log_format);
     let app = hark_server::App::build(config).await?;
     tracing_info(&format!("listening on http://{}", app.addr()));
-    app.run_until_stopped(hark_server::app::shutdown_signal()).await
+    app.run_until_stopped(hark_server::app::shutdown_signal())
+        .await
 }
 
 pub async fn migrate(args: ServerArgs) -> anyhow::Result<()> {

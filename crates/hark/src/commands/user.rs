@@ -46,15 +46,30 @@ pub async fn run(args: ServerArgs, command: UserCommand) -> anyhow::Result<()> {
     // Only password hashing is used here; tokens are never issued.
     let auth = AuthService::new(repos.clone(), config.auth.clone(), b"")?;
     match command {
-        UserCommand::Add { email, password, role } => {
+        UserCommand::Add {
+            email,
+            password,
+            role,
+        } => {
             let password = secret_or_stdin(password, "password")?;
             let role = Role::parse(&role).unwrap_or(Role::User);
             let user = auth.register(&email, &password, role).await?;
-            println!("added {} ({}, {})", user.email.as_str(), user.id, user.role.as_str());
+            println!(
+                "added {} ({}, {})",
+                user.email.as_str(),
+                user.id,
+                user.role.as_str()
+            );
         }
         UserCommand::List => {
             for user in repos.users.list_users().await? {
-                println!("{}\t{}\t{}\t{}", user.id, user.email.as_str(), user.role.as_str(), user.created_at.to_rfc3339());
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    user.id,
+                    user.email.as_str(),
+                    user.role.as_str(),
+                    user.created_at.to_rfc3339()
+                );
             }
         }
         UserCommand::Passwd { email, password } => {
@@ -65,7 +80,10 @@ pub async fn run(args: ServerArgs, command: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::Role { email, role } => {
             let user = find(&repos, &email).await?;
-            repos.users.set_role(user.id, Role::parse(&role).unwrap_or(Role::User)).await?;
+            repos
+                .users
+                .set_role(user.id, Role::parse(&role).unwrap_or(Role::User))
+                .await?;
             println!("{} is now {role}", user.email.as_str());
         }
         UserCommand::Delete { email } => {
@@ -79,7 +97,11 @@ pub async fn run(args: ServerArgs, command: UserCommand) -> anyhow::Result<()> {
 
 async fn find(repos: &Repos, email: &str) -> anyhow::Result<User> {
     let email = Email::parse(email).map_err(anyhow::Error::msg)?;
-    repos.users.user_by_email(email.as_str()).await?.ok_or_else(|| anyhow::anyhow!("no user {}", email.as_str()))
+    repos
+        .users
+        .user_by_email(email.as_str())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no user {}", email.as_str()))
 }
 
 pub fn hash_secret(secret: Option<String>) -> anyhow::Result<()> {

@@ -27,8 +27,8 @@ pub struct AudioQuery {
     pub rendition: Option<String>,
     /// A token, for clients that cannot set headers (`<audio>`, EventSource).
     pub access_token: Option<String>,
-    /// Signed-link expiry (Unix seconds).
-    pub expires: Option<i64>,
+    /// Signed-link expiry (Unix seconds). Anything that is not a genuine signature is 403.
+    pub expires: Option<String>,
     /// Signed-link signature.
     pub sig: Option<String>,
 }
@@ -54,22 +54,39 @@ pub async fn get_note_audio(
     if let Some(r) = rendition
         && !RENDITIONS.contains(&r)
     {
-        return Err(ApiError::validation(format!("rendition must be one of {}", RENDITIONS.join(", "))));
+        return Err(ApiError::validation(format!(
+            "rendition must be one of {}",
+            RENDITIONS.join(", ")
+        )));
     }
-    let note = if let (Some(expires), Some(sig)) = (query.expires, query.sig.clone()) {
-        let link = LinkSignature { expires, sig };
-        if !state.links.verify(id, rendition, &link, Timestamp::now()) {
+    let note = if query.expires.is_some() || query.sig.is_some() {
+        let expires = query.expires.as_deref().and_then(|e| e.parse().ok());
+        let genuine = match (expires, query.sig.clone()) {
+            (Some(expires), Some(sig)) => state.links.verify(
+                id,
+                rendition,
+                &LinkSignature { expires, sig },
+                Timestamp::now(),
+            ),
+            _ => false,
+        };
+        if !genuine {
             return Err(ApiError::forbidden("this link is invalid or has expired"));
         }
         state.repos.notes.note_by_id(id).await?
     } else {
         let token = match bearer(&parts)? {
             Some(token) => token.to_owned(),
-            None => query.access_token.clone().ok_or_else(|| ApiError::unauthorized("missing bearer token"))?,
+            None => query
+                .access_token
+                .clone()
+                .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?,
         };
         let user = match state.auth.authenticate(&token).await? {
             crate::auth::Principal::User(user) => user,
-            crate::auth::Principal::Service { .. } => return Err(ApiError::forbidden("service tokens cannot read notes")),
+            crate::auth::Principal::Service { .. } => {
+                return Err(ApiError::forbidden("service tokens cannot read notes"));
+            }
         };
         state.repos.notes.note_for_viewer(id, user.id).await?
     };
@@ -77,7 +94,10 @@ pub async fn get_note_audio(
     if let Some(r) = rendition {
         return Err(ApiError::new(
             ProblemCode::NotFound,
-            format!("rendition {r} is not available (note status: {})", note.status.as_str()),
+            format!(
+                "rendition {r} is not available (note status: {})",
+                note.status.as_str()
+            ),
         ));
     }
     serve_note(&state, &note, &parts.headers, Disposition::Inline).await
@@ -90,22 +110,36 @@ pub enum Disposition {
 }
 
 /// Answers with the note's bytes, honouring the request's conditional and range headers.
-pub async fn serve_note(state: &AppState, note: &Note, request: &HeaderMap, disposition: Disposition) -> Result<Response, ApiError> {
+pub async fn serve_note(
+    state: &AppState,
+    note: &Note,
+    request: &HeaderMap,
+    disposition: Disposition,
+) -> Result<Response, ApiError> {
     let size = note.size_bytes;
     let etag = format!("\"{}\"", note.sha256);
     let last_modified = httpdate::fmt_http_date(
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(note.created_at.unix_seconds().max(0) as u64),
+        std::time::UNIX_EPOCH
+            + std::time::Duration::from_secs(note.created_at.unix_seconds().max(0) as u64),
     );
     let mut headers = HeaderMap::new();
     insert(&mut headers, header::ETAG, &etag);
     insert(&mut headers, header::LAST_MODIFIED, &last_modified);
     insert(&mut headers, header::ACCEPT_RANGES, "bytes");
-    insert(&mut headers, header::CACHE_CONTROL, "private, max-age=0, must-revalidate");
+    insert(
+        &mut headers,
+        header::CACHE_CONTROL,
+        "private, max-age=0, must-revalidate",
+    );
     if etag_matches(request.get(header::IF_NONE_MATCH), &etag) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
     insert(&mut headers, header::CONTENT_TYPE, &note.mime);
-    insert(&mut headers, header::CONTENT_DISPOSITION, &content_disposition(disposition, &note.name));
+    insert(
+        &mut headers,
+        header::CONTENT_DISPOSITION,
+        &content_disposition(disposition, &note.name),
+    );
     let honour_range = match request.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
         Some(validator) => validator == etag || validator == last_modified,
         None => true,
@@ -117,15 +151,30 @@ pub async fn serve_note(state: &AppState, note: &Note, request: &HeaderMap, disp
     let (status, start, end) = match range {
         RangeRequest::Full => (StatusCode::OK, 0, size),
         RangeRequest::Partial(start, end) => {
-            insert(&mut headers, header::CONTENT_RANGE, &format!("bytes {start}-{}/{size}", end - 1));
+            insert(
+                &mut headers,
+                header::CONTENT_RANGE,
+                &format!("bytes {start}-{}/{size}", end - 1),
+            );
             (StatusCode::PARTIAL_CONTENT, start, end)
         }
         RangeRequest::Unsatisfiable => {
-            return Err(ApiError::new(ProblemCode::RangeNotSatisfiable, format!("the note has {size} bytes"))
-                .with_header(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{size}")).unwrap_or(HeaderValue::from_static("bytes */0"))));
+            return Err(ApiError::new(
+                ProblemCode::RangeNotSatisfiable,
+                format!("the note has {size} bytes"),
+            )
+            .with_header(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes */{size}"))
+                    .unwrap_or(HeaderValue::from_static("bytes */0")),
+            ));
         }
     };
-    insert(&mut headers, header::CONTENT_LENGTH, &(end - start).to_string());
+    insert(
+        &mut headers,
+        header::CONTENT_LENGTH,
+        &(end - start).to_string(),
+    );
     let body = if end > start {
         let key = BlobKey::parse(&note.sha256)?;
         Body::from_stream(state.store.read_range(&key, start..end).await?)
@@ -143,8 +192,13 @@ fn insert(headers: &mut HeaderMap, name: header::HeaderName, value: &str) {
 
 /// `If-None-Match` uses the weak comparison: `W/"x"` matches `"x"`.
 fn etag_matches(header: Option<&HeaderValue>, etag: &str) -> bool {
-    let Some(value) = header.and_then(|v| v.to_str().ok()) else { return false };
-    value.split(',').map(str::trim).any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
+    let Some(value) = header.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    value
+        .split(',')
+        .map(str::trim)
+        .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -158,11 +212,15 @@ pub enum RangeRequest {
 /// One `bytes=` range. A malformed header, or several ranges, is ignored (RFC 9110 allows
 /// serving the whole representation instead).
 pub fn parse_range(spec: &str, size: u64) -> RangeRequest {
-    let Some(ranges) = spec.trim().strip_prefix("bytes=") else { return RangeRequest::Full };
+    let Some(ranges) = spec.trim().strip_prefix("bytes=") else {
+        return RangeRequest::Full;
+    };
     if ranges.contains(',') {
         return RangeRequest::Full;
     }
-    let Some((first, last)) = ranges.trim().split_once('-') else { return RangeRequest::Full };
+    let Some((first, last)) = ranges.trim().split_once('-') else {
+        return RangeRequest::Full;
+    };
     let (first, last) = (first.trim(), last.trim());
     let parse = |s: &str| s.parse::<u64>().ok();
     match (first.is_empty(), last.is_empty()) {
@@ -174,8 +232,14 @@ pub fn parse_range(spec: &str, size: u64) -> RangeRequest {
             None => RangeRequest::Full,
         },
         (false, _) => {
-            let Some(start) = parse(first) else { return RangeRequest::Full };
-            let end = if last.is_empty() { Some(u64::MAX) } else { parse(last) };
+            let Some(start) = parse(first) else {
+                return RangeRequest::Full;
+            };
+            let end = if last.is_empty() {
+                Some(u64::MAX)
+            } else {
+                parse(last)
+            };
             match end {
                 None => RangeRequest::Full,
                 Some(end) if end < start => RangeRequest::Full,
@@ -189,20 +253,40 @@ pub fn parse_range(spec: &str, size: u64) -> RangeRequest {
 /// RFC 6266: an ASCII `filename` with quotes, backslashes and control characters replaced,
 /// plus `filename*` (RFC 8187) when the name is not ASCII.
 pub fn content_disposition(disposition: Disposition, name: &str) -> String {
-    const ATTR: &AsciiSet = &NON_ALPHANUMERIC.remove(b'!').remove(b'#').remove(b'$').remove(b'&').remove(b'+')
-        .remove(b'-').remove(b'.').remove(b'^').remove(b'_').remove(b'`').remove(b'|').remove(b'~');
+    const ATTR: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'!')
+        .remove(b'#')
+        .remove(b'$')
+        .remove(b'&')
+        .remove(b'+')
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'^')
+        .remove(b'_')
+        .remove(b'`')
+        .remove(b'|')
+        .remove(b'~');
     let kind = match disposition {
         Disposition::Inline => "inline",
         Disposition::Attachment => "attachment",
     };
     let ascii: String = name
         .chars()
-        .map(|c| if c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if name.is_ascii() && !name.chars().any(|c| c.is_ascii_control()) {
         format!("{kind}; filename=\"{ascii}\"")
     } else {
-        format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{}", utf8_percent_encode(name, ATTR))
+        format!(
+            "{kind}; filename=\"{ascii}\"; filename*=UTF-8''{}",
+            utf8_percent_encode(name, ATTR)
+        )
     }
 }
 
@@ -228,8 +312,14 @@ mod tests {
 
     #[test]
     fn dispositions_are_safe() {
-        assert_eq!(content_disposition(Disposition::Attachment, "memo.wav"), "attachment; filename=\"memo.wav\"");
-        assert_eq!(content_disposition(Disposition::Inline, "say \"hi\".wav"), "inline; filename=\"say _hi_.wav\"");
+        assert_eq!(
+            content_disposition(Disposition::Attachment, "memo.wav"),
+            "attachment; filename=\"memo.wav\""
+        );
+        assert_eq!(
+            content_disposition(Disposition::Inline, "say \"hi\".wav"),
+            "inline; filename=\"say _hi_.wav\""
+        );
         assert_eq!(
             content_disposition(Disposition::Inline, "mémo.ogg"),
             "inline; filename=\"m_mo.ogg\"; filename*=UTF-8''m%C3%A9mo.ogg"

@@ -27,14 +27,23 @@ pub struct NameQuery {
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 201, body = hark_api::Note), (status = 415, body = hark_api::Problem)),
     security(("bearer" = [])))]
-pub async fn post_audio(State(state): State<AppState>, Auth(user): Auth, AppQuery(query): AppQuery<UploadQuery>, request: Request) -> Result<Response, ApiError> {
+pub async fn post_audio(
+    State(state): State<AppState>,
+    Auth(user): Auth,
+    AppQuery(query): AppQuery<UploadQuery>,
+    request: Request,
+) -> Result<Response, ApiError> {
     receive_upload(&state, &user, query, request).await
 }
 
 /// Lists notes: `?maxduration=` (seconds) and every native filter.
 #[utoipa::path(get, path = "/list", tag = "compat", params(ListNotesQuery),
     responses((status = 200, body = NoteList)), security(("bearer" = [])))]
-pub async fn list_audio(State(state): State<AppState>, Auth(user): Auth, AppQuery(query): AppQuery<ListNotesQuery>) -> Result<Json<NoteList>, ApiError> {
+pub async fn list_audio(
+    State(state): State<AppState>,
+    Auth(user): Auth,
+    AppQuery(query): AppQuery<ListNotesQuery>,
+) -> Result<Json<NoteList>, ApiError> {
     Ok(Json(list_for(&state, &user, query).await?))
 }
 
@@ -42,7 +51,12 @@ pub async fn list_audio(State(state): State<AppState>, Auth(user): Auth, AppQuer
 #[utoipa::path(get, path = "/download", tag = "compat", params(NameQuery),
     responses((status = 200, description = "The audio"), (status = 404, body = hark_api::Problem)),
     security(("bearer" = [])))]
-pub async fn download_audio(State(state): State<AppState>, Auth(user): Auth, AppQuery(query): AppQuery<NameQuery>, request: Request) -> Result<Response, ApiError> {
+pub async fn download_audio(
+    State(state): State<AppState>,
+    Auth(user): Auth,
+    AppQuery(query): AppQuery<NameQuery>,
+    request: Request,
+) -> Result<Response, ApiError> {
     let note = named_note(&state, &user, query).await?;
     serve_note(&state, &note, request.headers(), Disposition::Attachment).await
 }
@@ -51,11 +65,23 @@ pub async fn download_audio(State(state): State<AppState>, Auth(user): Auth, App
 #[utoipa::path(get, path = "/info", tag = "compat", params(NameQuery),
     responses((status = 200, body = hark_api::Note), (status = 404, body = hark_api::Problem)),
     security(("bearer" = [])))]
-pub async fn audio_info(State(state): State<AppState>, Auth(user): Auth, AppQuery(query): AppQuery<NameQuery>) -> Result<Json<hark_api::Note>, ApiError> {
+pub async fn audio_info(
+    State(state): State<AppState>,
+    Auth(user): Auth,
+    AppQuery(query): AppQuery<NameQuery>,
+) -> Result<Json<hark_api::Note>, ApiError> {
     Ok(Json(note_view(&named_note(&state, &user, query).await?)))
 }
 
 async fn named_note(state: &AppState, user: &User, query: NameQuery) -> Result<Note, ApiError> {
-    let name = query.name.filter(|n| !n.is_empty()).ok_or_else(|| ApiError::validation("name is required"))?;
-    state.repos.notes.newest_named(user.id, &name).await?.ok_or_else(|| ApiError::not_found("note"))
+    let name = query
+        .name
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::validation("name is required"))?;
+    state
+        .repos
+        .notes
+        .newest_named(user.id, &name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("note"))
 }

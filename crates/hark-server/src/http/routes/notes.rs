@@ -41,7 +41,10 @@ pub fn note_view(note: &Note) -> hark_api::Note {
         tags: note.tags.clone(),
         created_at: note.created_at.to_rfc3339(),
         renditions: Vec::new(),
-        links: NoteLinks { audio: format!("{this}/audio"), this },
+        links: NoteLinks {
+            audio: format!("{this}/audio"),
+            this,
+        },
     }
 }
 
@@ -54,7 +57,12 @@ pub fn note_view(note: &Note) -> hark_api::Note {
               (status = 400, body = hark_api::Problem), (status = 401, body = hark_api::Problem),
               (status = 413, body = hark_api::Problem), (status = 415, body = hark_api::Problem)),
     security(("bearer" = [])))]
-pub async fn upload_note(State(state): State<AppState>, Auth(user): Auth, AppQuery(query): AppQuery<UploadQuery>, request: Request) -> Result<axum::response::Response, ApiError> {
+pub async fn upload_note(
+    State(state): State<AppState>,
+    Auth(user): Auth,
+    AppQuery(query): AppQuery<UploadQuery>,
+    request: Request,
+) -> Result<axum::response::Response, ApiError> {
     receive_upload(&state, &user, query, request).await
 }
 
@@ -62,7 +70,11 @@ pub async fn upload_note(State(state): State<AppState>, Auth(user): Auth, AppQue
 #[utoipa::path(get, path = "/api/v1/notes", tag = "notes", params(ListNotesQuery),
     responses((status = 200, body = NoteList), (status = 400, body = hark_api::Problem), (status = 401, body = hark_api::Problem)),
     security(("bearer" = [])))]
-pub async fn list_notes(State(state): State<AppState>, Auth(user): Auth, AppQuery(query): AppQuery<ListNotesQuery>) -> Result<Json<NoteList>, ApiError> {
+pub async fn list_notes(
+    State(state): State<AppState>,
+    Auth(user): Auth,
+    AppQuery(query): AppQuery<ListNotesQuery>,
+) -> Result<Json<NoteList>, ApiError> {
     Ok(Json(list_for(&state, &user, query).await?))
 }
 
@@ -70,7 +82,11 @@ pub async fn list_notes(State(state): State<AppState>, Auth(user): Auth, AppQuer
 #[utoipa::path(get, path = "/api/v1/notes/{id}", tag = "notes", params(("id" = String, Path)),
     responses((status = 200, body = hark_api::Note), (status = 404, body = hark_api::Problem)),
     security(("bearer" = [])))]
-pub async fn get_note(State(state): State<AppState>, Auth(user): Auth, Path(id): Path<String>) -> Result<Json<hark_api::Note>, ApiError> {
+pub async fn get_note(
+    State(state): State<AppState>,
+    Auth(user): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<hark_api::Note>, ApiError> {
     let note = visible_note(&state, &user, &id).await?;
     Ok(Json(note_view(&note)))
 }
@@ -79,7 +95,11 @@ pub async fn get_note(State(state): State<AppState>, Auth(user): Auth, Path(id):
 #[utoipa::path(delete, path = "/api/v1/notes/{id}", tag = "notes", params(("id" = String, Path)),
     responses((status = 204, description = "Deleted"), (status = 404, body = hark_api::Problem)),
     security(("bearer" = [])))]
-pub async fn delete_note(State(state): State<AppState>, Auth(user): Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete_note(
+    State(state): State<AppState>,
+    Auth(user): Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let id = NoteId::parse(&id).ok_or_else(|| ApiError::not_found("note"))?;
     if !state.repos.notes.delete_note(id, user.id).await? {
         return Err(ApiError::not_found("note"));
@@ -93,33 +113,62 @@ pub async fn delete_note(State(state): State<AppState>, Auth(user): Auth, Path(i
     request_body(content = LinkRequest, content_type = "application/json"),
     responses((status = 200, body = SignedLink), (status = 400, body = hark_api::Problem), (status = 404, body = hark_api::Problem)),
     security(("bearer" = [])))]
-pub async fn create_link(State(state): State<AppState>, Auth(user): Auth, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Result<Json<SignedLink>, ApiError> {
+pub async fn create_link(
+    State(state): State<AppState>,
+    Auth(user): Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<SignedLink>, ApiError> {
     let note = visible_note(&state, &user, &id).await?;
     let request: LinkRequest = if body.iter().all(u8::is_ascii_whitespace) {
         LinkRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::validation(format!("invalid JSON body: {e}")))?
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::validation(format!("invalid JSON body: {e}")))?
     };
     let expires_in = request.expires_in.unwrap_or(3600);
     if !(1..=MAX_LINK_SECONDS).contains(&expires_in) {
-        return Err(ApiError::validation(format!("expires_in must be 1 to {MAX_LINK_SECONDS} seconds")));
+        return Err(ApiError::validation(format!(
+            "expires_in must be 1 to {MAX_LINK_SECONDS} seconds"
+        )));
     }
     let rendition = request.rendition.as_deref();
     if let Some(r) = rendition
         && !super::audio::RENDITIONS.contains(&r)
     {
-        return Err(ApiError::validation(format!("rendition must be one of {}", super::audio::RENDITIONS.join(", "))));
+        return Err(ApiError::validation(format!(
+            "rendition must be one of {}",
+            super::audio::RENDITIONS.join(", ")
+        )));
     }
-    let expires_at = Timestamp(Timestamp::now().unix_seconds().saturating_add(expires_in as i64) * 1_000_000);
+    let expires_at = Timestamp(
+        Timestamp::now()
+            .unix_seconds()
+            .saturating_add(expires_in as i64)
+            * 1_000_000,
+    );
     let query = state.links.sign(note.id, rendition, expires_at);
-    let url = format!("{}/api/v1/notes/{}/audio?{query}", state.public_base(&headers), note.id);
-    Ok(Json(SignedLink { url, expires_at: expires_at.to_rfc3339() }))
+    let url = format!(
+        "{}/api/v1/notes/{}/audio?{query}",
+        state.public_base(&headers),
+        note.id
+    );
+    Ok(Json(SignedLink {
+        url,
+        expires_at: expires_at.to_rfc3339(),
+    }))
 }
 
 /// The note if the user may see it; a 404 otherwise, the same as for a missing note.
 pub async fn visible_note(state: &AppState, user: &User, id: &str) -> Result<Note, ApiError> {
     let id = NoteId::parse(id).ok_or_else(|| ApiError::not_found("note"))?;
-    state.repos.notes.note_for_viewer(id, user.id).await?.ok_or_else(|| ApiError::not_found("note"))
+    state
+        .repos
+        .notes
+        .note_for_viewer(id, user.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("note"))
 }
 
 /// Where the next page starts: the sort it belongs to and the last item's key.
@@ -136,12 +185,17 @@ fn encode_cursor(sort: NoteSort, note: &Note) -> String {
         NoteSort::DurationAsc | NoteSort::DurationDesc => serde_json::json!(note.duration_seconds),
         NoteSort::NameAsc | NoteSort::NameDesc => serde_json::json!(note.name),
     };
-    let cursor = Cursor { s: sort.as_str().into(), k, i: note.id.to_string() };
+    let cursor = Cursor {
+        s: sort.as_str().into(),
+        k,
+        i: note.id.to_string(),
+    };
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(&cursor).unwrap_or_default())
 }
 
 fn decode_cursor(raw: &str, sort: NoteSort) -> Result<(SortKey, NoteId), ApiError> {
-    let invalid = || ApiError::validation("cursor is invalid; pass next_cursor from the previous page");
+    let invalid =
+        || ApiError::validation("cursor is invalid; pass next_cursor from the previous page");
     let bytes = URL_SAFE_NO_PAD.decode(raw.trim()).map_err(|_| invalid())?;
     let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
     if cursor.s != sort.as_str() {
@@ -149,31 +203,50 @@ fn decode_cursor(raw: &str, sort: NoteSort) -> Result<(SortKey, NoteId), ApiErro
     }
     let id = NoteId::parse(&cursor.i).ok_or_else(invalid)?;
     let key = match sort {
-        NoteSort::CreatedAsc | NoteSort::CreatedDesc => SortKey::Created(cursor.k.as_i64().ok_or_else(invalid)?),
-        NoteSort::DurationAsc | NoteSort::DurationDesc => SortKey::Duration(cursor.k.as_f64().ok_or_else(invalid)?),
-        NoteSort::NameAsc | NoteSort::NameDesc => SortKey::Name(cursor.k.as_str().ok_or_else(invalid)?.to_owned()),
+        NoteSort::CreatedAsc | NoteSort::CreatedDesc => {
+            SortKey::Created(cursor.k.as_i64().ok_or_else(invalid)?)
+        }
+        NoteSort::DurationAsc | NoteSort::DurationDesc => {
+            SortKey::Duration(cursor.k.as_f64().ok_or_else(invalid)?)
+        }
+        NoteSort::NameAsc | NoteSort::NameDesc => {
+            SortKey::Name(cursor.k.as_str().ok_or_else(invalid)?.to_owned())
+        }
     };
     Ok((key, id))
 }
 
 fn seconds(value: Option<f64>, field: &str) -> Result<Option<f64>, ApiError> {
     match value {
-        Some(v) if !v.is_finite() || v < 0.0 => Err(ApiError::validation(format!("{field} must be a non-negative number of seconds"))),
+        Some(v) if !v.is_finite() || v < 0.0 => Err(ApiError::validation(format!(
+            "{field} must be a non-negative number of seconds"
+        ))),
         other => Ok(other),
     }
 }
 
 fn instant(value: Option<&str>, field: &str) -> Result<Option<Timestamp>, ApiError> {
     value
-        .map(|v| Timestamp::parse_rfc3339(v).ok_or_else(|| ApiError::validation(format!("{field} must be an RFC 3339 instant"))))
+        .map(|v| {
+            Timestamp::parse_rfc3339(v)
+                .ok_or_else(|| ApiError::validation(format!("{field} must be an RFC 3339 instant")))
+        })
         .transpose()
 }
 
 /// Validates a list query and runs it.
-pub async fn list_for(state: &AppState, user: &User, query: ListNotesQuery) -> Result<NoteList, ApiError> {
+pub async fn list_for(
+    state: &AppState,
+    user: &User,
+    query: ListNotesQuery,
+) -> Result<NoteList, ApiError> {
     let sort = match query.sort.as_deref() {
         None => NoteSort::CreatedDesc,
-        Some(s) => NoteSort::parse(s).ok_or_else(|| ApiError::validation("sort must be created_at, -created_at, duration, -duration, name or -name"))?,
+        Some(s) => NoteSort::parse(s).ok_or_else(|| {
+            ApiError::validation(
+                "sort must be created_at, -created_at, duration, -duration, name or -name",
+            )
+        })?,
     };
     let limit = query.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
@@ -182,12 +255,17 @@ pub async fn list_for(state: &AppState, user: &User, query: ListNotesQuery) -> R
     if let Some(status) = &query.status
         && hark_api::NoteStatus::parse(status).is_none()
     {
-        return Err(ApiError::validation("status must be pending, processing, ready or failed"));
+        return Err(ApiError::validation(
+            "status must be pending, processing, ready or failed",
+        ));
     }
     if let Some(format) = &query.format
         && !FORMATS.contains(&format.as_str())
     {
-        return Err(ApiError::validation(format!("format must be one of {}", FORMATS.join(", "))));
+        return Err(ApiError::validation(format!(
+            "format must be one of {}",
+            FORMATS.join(", ")
+        )));
     }
     let sender = match query.sender.as_deref() {
         None => None,
@@ -205,7 +283,11 @@ pub async fn list_for(state: &AppState, user: &User, query: ListNotesQuery) -> R
         created_after: instant(query.created_after.as_deref(), "created_after")?,
         created_before: instant(query.created_before.as_deref(), "created_before")?,
         sort,
-        after: query.cursor.as_deref().map(|c| decode_cursor(c, sort)).transpose()?,
+        after: query
+            .cursor
+            .as_deref()
+            .map(|c| decode_cursor(c, sort))
+            .transpose()?,
         limit: limit + 1,
     };
     let mut notes = state.repos.notes.list_notes(&filter).await?;
@@ -215,7 +297,10 @@ pub async fn list_for(state: &AppState, user: &User, query: ListNotesQuery) -> R
     } else {
         None
     };
-    Ok(NoteList { items: notes.iter().map(note_view).collect(), next_cursor })
+    Ok(NoteList {
+        items: notes.iter().map(note_view).collect(),
+        next_cursor,
+    })
 }
 
 /// A user given by id or email. An unknown one matches nothing, so it is not an error: the

@@ -13,22 +13,40 @@ use crate::http::problem::ApiError;
 /// repeated failures per email and per IP get 429.
 #[utoipa::path(post, path = "/token", tag = "tokens", request_body = Credentials,
     responses((status = 200, body = TokenResponse), (status = 401, body = hark_api::Problem), (status = 429, body = hark_api::Problem)))]
-pub async fn create_token(State(state): State<AppState>, ClientIp(ip): ClientIp, AppJson(body): AppJson<Credentials>) -> Result<Json<TokenResponse>, ApiError> {
-    Ok(Json(state.auth.sign_in(&body.email, &body.password, ip).await?))
+pub async fn create_token(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    AppJson(body): AppJson<Credentials>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    Ok(Json(
+        state.auth.sign_in(&body.email, &body.password, ip).await?,
+    ))
 }
 
 /// Signs in a service client from the configuration; the token carries its scopes.
 #[utoipa::path(post, path = "/token/s2s", tag = "tokens", request_body = ServiceCredentials,
     responses((status = 200, body = TokenResponse), (status = 401, body = hark_api::Problem), (status = 429, body = hark_api::Problem)))]
-pub async fn create_service_token(State(state): State<AppState>, ClientIp(ip): ClientIp, AppJson(body): AppJson<ServiceCredentials>) -> Result<Json<TokenResponse>, ApiError> {
-    Ok(Json(state.auth.sign_in_service(&body.client_id, &body.client_secret, ip).await?))
+pub async fn create_service_token(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    AppJson(body): AppJson<ServiceCredentials>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    Ok(Json(
+        state
+            .auth
+            .sign_in_service(&body.client_id, &body.client_secret, ip)
+            .await?,
+    ))
 }
 
 /// The claims of the bearer token: `sub`, `role` or `scopes`, `exp`.
 #[utoipa::path(get, path = "/token/verify", tag = "tokens",
     responses((status = 200, body = TokenClaims), (status = 401, body = hark_api::Problem)),
     security(("bearer" = [])))]
-pub async fn verify_token(State(state): State<AppState>, parts: Parts) -> Result<Json<TokenClaims>, ApiError> {
+pub async fn verify_token(
+    State(state): State<AppState>,
+    parts: Parts,
+) -> Result<Json<TokenClaims>, ApiError> {
     let token = bearer(&parts)?.ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
     Ok(Json(state.auth.verify_token(token)?))
 }

@@ -42,23 +42,41 @@ pub struct UploadQuery {
 const MAX_FIELD_BYTES: usize = 4096;
 
 /// Spools the body, commits it, and answers 201 with `Location` and the note.
-pub async fn receive_upload(state: &AppState, user: &User, query: UploadQuery, request: Request) -> Result<Response, ApiError> {
+pub async fn receive_upload(
+    state: &AppState,
+    user: &User,
+    query: UploadQuery,
+    request: Request,
+) -> Result<Response, ApiError> {
     let headers = request.headers().clone();
     let gzip = content_encoding_is_gzip(&headers)?;
-    let mut fields = UploadFields { name: query.name, title: query.title, series: query.series };
+    let mut fields = UploadFields {
+        name: query.name,
+        title: query.title,
+        series: query.series,
+    };
     let mut delivery = (query.to, query.channel);
     let spooled = if is_multipart(&headers) {
-        let request = if gzip { gunzip_request(request, state.ingest.max_bytes) } else { request };
+        let request = if gzip {
+            gunzip_request(request, state.ingest.max_bytes)
+        } else {
+            request
+        };
         read_form(state, request, &mut fields, &mut delivery).await?
     } else {
         if fields.name.is_none() {
-            fields.name = headers.get(header::CONTENT_DISPOSITION).and_then(|v| v.to_str().ok()).and_then(disposition_filename);
+            fields.name = headers
+                .get(header::CONTENT_DISPOSITION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(disposition_filename);
         }
         let body = request.into_body().into_data_stream();
         spool(&state.ingest.tmp_dir, body, gzip, state.ingest.max_bytes).await?
     };
     if delivery.0.is_some() || delivery.1.is_some() {
-        return Err(ApiError::validation("delivery (to, channel) is not available on this server yet"));
+        return Err(ApiError::validation(
+            "delivery (to, channel) is not available on this server yet",
+        ));
     }
     let request = UploadRequest {
         owner: user.id,
@@ -73,7 +91,10 @@ pub async fn receive_upload(state: &AppState, user: &User, query: UploadQuery, r
         response.headers_mut().insert(header::LOCATION, location);
     }
     if ingested.replayed {
-        response.headers_mut().insert("idempotent-replayed", header::HeaderValue::from_static("true"));
+        response.headers_mut().insert(
+            "idempotent-replayed",
+            header::HeaderValue::from_static("true"),
+        );
     }
     Ok(response)
 }
@@ -82,15 +103,28 @@ fn is_multipart(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"))
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        })
 }
 
 fn content_encoding_is_gzip(headers: &HeaderMap) -> Result<bool, ApiError> {
-    let Some(value) = headers.get(header::CONTENT_ENCODING) else { return Ok(false) };
-    match value.to_str().map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+    let Some(value) = headers.get(header::CONTENT_ENCODING) else {
+        return Ok(false);
+    };
+    match value
+        .to_str()
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
         Ok("gzip" | "x-gzip") => Ok(true),
         Ok("identity" | "") => Ok(false),
-        _ => Err(ApiError::new(ProblemCode::UnsupportedMediaType, "Content-Encoding must be gzip or identity")),
+        _ => Err(ApiError::new(
+            ProblemCode::UnsupportedMediaType,
+            "Content-Encoding must be gzip or identity",
+        )),
     }
 }
 
@@ -99,7 +133,8 @@ fn content_encoding_is_gzip(headers: &HeaderMap) -> Result<bool, ApiError> {
 fn gunzip_request(request: Request, max_bytes: u64) -> Request {
     let (parts, body) = request.into_parts();
     let reader = StreamReader::new(body.into_data_stream().map_err(io::Error::other));
-    let inflated = GzipDecoder::new(tokio::io::BufReader::new(reader)).take(max_bytes.saturating_add(1024 * 1024));
+    let inflated = GzipDecoder::new(tokio::io::BufReader::new(reader))
+        .take(max_bytes.saturating_add(1024 * 1024));
     Request::from_parts(parts, Body::from_stream(ReaderStream::new(inflated)))
 }
 
@@ -111,8 +146,12 @@ async fn read_form(
     fields: &mut UploadFields,
     delivery: &mut (Option<String>, Option<String>),
 ) -> Result<Spooled, ApiError> {
-    let malformed = |e: axum::extract::multipart::MultipartError| ApiError::validation(format!("malformed multipart body: {}", e.body_text()));
-    let mut form = Multipart::from_request(request, state).await.map_err(|e| ApiError::validation(e.body_text()))?;
+    let malformed = |e: axum::extract::multipart::MultipartError| {
+        ApiError::validation(format!("malformed multipart body: {}", e.body_text()))
+    };
+    let mut form = Multipart::from_request(request, state)
+        .await
+        .map_err(|e| ApiError::validation(e.body_text()))?;
     let mut spooled = None;
     let mut part_filename = None;
     while let Some(mut field) = form.next_field().await.map_err(malformed)? {
@@ -123,17 +162,28 @@ async fn read_form(
                     return Err(ApiError::validation("only one file part is accepted"));
                 }
                 part_filename = field.file_name().map(str::to_owned);
-                spooled = Some(spool(&state.ingest.tmp_dir, Box::pin(&mut field), false, state.ingest.max_bytes).await?);
+                spooled = Some(
+                    spool(
+                        &state.ingest.tmp_dir,
+                        Box::pin(&mut field),
+                        false,
+                        state.ingest.max_bytes,
+                    )
+                    .await?,
+                );
             }
             "name" | "title" | "series" | "to" | "channel" | "correct" => {
                 let mut value = Vec::new();
                 while let Some(chunk) = field.chunk().await.map_err(malformed)? {
                     value.extend_from_slice(&chunk);
                     if value.len() > MAX_FIELD_BYTES {
-                        return Err(ApiError::validation(format!("form field {name} is longer than {MAX_FIELD_BYTES} bytes")));
+                        return Err(ApiError::validation(format!(
+                            "form field {name} is longer than {MAX_FIELD_BYTES} bytes"
+                        )));
                     }
                 }
-                let value = String::from_utf8(value).map_err(|_| ApiError::validation(format!("form field {name} is not UTF-8")))?;
+                let value = String::from_utf8(value)
+                    .map_err(|_| ApiError::validation(format!("form field {name} is not UTF-8")))?;
                 match name.as_str() {
                     "name" => fields.name = Some(value),
                     "title" => fields.title = Some(value),
@@ -147,7 +197,9 @@ async fn read_form(
             _ => while field.chunk().await.map_err(malformed)?.is_some() {},
         }
     }
-    let spooled = spooled.ok_or_else(|| ApiError::validation("the form has no file part (expected a part named \"file\")"))?;
+    let spooled = spooled.ok_or_else(|| {
+        ApiError::validation("the form has no file part (expected a part named \"file\")")
+    })?;
     if fields.name.is_none() {
         fields.name = part_filename;
     }
@@ -155,26 +207,41 @@ async fn read_form(
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
-    let key = value.to_str().map_err(|_| ApiError::validation("Idempotency-Key must be ASCII"))?.trim();
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .map_err(|_| ApiError::validation("Idempotency-Key must be ASCII"))?
+        .trim();
     let key = key.trim_matches('"');
     if key.is_empty() || key.len() > 255 {
-        return Err(ApiError::validation("Idempotency-Key must be 1 to 255 characters"));
+        return Err(ApiError::validation(
+            "Idempotency-Key must be 1 to 255 characters",
+        ));
     }
     Ok(Some(key.to_owned()))
 }
 
 /// The `sha-256` member of an RFC 9530 `Content-Digest`; other algorithms are ignored.
 fn content_digest(headers: &HeaderMap) -> Result<Option<[u8; 32]>, ApiError> {
-    let Some(value) = headers.get("content-digest") else { return Ok(None) };
+    let Some(value) = headers.get("content-digest") else {
+        return Ok(None);
+    };
     let invalid = || ApiError::validation("Content-Digest must look like sha-256=:<base64>:");
     let value = value.to_str().map_err(|_| invalid())?;
     for member in value.split(',') {
-        let Some((algorithm, digest)) = member.trim().split_once('=') else { return Err(invalid()) };
+        let Some((algorithm, digest)) = member.trim().split_once('=') else {
+            return Err(invalid());
+        };
         if !algorithm.trim().eq_ignore_ascii_case("sha-256") {
             continue;
         }
-        let digest = digest.trim().strip_prefix(':').and_then(|d| d.strip_suffix(':')).ok_or_else(invalid)?;
+        let digest = digest
+            .trim()
+            .strip_prefix(':')
+            .and_then(|d| d.strip_suffix(':'))
+            .ok_or_else(invalid)?;
         let bytes = STANDARD.decode(digest).map_err(|_| invalid())?;
         return bytes.try_into().map(Some).map_err(|_| invalid());
     }
@@ -185,11 +252,16 @@ fn content_digest(headers: &HeaderMap) -> Result<Option<[u8; 32]>, ApiError> {
 fn disposition_filename(value: &str) -> Option<String> {
     let mut plain = None;
     for param in value.split(';').skip(1) {
-        let Some((key, val)) = param.trim().split_once('=') else { continue };
+        let Some((key, val)) = param.trim().split_once('=') else {
+            continue;
+        };
         match key.trim().to_ascii_lowercase().as_str() {
             "filename*" => {
                 let encoded = val.trim().split_once("''").map(|(_, v)| v)?;
-                return percent_encoding::percent_decode_str(encoded).decode_utf8().ok().map(|s| s.into_owned());
+                return percent_encoding::percent_decode_str(encoded)
+                    .decode_utf8()
+                    .ok()
+                    .map(|s| s.into_owned());
             }
             "filename" => plain = Some(val.trim().trim_matches('"').to_owned()),
             _ => {}
@@ -204,8 +276,14 @@ mod tests {
 
     #[test]
     fn reads_content_disposition_file_names() {
-        assert_eq!(disposition_filename("attachment; filename=\"memo.wav\""), Some("memo.wav".into()));
-        assert_eq!(disposition_filename("attachment; filename=a.wav; filename*=UTF-8''m%C3%A9mo.wav"), Some("mémo.wav".into()));
+        assert_eq!(
+            disposition_filename("attachment; filename=\"memo.wav\""),
+            Some("memo.wav".into())
+        );
+        assert_eq!(
+            disposition_filename("attachment; filename=a.wav; filename*=UTF-8''m%C3%A9mo.wav"),
+            Some("mémo.wav".into())
+        );
         assert_eq!(disposition_filename("inline"), None);
     }
 
@@ -213,7 +291,12 @@ mod tests {
     fn parses_content_digest() {
         let mut headers = HeaderMap::new();
         let digest = STANDARD.encode([7u8; 32]);
-        headers.insert("content-digest", format!("sha-512=:abc:, sha-256=:{digest}:").parse().expect("header"));
+        headers.insert(
+            "content-digest",
+            format!("sha-512=:abc:, sha-256=:{digest}:")
+                .parse()
+                .expect("header"),
+        );
         assert_eq!(content_digest(&headers).ok().flatten(), Some([7u8; 32]));
         headers.insert("content-digest", "sha-256=nope".parse().expect("header"));
         assert!(content_digest(&headers).is_err());

@@ -16,7 +16,11 @@ use crate::http::problem::ApiError;
     responses((status = 201, body = hark_api::User), (status = 400, body = hark_api::Problem),
               (status = 403, body = hark_api::Problem), (status = 409, body = hark_api::Problem)),
     security((), ("bearer" = [])))]
-pub async fn create_user(State(state): State<AppState>, MaybeAuth(caller): MaybeAuth, AppJson(body): AppJson<Credentials>) -> Result<(StatusCode, Json<hark_api::User>), ApiError> {
+pub async fn create_user(
+    State(state): State<AppState>,
+    MaybeAuth(caller): MaybeAuth,
+    AppJson(body): AppJson<Credentials>,
+) -> Result<(StatusCode, Json<hark_api::User>), ApiError> {
     let is_admin = caller.as_ref().is_some_and(|u| u.role == Role::Admin);
     if !state.auth.open_registration() && !is_admin {
         return Err(if caller.is_some() {
@@ -25,7 +29,10 @@ pub async fn create_user(State(state): State<AppState>, MaybeAuth(caller): Maybe
             ApiError::unauthorized("registration is closed; sign in as an admin")
         });
     }
-    let user = state.auth.register(&body.email, &body.password, Role::User).await?;
+    let user = state
+        .auth
+        .register(&body.email, &body.password, Role::User)
+        .await?;
     Ok((StatusCode::CREATED, Json(user.to_api())))
 }
 
@@ -41,7 +48,11 @@ pub async fn get_me(Auth(user): Auth) -> Json<hark_api::User> {
 #[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
     responses((status = 204, description = "Deleted"), (status = 404, body = hark_api::Problem)),
     security(("bearer" = [])))]
-pub async fn delete_user(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete_user(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let id = UserId::parse(&id).ok_or_else(|| ApiError::not_found("user"))?;
     if caller.id != id && caller.role != Role::Admin {
         return Err(ApiError::not_found("user"));
@@ -57,20 +68,41 @@ pub async fn delete_user(State(state): State<AppState>, Auth(caller): Auth, Path
 #[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", request_body = NewApiKey,
     responses((status = 201, body = CreatedApiKey), (status = 400, body = hark_api::Problem)),
     security(("bearer" = [])))]
-pub async fn create_api_key(State(state): State<AppState>, Auth(user): Auth, AppJson(body): AppJson<NewApiKey>) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
+pub async fn create_api_key(
+    State(state): State<AppState>,
+    Auth(user): Auth,
+    AppJson(body): AppJson<NewApiKey>,
+) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
     let created = state.auth.create_api_key(user.id, &body.name).await?;
     let r = created.record;
-    Ok((StatusCode::CREATED, Json(CreatedApiKey { id: r.id, name: r.name, key: created.key, created_at: r.created_at.to_rfc3339() })))
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedApiKey {
+            id: r.id,
+            name: r.name,
+            key: created.key,
+            created_at: r.created_at.to_rfc3339(),
+        }),
+    ))
 }
 
 /// The caller's API keys, without the keys themselves.
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys",
     responses((status = 200, body = ApiKeyList)), security(("bearer" = [])))]
-pub async fn list_api_keys(State(state): State<AppState>, Auth(user): Auth) -> Result<Json<ApiKeyList>, ApiError> {
+pub async fn list_api_keys(
+    State(state): State<AppState>,
+    Auth(user): Auth,
+) -> Result<Json<ApiKeyList>, ApiError> {
     let keys = state.repos.api_keys.list_api_keys(user.id).await?;
     let items = keys
         .into_iter()
-        .map(|k| ApiKey { id: k.id, name: k.name, prefix: k.prefix, created_at: k.created_at.to_rfc3339(), last_used_at: k.last_used_at.map(|t| t.to_rfc3339()) })
+        .map(|k| ApiKey {
+            id: k.id,
+            name: k.name,
+            prefix: k.prefix,
+            created_at: k.created_at.to_rfc3339(),
+            last_used_at: k.last_used_at.map(|t| t.to_rfc3339()),
+        })
         .collect();
     Ok(Json(ApiKeyList { items }))
 }
@@ -79,7 +111,11 @@ pub async fn list_api_keys(State(state): State<AppState>, Auth(user): Auth) -> R
 #[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys", params(("id" = String, Path)),
     responses((status = 204, description = "Revoked"), (status = 404, body = hark_api::Problem)),
     security(("bearer" = [])))]
-pub async fn delete_api_key(State(state): State<AppState>, Auth(user): Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete_api_key(
+    State(state): State<AppState>,
+    Auth(user): Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let id = ApiKeyId::parse(&id).ok_or_else(|| ApiError::not_found("API key"))?;
     if !state.repos.api_keys.delete_api_key(user.id, id).await? {
         return Err(ApiError::not_found("API key"));

@@ -1,0 +1,281 @@
+//! Demuxing and first-packet decoding with symphonia, for every container but Ogg Opus.
+//!
+//! The duration always comes from the packets themselves (end of the last packet), never from a
+//! header: headers can be missing (browser WebM), estimated (MP3 without Xing) or wrong
+//! (truncated uploads). Only the first second or so is decoded; the rest is only demuxed.
+
+use crate::opus::{self, OPUS_RATE};
+use crate::sniff::label;
+use crate::source::Window;
+use crate::{Format, ProbeError, unsupported};
+use std::fs::File;
+use symphonia::core::codecs::{CODEC_TYPE_NULL, CODEC_TYPE_OPUS, CodecParameters, DecoderOptions};
+use symphonia::core::errors::Error as SymError;
+use symphonia::core::formats::{FormatOptions, FormatReader, Packet, Track};
+use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
+use symphonia::core::units::TimeBase;
+use symphonia::default::formats::{FlacReader, IsoMp4Reader, MpaReader, OggReader, WavReader};
+
+/// What probing found about the audio stream.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Stream {
+    pub codec: String,
+    pub sample_rate: u32,
+    pub channels: u16,
+    pub duration: f64,
+}
+
+/// Stop decoding after this many packets even if they hold less than a second.
+const MAX_DECODED_PACKETS: usize = 500;
+
+/// Opens the container with the reader for `format`, picks the first audio track, decodes its
+/// first second and demuxes the rest.
+pub(crate) fn probe(format: Format, file: File, offset: u64) -> Result<Stream, ProbeError> {
+    let mut source = Window::new(file, offset)?;
+    let mut magic = [0u8; 4];
+    if format == Format::Wav
+        && source.peek(&mut magic)? == 4
+        && (&magic == b"RF64" || &magic == b"BW64")
+    {
+        source = source.with_magic(*b"RIFF");
+    }
+    let mss = MediaSourceStream::new(Box::new(source), MediaSourceStreamOptions::default());
+    let opts = FormatOptions::default();
+    let opened = match format {
+        Format::Wav => WavReader::try_new(mss, &opts).map(boxed),
+        Format::Mp3 => MpaReader::try_new(mss, &opts).map(boxed),
+        Format::Ogg => OggReader::try_new(mss, &opts).map(boxed),
+        Format::Flac => FlacReader::try_new(mss, &opts).map(boxed),
+        Format::Mp4 => IsoMp4Reader::try_new(mss, &opts).map(boxed),
+        // WebM has its own reader (webm.rs); symphonia's is not safe on damaged input.
+        Format::Webm => return Err(unsupported("WebM/Matroska")),
+    };
+    let mut reader = opened.map_err(|e| open_error(format, e))?;
+    let track = pick_track(reader.tracks()).ok_or_else(|| no_track(format, reader.tracks()))?;
+    scan(format, reader.as_mut(), &track)
+}
+
+fn boxed<R: FormatReader + 'static>(reader: R) -> Box<dyn FormatReader> {
+    Box::new(reader)
+}
+
+/// The first track with a codec symphonia recognises (video tracks come out as the null codec).
+fn pick_track(tracks: &[Track]) -> Option<Track> {
+    tracks
+        .iter()
+        .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+        .cloned()
+}
+
+fn no_track(format: Format, tracks: &[Track]) -> ProbeError {
+    if tracks.is_empty() {
+        unsupported(format!("{} with no tracks", label(format)))
+    } else {
+        unsupported(format!(
+            "{} with no audio track in a supported codec",
+            label(format)
+        ))
+    }
+}
+
+/// Maps an error from opening a container to the client-facing reason.
+fn open_error(format: Format, e: SymError) -> ProbeError {
+    match e {
+        SymError::IoError(io) if io.raw_os_error().is_some() => ProbeError::Io(io),
+        SymError::IoError(_) => unsupported(match format {
+            Format::Wav => "WAV header with no samples".to_owned(),
+            Format::Mp3 => "truncated MP3".to_owned(),
+            f => format!("truncated {}", label(f)),
+        }),
+        SymError::Unsupported(what) => unsupported(format!(
+            "{} with unsupported content ({what})",
+            label(format)
+        )),
+        e => unsupported(format!("damaged {} ({e})", label(format))),
+    }
+}
+
+/// ffmpeg's name for a codec, which is what clients and the manifest use.
+pub(crate) fn codec_name(params: &CodecParameters) -> String {
+    if params.codec == CODEC_TYPE_OPUS {
+        return "opus".into();
+    }
+    symphonia::default::get_codecs()
+        .get_codec(params.codec)
+        .map_or_else(|| "unknown".into(), |d| d.short_name.to_owned())
+}
+
+/// Seconds of `ts` in `tb`, without symphonia's asserting conversion.
+fn seconds(tb: Option<TimeBase>, ts: u64, sample_rate: u32) -> f64 {
+    match tb {
+        Some(tb) if tb.numer > 0 && tb.denom > 0 => {
+            ts as f64 * f64::from(tb.numer) / f64::from(tb.denom)
+        }
+        _ if sample_rate > 0 => ts as f64 / f64::from(sample_rate),
+        _ => 0.0,
+    }
+}
+
+/// How we check packets: a symphonia decoder, or Opus framing rules.
+enum Checker {
+    Decoder(Box<dyn symphonia::core::codecs::Decoder>),
+    Opus,
+}
+
+/// Running totals while reading packets.
+#[derive(Default)]
+struct Tally {
+    good: usize,
+    bad: usize,
+    frames: u64,
+    decoded_channels: Option<u16>,
+    decoded_rate: Option<u32>,
+}
+
+fn scan(
+    format: Format,
+    reader: &mut dyn FormatReader,
+    track: &Track,
+) -> Result<Stream, ProbeError> {
+    let params = &track.codec_params;
+    let codec = codec_name(params);
+    let what = format!("{} with codec {codec}", label(format));
+    let opus_head = if params.codec == CODEC_TYPE_OPUS {
+        let head = params.extra_data.as_deref().and_then(opus::parse_head);
+        Some(head.ok_or_else(|| unsupported(format!("{what} and no valid OpusHead")))?)
+    } else {
+        None
+    };
+    let mut checker = match opus_head {
+        Some(_) => Checker::Opus,
+        None => Checker::Decoder(
+            symphonia::default::get_codecs()
+                .make(params, &DecoderOptions::default())
+                .map_err(|_| unsupported(format!("{what}, which is not supported")))?,
+        ),
+    };
+    let mut sample_rate = match opus_head {
+        Some(_) => OPUS_RATE,
+        None => params.sample_rate.unwrap_or(0),
+    };
+    let pcm_frame_bytes = pcm_frame_bytes(params);
+    let mut tally = Tally::default();
+    let (mut start, mut end) = (f64::INFINITY, 0f64);
+    loop {
+        let packet = match reader.next_packet() {
+            Ok(packet) => packet,
+            Err(SymError::IoError(e)) if e.raw_os_error().is_some() => return Err(e.into()),
+            // End of stream, a damaged tail, or a chained stream: the audio ends here.
+            Err(_) => break,
+        };
+        if packet.track_id() != track.id {
+            continue;
+        }
+        let checking = tally.good + tally.bad < MAX_DECODED_PACKETS
+            && (tally.frames < u64::from(sample_rate.max(1)) || tally.good == 0);
+        let dur_secs = match (&mut checker, checking) {
+            (Checker::Opus, _) => match opus::packet_samples(&packet.data) {
+                Ok(n) => {
+                    if checking && n > 0 {
+                        tally.good += 1;
+                        tally.frames += u64::from(n);
+                    }
+                    f64::from(n) / f64::from(OPUS_RATE)
+                }
+                Err(_) => {
+                    tally.bad += usize::from(checking);
+                    0.0
+                }
+            },
+            (Checker::Decoder(decoder), check) => {
+                if check {
+                    decode_one(decoder.as_mut(), &packet, &mut tally);
+                }
+                let dur = match pcm_frame_bytes {
+                    Some(bytes) => packet.dur.min((packet.data.len() / bytes) as u64),
+                    None => packet.dur,
+                };
+                seconds(params.time_base, dur, sample_rate)
+            }
+        };
+        let ts = seconds(params.time_base, packet.ts, sample_rate);
+        start = start.min(ts);
+        end = end.max(ts + dur_secs);
+    }
+    if tally.good == 0 {
+        return Err(unsupported(no_audio(format, &codec)));
+    }
+    if tally.bad > tally.good {
+        return Err(unsupported(format!(
+            "damaged {what}: most of the first packets do not decode"
+        )));
+    }
+    if sample_rate == 0 {
+        sample_rate = tally.decoded_rate.unwrap_or(0);
+    }
+    let channels = match opus_head {
+        Some(head) => head.channels,
+        None => params
+            .channels
+            .and_then(|c| u16::try_from(c.count()).ok())
+            .or(tally.decoded_channels)
+            .unwrap_or(0),
+    };
+    if sample_rate == 0 || channels == 0 {
+        return Err(unsupported(format!(
+            "{what} and no sample rate or channel count"
+        )));
+    }
+    // Encoder delay and padding the file declares (LAME tag, OpusHead pre-skip) are not audio.
+    let trimmed = match opus_head {
+        Some(head) => u64::from(head.pre_skip),
+        None => u64::from(params.delay.unwrap_or(0)) + u64::from(params.padding.unwrap_or(0)),
+    };
+    let duration = (end - start.min(end)) - trimmed as f64 / f64::from(sample_rate);
+    if duration <= 0.0 {
+        return Err(unsupported(no_audio(format, &codec)));
+    }
+    Ok(Stream {
+        codec,
+        sample_rate,
+        channels,
+        duration,
+    })
+}
+
+/// Decodes one packet, counting it as good if it yields audio.
+fn decode_one(
+    decoder: &mut dyn symphonia::core::codecs::Decoder,
+    packet: &Packet,
+    tally: &mut Tally,
+) {
+    match decoder.decode(packet) {
+        Ok(buf) if buf.frames() > 0 => {
+            tally.good += 1;
+            tally.frames += buf.frames() as u64;
+            tally.decoded_rate = Some(buf.spec().rate);
+            tally.decoded_channels = u16::try_from(buf.spec().channels.count()).ok();
+        }
+        // Priming packets (AAC, Vorbis) legitimately decode to nothing.
+        Ok(_) => {}
+        Err(_) => tally.bad += 1,
+    }
+}
+
+/// Bytes per frame for PCM, so a short final packet (truncated file) counts only what it holds.
+fn pcm_frame_bytes(params: &CodecParameters) -> Option<usize> {
+    let is_pcm = codec_name(params).starts_with("pcm_");
+    let bits = params.bits_per_coded_sample.or(params.bits_per_sample)?;
+    let channels = params.channels?.count();
+    let bytes = (bits as usize).div_ceil(8) * channels;
+    (is_pcm && bytes > 0).then_some(bytes)
+}
+
+/// The message for a container whose header parsed but that holds no decodable audio.
+pub(crate) fn no_audio(format: Format, codec: &str) -> String {
+    match format {
+        Format::Wav => "WAV header with no samples".into(),
+        Format::Mp3 => "truncated MP3".into(),
+        f => format!("{} ({codec}) with no audio", label(f)),
+    }
+}

@@ -1,0 +1,223 @@
+//! Throughput of the real server on SQLite, next to a minimal peer in the same run:
+//! uploads per second of a 100 KB Ogg Opus note (16 concurrent clients) and GET requests per
+//! second of a stored note (64 concurrent connections).
+//!
+//! `cargo bench -p hark-server --bench throughput` (needs ffmpeg to make the note).
+//! `HARK_BENCH_SECONDS` sets each phase's length (default 10).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use hark_server::{App, Config, Overrides};
+use tokio::io::AsyncWriteExt;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let seconds: u64 = std::env::var("HARK_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let phase = Duration::from_secs(seconds);
+    let dir = tempfile::tempdir()?;
+    let note = Bytes::from(opus_note(dir.path())?);
+    println!(
+        "note: Ogg Opus, {} bytes; each phase runs {seconds} s; client and servers share this machine",
+        note.len()
+    );
+
+    let (hark, token) = start_hark(dir.path()).await?;
+    let peer = start_peer(dir.path().join("peer")).await?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(128)
+        .build()?;
+
+    let hark_upload = format!("{hark}/api/v1/notes?name=bench.ogg");
+    let (url, auth, body) = (hark_upload.clone(), token.clone(), note.clone());
+    let uploads = load(
+        16,
+        phase,
+        &client,
+        move |c| c.post(&url).bearer_auth(&auth).body(body.clone()),
+        StatusCode::CREATED,
+    )
+    .await;
+    let (url, body) = (format!("{peer}/upload"), note.clone());
+    let peer_uploads = load(
+        16,
+        phase,
+        &client,
+        move |c| c.post(&url).body(body.clone()),
+        StatusCode::CREATED,
+    )
+    .await;
+
+    let stored: serde_json::Value = client
+        .post(&hark_upload)
+        .bearer_auth(&token)
+        .body(note.clone())
+        .send()
+        .await?
+        .json()
+        .await?;
+    let audio = format!(
+        "{hark}/api/v1/notes/{}/audio",
+        stored["id"].as_str().unwrap_or_default()
+    );
+    let auth = token.clone();
+    let gets = load(
+        64,
+        phase,
+        &client,
+        move |c| c.get(&audio).bearer_auth(&auth),
+        StatusCode::OK,
+    )
+    .await;
+    let url = format!("{peer}/file");
+    let peer_gets = load(64, phase, &client, move |c| c.get(&url), StatusCode::OK).await;
+
+    println!();
+    println!("{:<58} {:>10} {:>10}", "", "hark", "peer");
+    println!(
+        "{:<58} {:>10.1} {:>10.1}",
+        "uploads/s, 100 KB Ogg Opus, 16 clients", uploads, peer_uploads
+    );
+    println!(
+        "{:<58} {:>10.1} {:>10.1}",
+        "GET/s of a stored note, 64 connections", gets, peer_gets
+    );
+    println!();
+    println!(
+        "peer: plain axum that writes the body to an fsynced temp file / serves the bytes from memory;"
+    );
+    println!(
+        "hark additionally authenticates, probes (decodes), links the blob and commits a row + event."
+    );
+    Ok(())
+}
+
+/// About 100 KB of Ogg Opus at 24 kbit/s: 33 s of a tone sweep.
+fn opus_note(dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let path = dir.join("note.ogg");
+    let status = std::process::Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=33",
+        ])
+        .args(["-ac", "1", "-c:a", "libopus", "-b:a", "24k"])
+        .arg(&path)
+        .status()?;
+    anyhow::ensure!(status.success(), "ffmpeg failed");
+    Ok(std::fs::read(path)?)
+}
+
+async fn start_hark(dir: &std::path::Path) -> anyhow::Result<(String, String)> {
+    let overrides = Overrides {
+        listen: Some("127.0.0.1:0".into()),
+        data_dir: Some(dir.join("hark")),
+        database_url: None,
+    };
+    let mut config = Config::load(None, overrides)?;
+    config.auth.jwt_secret = "bench".to_owned().into();
+    let app = App::build(config).await?;
+    let base = format!("http://{}", app.addr());
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let client = hark_client::Client::new(&base);
+    client
+        .register("bench@example.com", "bench password")
+        .await?;
+    let token = client
+        .sign_in("bench@example.com", "bench password")
+        .await?
+        .access_token;
+    Ok((base, token))
+}
+
+async fn start_peer(dir: std::path::PathBuf) -> anyhow::Result<String> {
+    std::fs::create_dir_all(&dir)?;
+    let file = Bytes::from(vec![7u8; 100_000]);
+    let app = Router::new()
+        .route(
+            "/upload",
+            post(move |body: Bytes| {
+                let dir = dir.clone();
+                async move {
+                    let path = dir.join(uuid::Uuid::now_v7().to_string());
+                    let mut out = tokio::fs::File::create(&path)
+                        .await
+                        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+                    out.write_all(&body)
+                        .await
+                        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+                    out.sync_all()
+                        .await
+                        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+                    Ok::<_, StatusCode>(StatusCode::CREATED)
+                }
+            }),
+        )
+        .route("/file", get(move || async move { file.clone() }))
+        .layer(axum::extract::DefaultBodyLimit::disable());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(base)
+}
+
+/// Runs `workers` loops sending requests for `phase`; returns successful requests per second.
+async fn load<F>(
+    workers: usize,
+    phase: Duration,
+    client: &reqwest::Client,
+    request: F,
+    expect: StatusCode,
+) -> f64
+where
+    F: Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync + 'static,
+{
+    let request = Arc::new(request);
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..workers)
+        .map(|_| {
+            let (client, request, done, failed) = (
+                client.clone(),
+                request.clone(),
+                done.clone(),
+                failed.clone(),
+            );
+            tokio::spawn(async move {
+                while started.elapsed() < phase {
+                    match request(&client).send().await {
+                        Ok(r) if r.status() == expect => {
+                            let _ = r.bytes().await;
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        let _ = task.await;
+    }
+    let failures = failed.load(Ordering::Relaxed);
+    if failures > 0 {
+        eprintln!("warning: {failures} requests failed");
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
