@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit tests, the audio corpus tests and the integration suite on
+# SQLite and PostgreSQL. Installs what it needs on a fresh Debian machine (as root) and starts
+# PostgreSQL when it is not running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Tools the audio corpus is made with.
+missing=()
+for tool in espeak-ng sox ffmpeg ffprobe; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox ffmpeg >/dev/null
+  else
+    echo "missing ${missing[*]}: sudo apt-get install espeak-ng sox ffmpeg" >&2; exit 1
+  fi
+fi
+
+# PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres), which the integration suite uses.
+reachable() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+if ! reachable 5432; then
+  if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start
+    for _ in $(seq 30); do reachable 5432 && break; sleep 1; done
+  fi
+  reachable 5432 || { echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
+fi
+
+# The corpus of real audio files the tests check against (ffprobe is the oracle).
+corpus=${HARK_CORPUS:-target/corpus}
+if [ ! -f "$corpus/manifest.tsv" ]; then
+  bash ../shared/corpus/make_corpus.sh "$corpus"
+fi
+export HARK_CORPUS=$(cd "$corpus" && pwd)
+
+cargo test --workspace --locked
