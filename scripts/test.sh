@@ -33,4 +33,12 @@ if [ ! -f "$corpus/manifest.tsv" ]; then
 fi
 export HARK_CORPUS=$(cd "$corpus" && pwd)
 
-cargo test --workspace --locked
+# Unit, corpus, integration and CLI tests (doc tests are not used), then one closing tally.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --all-targets --locked 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

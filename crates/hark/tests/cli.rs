@@ -1,0 +1,203 @@
+//! The `hark` binary end to end: administration without a terminal, then the server and the
+//! client commands against it.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+const HARK: &str = env!("CARGO_BIN_EXE_hark");
+
+fn hark(data_dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(HARK)
+        .args(args)
+        .env("HARK_DATA_DIR", data_dir)
+        .env_remove("HARK_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run hark")
+}
+
+fn stdout(output: &std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "hark failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Starts `hark serve` on a free port and returns it with its base URL.
+fn serve(data_dir: &Path) -> (Child, String) {
+    let mut child = Command::new(HARK)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("HARK_DATA_DIR", data_dir)
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn hark serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("hark serve exited early")
+            .expect("read stderr");
+        if let Some(url) = line.split("listening on ").nth(1) {
+            break url.trim().to_owned();
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, base)
+}
+
+fn corpus_wav() -> std::path::PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir =
+        std::env::var_os("HARK_CORPUS").map_or_else(|| root.join("target/corpus"), Into::into);
+    if !dir.join("manifest.tsv").exists() {
+        let status = Command::new("bash")
+            .arg(root.join("../shared/corpus/make_corpus.sh"))
+            .arg(&dir)
+            .status()
+            .expect("corpus");
+        assert!(status.success());
+    }
+    dir.join("t1_pcm16_16k.wav")
+}
+
+#[test]
+fn users_are_managed_without_a_terminal_and_the_client_commands_work() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let dir = data.path();
+    let added = stdout(&hark(
+        dir,
+        &[
+            "user",
+            "add",
+            "Ann@Example.com",
+            "--password",
+            "correct horse battery",
+        ],
+    ));
+    assert!(added.contains("added ann@example.com"), "{added}");
+    stdout(&hark(
+        dir,
+        &[
+            "user",
+            "add",
+            "root@example.com",
+            "--password",
+            "correct horse battery",
+            "--role",
+            "admin",
+        ],
+    ));
+    stdout(&hark(dir, &["user", "role", "ann@example.com", "admin"]));
+    stdout(&hark(
+        dir,
+        &[
+            "user",
+            "passwd",
+            "ann@example.com",
+            "--password",
+            "a new password",
+        ],
+    ));
+    let listed = stdout(&hark(dir, &["user", "list"]));
+    assert_eq!(listed.lines().count(), 2);
+    assert!(listed.contains("ann@example.com\tadmin"), "{listed}");
+    let duplicate = hark(
+        dir,
+        &[
+            "user",
+            "add",
+            "ann@example.com",
+            "--password",
+            "whatever123",
+        ],
+    );
+    assert!(!duplicate.status.success());
+
+    let (mut server, base) = serve(dir);
+    let client = |args: &[&str]| {
+        let mut all = vec![args[0], "--server", &base];
+        all.extend_from_slice(&args[1..]);
+        hark(dir, &all)
+    };
+    let token = stdout(&client(&[
+        "login",
+        "--email",
+        "ann@example.com",
+        "--password",
+        "a new password",
+    ]))
+    .trim()
+    .to_owned();
+    let with_token = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--token", &token]);
+        client(&all)
+    };
+    let wav = corpus_wav();
+    let uploaded = stdout(&with_token(&[
+        "upload",
+        wav.to_str().expect("path"),
+        "--title",
+        "Hello",
+    ]));
+    let id = uploaded.split('\t').next().expect("id").to_owned();
+    assert!(
+        uploaded.contains("t1_pcm16_16k.wav") && uploaded.contains("4.88s"),
+        "{uploaded}"
+    );
+    let listed = stdout(&with_token(&["list", "--max-duration", "10", "--json"]));
+    let note: serde_json::Value =
+        serde_json::from_str(listed.lines().next().expect("a note")).expect("json");
+    assert_eq!(note["id"], id.as_str());
+    assert_eq!(note["title"], "Hello");
+    let target = dir.join("copy.wav");
+    stdout(&with_token(&[
+        "download",
+        &id,
+        "-o",
+        target.to_str().expect("path"),
+    ]));
+    assert_eq!(
+        std::fs::read(&target).expect("copy"),
+        std::fs::read(&wav).expect("original")
+    );
+    let refused = client(&["list", "--token", "not-a-token"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("401"));
+
+    stdout(&hark(dir, &["user", "delete", "ann@example.com"]));
+    server.kill().expect("stop server");
+    let _ = server.wait();
+}
+
+#[test]
+fn the_default_configuration_is_printed_and_bad_configuration_is_refused() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let defaults = stdout(&hark(data.path(), &["config"]));
+    assert!(defaults.contains("listen = \"127.0.0.1:8000\""));
+    let bad = Command::new(HARK)
+        .args(["migrate", "--listen", "nowhere"])
+        .env("HARK_DATA_DIR", data.path())
+        .output()
+        .expect("run");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("listen"));
+    let from_env = Command::new(HARK)
+        .args(["migrate"])
+        .env("HARK_DATA_DIR", data.path())
+        .env("HARK_LIMITS__MAX_UPLOAD_BYTES", "0")
+        .output()
+        .expect("run");
+    assert!(
+        !from_env.status.success(),
+        "an env override is applied and validated"
+    );
+    stdout(&hark(data.path(), &["migrate"]));
+    assert!(data.path().join("hark.db").exists());
+}
