@@ -80,6 +80,8 @@ async fn main() -> anyhow::Result<()> {
     let url = format!("{peer}/file");
     let peer_gets = load(64, phase, &client, move |c| c.get(&url), StatusCode::OK).await;
 
+    let listing = list_latencies(dir.path(), &hark, &token, &client).await?;
+
     println!();
     println!("{:<58} {:>10} {:>10}", "", "hark", "peer");
     println!(
@@ -91,6 +93,11 @@ async fn main() -> anyhow::Result<()> {
         "GET/s of a stored note, 64 connections", gets, peer_gets
     );
     println!();
+    println!("list latency with 100,000 notes (mean of 50 sequential requests, limit 50):");
+    for (query, ms) in listing {
+        println!("  {query:<56} {ms:>8.2} ms");
+    }
+    println!();
     println!(
         "peer: plain axum that writes the body to an fsynced temp file / serves the bytes from memory;"
     );
@@ -100,7 +107,65 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// About 100 KB of Ogg Opus at 24 kbit/s: 33 s of a tone sweep.
+/// Adds 100,000 notes straight into the database, then times filtered lists over HTTP.
+async fn list_latencies(
+    dir: &std::path::Path,
+    hark: &str,
+    token: &str,
+    client: &reqwest::Client,
+) -> anyhow::Result<Vec<(&'static str, f64)>> {
+    let me: serde_json::Value = client
+        .get(format!("{hark}/api/v1/users/me"))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let owner = me["id"].as_str().unwrap_or_default().to_owned();
+    let url = format!("sqlite://{}", dir.join("hark/hark.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await?;
+    sqlx::query(
+        "WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < 100000) \
+         INSERT INTO notes (id, owner_id, name, format, codec, mime, duration_seconds, sample_rate, channels, \
+         bitrate, size_bytes, sha256, status, tags, created_at) \
+         SELECT printf('00000000-0000-7000-8000-%012d', n), $1, 'note-' || n || '.ogg', 'ogg', 'opus', 'audio/ogg', \
+         (n % 600) + 0.5, 48000, 1, 24000, 100000, $2, 'pending', '{}', $3 + n FROM seq",
+    )
+    .bind(&owner)
+    .bind("0".repeat(64))
+    .bind(1_600_000_000_000_000i64)
+    .execute(&pool)
+    .await?;
+    let queries = [
+        "limit=50",
+        "max_duration=30",
+        "max_duration=300&sort=-duration",
+        "sort=name",
+        "format=ogg&status=pending&created_after=2020-09-13T12:26:40Z",
+        "name=note-9999",
+    ];
+    let mut results = Vec::new();
+    for query in queries {
+        let started = Instant::now();
+        for _ in 0..50 {
+            let response = client
+                .get(format!("{hark}/api/v1/notes?{query}"))
+                .bearer_auth(token)
+                .send()
+                .await?;
+            anyhow::ensure!(
+                response.status() == StatusCode::OK,
+                "{query}: {}",
+                response.status()
+            );
+            response.bytes().await?;
+        }
+        results.push((query, started.elapsed().as_secs_f64() * 1000.0 / 50.0));
+    }
+    Ok(results)
+}
+
+/// About 100 KB of Ogg Opus at 24 kbit/s: 22 s of a tone.
 fn opus_note(dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     let path = dir.join("note.ogg");
     let status = std::process::Command::new("ffmpeg")
@@ -112,7 +177,7 @@ fn opus_note(dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
             "-f",
             "lavfi",
             "-i",
-            "sine=frequency=440:duration=33",
+            "sine=frequency=440:duration=22",
         ])
         .args(["-ac", "1", "-c:a", "libopus", "-b:a", "24k"])
         .arg(&path)

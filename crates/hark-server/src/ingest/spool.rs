@@ -85,6 +85,7 @@ async fn write_capped<R: AsyncRead + Unpin>(
         }
         size += n as u64;
         if size > max_bytes {
+            drain(&mut reader, &mut buf).await;
             return Err(IngestError::TooLarge { limit: max_bytes });
         }
         hasher.update(&buf[..n]);
@@ -97,6 +98,25 @@ async fn write_capped<R: AsyncRead + Unpin>(
         sha256: hasher.finalize().into(),
         size,
     })
+}
+
+/// Reads and discards a bounded amount of what the client is still sending. Closing a socket
+/// with unread data makes the kernel answer with a reset, and a client still writing would then
+/// lose the 413; a modest overshoot is swallowed so it reads the answer. A bomb is not: the
+/// drain stops after `DRAIN_BYTES` or `DRAIN_TIME`.
+async fn drain<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8]) {
+    const DRAIN_BYTES: usize = 8 * 1024 * 1024;
+    const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+    let swallow = async {
+        let mut drained = 0;
+        while drained < DRAIN_BYTES {
+            match reader.read(buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, swallow).await;
 }
 
 fn classify(err: std::io::Error) -> IngestError {
