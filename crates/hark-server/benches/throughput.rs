@@ -36,6 +36,8 @@ async fn main() -> anyhow::Result<()> {
         .pool_max_idle_per_host(128)
         .build()?;
 
+    let (peak_mb, big_mb) = peak_memory_of_big_uploads(dir.path(), &hark, &token, &client).await?;
+
     let hark_upload = format!("{hark}/api/v1/notes?name=bench.ogg");
     let (url, auth, body) = (hark_upload.clone(), token.clone(), note.clone());
     let uploads = load(
@@ -93,6 +95,10 @@ async fn main() -> anyhow::Result<()> {
         "GET/s of a stored note, 64 connections", gets, peer_gets
     );
     println!();
+    println!(
+        "peak resident memory of this process (server + client) during 50 concurrent {big_mb:.0} MB uploads: {peak_mb:.0} MB"
+    );
+    println!();
     println!("list latency with 100,000 notes (mean of 50 sequential requests, limit 50):");
     for (query, ms) in listing {
         println!("  {query:<56} {ms:>8.2} ms");
@@ -105,6 +111,57 @@ async fn main() -> anyhow::Result<()> {
         "hark additionally authenticates, probes (decodes), links the blob and commits a row + event."
     );
     Ok(())
+}
+
+/// Uploads a WAV just under the 50 MiB cap from 50 clients at once and reports the peak
+/// resident memory (VmHWM, reset first), in MB, with the file's size in MB. Bodies stream to
+/// disk, so the peak stays far below 50 x the file.
+async fn peak_memory_of_big_uploads(
+    dir: &std::path::Path,
+    hark: &str,
+    token: &str,
+    client: &reqwest::Client,
+) -> anyhow::Result<(f64, f64)> {
+    let path = dir.join("big.wav");
+    let status = std::process::Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=300:duration=1600:sample_rate=16000",
+        ])
+        .args(["-ac", "1", "-c:a", "pcm_s16le"])
+        .arg(&path)
+        .status()?;
+    anyhow::ensure!(status.success(), "ffmpeg failed");
+    let body = Bytes::from(std::fs::read(&path)?);
+    std::fs::write("/proc/self/clear_refs", "5")?;
+    let uploads: Vec<_> = (0..50)
+        .map(|n| {
+            client
+                .post(format!("{hark}/api/v1/notes?name=big-{n}.wav"))
+                .bearer_auth(token)
+                .body(body.clone())
+                .send()
+        })
+        .collect();
+    for response in futures_util::future::join_all(uploads).await {
+        anyhow::ensure!(
+            response?.status() == StatusCode::CREATED,
+            "a big upload failed"
+        );
+    }
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let peak_kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(f64::NAN);
+    Ok((peak_kb / 1024.0, body.len() as f64 / 1e6))
 }
 
 /// Adds 100,000 notes straight into the database, then times filtered lists over HTTP.

@@ -25,11 +25,15 @@ pub struct Maintenance {
     pub collector: Arc<Notify>,
 }
 
+/// How long a retried upload can still replay its first result.
+const IDEMPOTENCY_TTL_SECONDS: i64 = 24 * 3600;
+
 /// What one reconciliation found and did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Reconciled {
     pub orphan_files_removed: usize,
     pub notes_failed: u64,
+    pub idempotency_keys_pruned: u64,
 }
 
 impl Maintenance {
@@ -135,6 +139,8 @@ impl Maintenance {
             }
             after = last;
         }
+        let cutoff = Timestamp::now().plus_seconds(-IDEMPOTENCY_TTL_SECONDS);
+        outcome.idempotency_keys_pruned = self.repos.notes.prune_idempotency_keys(cutoff).await?;
         if outcome != Reconciled::default() {
             tracing::warn!(?outcome, "reconciled the store with the database");
         }

@@ -63,6 +63,8 @@ CREATE TABLE idempotency_keys (
     created_at BIGINT NOT NULL,
     PRIMARY KEY (user_id, key)
 );
+-- Keys are kept for a day (the maintenance loop prunes older ones).
+CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
 
 CREATE TABLE inbox_entries (
     recipient_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,

@@ -213,6 +213,8 @@ pub trait NoteRepo: Send + Sync {
     async fn list_notes(&self, filter: &NoteFilter) -> Result<Vec<Note>, DbError>;
     /// Deletes an owned note, releases its blob and appends `note.deleted`, in one transaction.
     async fn delete_note(&self, id: NoteId, owner: UserId) -> Result<bool, DbError>;
+    /// Forgets idempotency keys recorded before `before`; returns how many.
+    async fn prune_idempotency_keys(&self, before: Timestamp) -> Result<u64, DbError>;
     /// Marks every note stored in that blob as failed, with an event each; returns how many.
     async fn fail_notes_of_blob(&self, sha256: &str, reason: &str) -> Result<u64, DbError>;
 }

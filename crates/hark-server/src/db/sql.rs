@@ -435,6 +435,14 @@ macro_rules! sql_repository {
                 Ok(deleted)
             }
 
+            async fn prune_idempotency_keys(&self, before: Timestamp) -> Result<u64, DbError> {
+                let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+                    .bind(before.micros())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
             async fn fail_notes_of_blob(&self, sha256: &str, reason: &str) -> Result<u64, DbError> {
                 let mut tx = self.pool.begin().await?;
                 let failed: Vec<(String, String)> = sqlx::query_as(
