@@ -9,7 +9,7 @@ macro_rules! sql_repository {
         use hark_api::Role;
         use sqlx::QueryBuilder;
 
-        use super::rows::{ApiKeyRow, EventRow, NoteRow, UserRow, note_columns};
+        use super::rows::{ApiKeyRow, EventRow, NOTE_COLUMNS, NoteRow, UserRow, note_columns};
         use super::{
             ApiKeyRecord, ApiKeyRepo, BlobIndex, BlobRemoval, DbError, EventLog, Health,
             InsertOutcome, NewApiKeyRecord, NewUser, NoteFilter, NoteRepo, SortKey, UserRepo,
@@ -323,8 +323,7 @@ macro_rules! sql_repository {
                     "INSERT INTO notes ({cols}) VALUES \
                      ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
                      RETURNING {cols}",
-                    cols = note_columns("notes")
-                        .replace("notes.", "")
+                    cols = NOTE_COLUMNS.join(", ")
                 ))
                 .bind(note.id.to_string())
                 .bind(note.owner_id.to_string())

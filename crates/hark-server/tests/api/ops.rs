@@ -159,3 +159,23 @@ backend_tests!(
     unknown_routes_and_methods_answer_problems,
     every_response_carries_a_request_id,
 );
+
+/// The document clients generate code from changes only on purpose: review the diff, then
+/// refresh it with `UPDATE_SNAPSHOTS=1 cargo test -p hark-server --test api openapi`.
+#[test]
+fn the_openapi_document_matches_its_snapshot() {
+    let (_, document) = hark_server::http::api();
+    let actual = serde_json::to_string_pretty(&document).expect("serialise") + "\n";
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/openapi.snapshot.json");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &actual).expect("write snapshot");
+        return;
+    }
+    let expected =
+        std::fs::read_to_string(&path).expect("snapshot exists; create it with UPDATE_SNAPSHOTS=1");
+    assert!(
+        actual == expected,
+        "the OpenAPI document changed; review it and refresh the snapshot with UPDATE_SNAPSHOTS=1"
+    );
+}
