@@ -124,6 +124,9 @@ pub struct ListNotesQuery {
     pub created_after: Option<String>,
     /// RFC 3339.
     pub created_before: Option<String>,
+    /// Words in the transcript. Transcription is not available on this server yet, so this
+    /// answers 400 rather than silently matching everything.
+    pub q: Option<String>,
     /// created_at, -created_at (default), duration, -duration, name, -name.
     pub sort: Option<String>,
     /// 1 to 500, default 50.

@@ -177,6 +177,71 @@ fn users_are_managed_without_a_terminal_and_the_client_commands_work() {
 }
 
 #[test]
+fn shutdown_lets_an_upload_in_flight_finish() {
+    use std::io::{Read, Write};
+    let data = tempfile::tempdir().expect("temp dir");
+    let dir = data.path();
+    stdout(&hark(
+        dir,
+        &[
+            "user",
+            "add",
+            "ann@example.com",
+            "--password",
+            "correct horse battery",
+        ],
+    ));
+    let (mut server, base) = serve(dir);
+    let addr = base.trim_start_matches("http://").to_owned();
+    let login = r#"{"email":"ann@example.com","password":"correct horse battery"}"#;
+    let token_answer = raw_request(
+        &addr,
+        &format!(
+            "POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{login}",
+            login.len()
+        ),
+    );
+    let token = token_answer
+        .split("\"access_token\":\"")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .expect("token")
+        .to_owned();
+
+    let wav = std::fs::read(corpus_wav()).expect("wav");
+    let mut upload = std::net::TcpStream::connect(&addr).expect("connect");
+    let head = format!(
+        "POST /api/v1/notes?name=late.wav HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: audio/wav\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        wav.len()
+    );
+    upload.write_all(head.as_bytes()).expect("head");
+    upload.write_all(&wav[..1000]).expect("first part");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    upload.write_all(&wav[1000..]).expect("rest of the body");
+    let mut answer = String::new();
+    upload.read_to_string(&mut answer).expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    let exit = server.wait().expect("server exits");
+    assert!(exit.success(), "{exit:?}");
+}
+
+/// One HTTP/1.1 exchange over a plain socket; returns the whole answer.
+fn raw_request(addr: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    answer
+}
+
+#[test]
 fn the_default_configuration_is_printed_and_bad_configuration_is_refused() {
     let data = tempfile::tempdir().expect("temp dir");
     let defaults = stdout(&hark(data.path(), &["config"]));

@@ -208,6 +208,7 @@ async fn bad_list_parameters_are_400(backend: Backend) {
         "max_duration=abc",
         "created_after=yesterday",
         "cursor=not-a-cursor",
+        "q=parcel",
     ] {
         let response = app
             .http

@@ -248,6 +248,11 @@ pub async fn list_for(
             )
         })?,
     };
+    if query.q.is_some() {
+        return Err(ApiError::validation(
+            "q searches transcripts, and this server makes none yet",
+        ));
+    }
     let limit = query.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::validation("limit must be 1 to 500"));
