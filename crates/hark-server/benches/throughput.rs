@@ -183,9 +183,9 @@ async fn list_latencies(
     let pool = sqlx::SqlitePool::connect(&url).await?;
     sqlx::query(
         "WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < 100000) \
-         INSERT INTO notes (id, owner_id, name, format, codec, mime, duration_seconds, sample_rate, channels, \
+         INSERT INTO notes (id, owner_id, name, name_folded, format, codec, mime, duration_seconds, sample_rate, channels, \
          bitrate, size_bytes, sha256, status, tags, created_at) \
-         SELECT printf('00000000-0000-7000-8000-%012d', n), $1, 'note-' || n || '.ogg', 'ogg', 'opus', 'audio/ogg', \
+         SELECT printf('00000000-0000-7000-8000-%012d', n), $1, 'note-' || n || '.ogg', 'note-' || n || '.ogg', 'ogg', 'opus', 'audio/ogg', \
          (n % 600) + 0.5, 48000, 1, 24000, 100000, $2, 'pending', '{}', $3 + n FROM seq",
     )
     .bind(&owner)

@@ -19,6 +19,8 @@ use crate::ingest::Ingest;
 use crate::maintenance::{Maintenance, clear_tmp_dir};
 
 pub struct App {
+    /// Held for the server's lifetime; released when it stops.
+    _lock: std::fs::File,
     listener: TcpListener,
     state: AppState,
     maintenance: Maintenance,
@@ -29,6 +31,8 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
+        // One server per data directory: a second one would clear the first one's uploads.
+        let lock = lock_data_dir(&config.data_dir)?;
         let stale = clear_tmp_dir(&config.tmp_dir()).context("clearing the temporary directory")?;
         if stale > 0 {
             tracing::info!(
@@ -70,6 +74,7 @@ impl App {
             collector,
         });
         Ok(App {
+            _lock: lock,
             listener,
             state,
             maintenance,
@@ -121,6 +126,23 @@ impl App {
         let _ = background.await;
         served
     }
+}
+
+fn lock_data_dir(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let path = data_dir.join("hark.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    file.try_lock().map_err(|_| {
+        anyhow::anyhow!(
+            "another hark server is using {}; stop it first",
+            data_dir.display()
+        )
+    })?;
+    Ok(file)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -93,9 +93,14 @@ impl Maintenance {
                 let store = self.store.clone();
                 let remove =
                     Box::pin(async move { store.delete(&key).await.map_err(|e| e.to_string()) });
-                if self.repos.blobs.collect_blob(&sha, remove).await? {
-                    collected += 1;
-                    progressed = true;
+                // One blob that cannot be removed must not stop the others.
+                match self.repos.blobs.collect_blob(&sha, remove).await {
+                    Ok(true) => {
+                        collected += 1;
+                        progressed = true;
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(sha256 = %sha, error = %e, "could not collect a blob"),
                 }
             }
             if !progressed {
@@ -114,16 +119,32 @@ impl Maintenance {
     pub async fn reconcile(&self) -> anyhow::Result<Reconciled> {
         let mut outcome = Reconciled::default();
         for entry in self.store.list().await? {
-            if entry.age_seconds >= self.orphan_grace_seconds
-                && !self.repos.blobs.blob_known(entry.key.as_str()).await?
+            if entry.age_seconds < self.orphan_grace_seconds
+                || self.repos.blobs.blob_known(entry.key.as_str()).await?
             {
-                self.store.delete(&entry.key).await?;
+                continue;
+            }
+            let store = self.store.clone();
+            let key = entry.key.clone();
+            let remove =
+                Box::pin(async move { store.delete(&key).await.map_err(|e| e.to_string()) });
+            if self
+                .repos
+                .blobs
+                .collect_unknown_blob(entry.key.as_str(), remove)
+                .await?
+            {
                 outcome.orphan_files_removed += 1;
             }
         }
         let mut after = String::new();
         loop {
-            let page = self.repos.blobs.referenced_blobs(&after, 500).await?;
+            let settled = Timestamp::now().plus_seconds(-(self.orphan_grace_seconds as i64));
+            let page = self
+                .repos
+                .blobs
+                .referenced_blobs(&after, settled, 500)
+                .await?;
             let Some(last) = page.last().cloned() else {
                 break;
             };

@@ -33,7 +33,10 @@ CREATE INDEX blobs_orphaned ON blobs (orphaned_at) WHERE refcount = 0;
 CREATE TABLE notes (
     id               TEXT PRIMARY KEY,
     owner_id         TEXT NOT NULL REFERENCES users (id),
+    -- Byte order on every backend, so a name sort and its cursor agree everywhere.
     name             TEXT NOT NULL,
+    -- The name lower-cased by the server (Unicode-aware; SQLite's lower() folds ASCII only).
+    name_folded      TEXT NOT NULL,
     title            TEXT,
     series           TEXT,
     format           TEXT NOT NULL,

@@ -132,7 +132,7 @@ impl AuthService {
         ip: IpAddr,
     ) -> Result<TokenResponse, AuthError> {
         let normalised = email.trim().to_lowercase();
-        self.throttle.check(&normalised, ip)?;
+        self.throttle.attempt(&normalised, ip)?;
         let user = match Email::parse(email) {
             Ok(email) => self.repos.users.user_by_email(email.as_str()).await?,
             Err(_) => None,
@@ -143,13 +143,10 @@ impl AuthService {
         let valid = password::verify(password, hash).await?;
         match user {
             Some(user) if valid => {
-                self.throttle.succeeded(&normalised);
+                self.throttle.succeeded(&normalised, ip);
                 Ok(self.tokens.issue_user(&user, self.config.token_ttl_seconds))
             }
-            _ => {
-                self.throttle.failed(&normalised, ip);
-                Err(AuthError::InvalidCredentials)
-            }
+            _ => Err(AuthError::InvalidCredentials),
         }
     }
 
@@ -161,7 +158,7 @@ impl AuthService {
         ip: IpAddr,
     ) -> Result<TokenResponse, AuthError> {
         let key = format!("service:{client_id}");
-        self.throttle.check(&key, ip)?;
+        self.throttle.attempt(&key, ip)?;
         let client = self
             .config
             .service_clients
@@ -173,17 +170,14 @@ impl AuthService {
         let valid = password::verify(secret, hash).await?;
         match client {
             Some(client) if valid => {
-                self.throttle.succeeded(&key);
+                self.throttle.succeeded(&key, ip);
                 Ok(self.tokens.issue_service(
                     &client.client_id,
                     &client.scopes,
                     self.config.token_ttl_seconds,
                 ))
             }
-            _ => {
-                self.throttle.failed(&key, ip);
-                Err(AuthError::InvalidCredentials)
-            }
+            _ => Err(AuthError::InvalidCredentials),
         }
     }
 
@@ -221,9 +215,9 @@ impl AuthService {
 
     pub async fn create_api_key(&self, user: UserId, name: &str) -> Result<CreatedKey, AuthError> {
         let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 {
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err(AuthError::Invalid(
-                "name must be 1 to 100 characters".into(),
+                "name must be 1 to 100 characters, none of them control characters".into(),
             ));
         }
         let key = keys::generate_api_key();

@@ -1,5 +1,9 @@
-//! Sign-in throttling: failures are counted per email and per client IP over a sliding window;
-//! past the limit, sign-in answers 429 until the oldest failure leaves the window.
+//! Sign-in throttling: attempts are counted per email and per client IP over a sliding window;
+//! past the limit, sign-in answers 429 until the oldest attempt leaves the window.
+//!
+//! An attempt is counted as a failure before its password is checked, under the same lock as
+//! the limit check, and forgiven when it succeeds. Checking and counting in two steps would let
+//! many concurrent guesses all pass the check during the slow hash.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -15,6 +19,14 @@ pub struct Throttle {
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
+fn email_key(email: &str) -> String {
+    format!("email:{email}")
+}
+
+fn ip_key(ip: IpAddr) -> String {
+    format!("ip:{ip}")
+}
+
 impl Throttle {
     pub fn new(max_per_email: u32, max_per_ip: u32, window: Duration) -> Throttle {
         Throttle {
@@ -25,39 +37,8 @@ impl Throttle {
         }
     }
 
-    fn keys(email: &str, ip: IpAddr) -> [String; 2] {
-        [format!("email:{email}"), format!("ip:{ip}")]
-    }
-
-    /// Refuses when either the email or the IP has used up its failures.
-    pub fn check(&self, email: &str, ip: IpAddr) -> Result<(), AuthError> {
-        let now = Instant::now();
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let [by_email, by_ip] = Self::keys(email, ip);
-        for (key, max) in [(by_email, self.max_per_email), (by_ip, self.max_per_ip)] {
-            let Some(times) = failures.get_mut(&key) else {
-                continue;
-            };
-            while times
-                .front()
-                .is_some_and(|t| now.duration_since(*t) >= self.window)
-            {
-                times.pop_front();
-            }
-            if times.len() >= max as usize {
-                let oldest = times.front().copied().unwrap_or(now);
-                let retry_after = self
-                    .window
-                    .saturating_sub(now.duration_since(oldest))
-                    .as_secs()
-                    .max(1);
-                return Err(AuthError::Throttled { retry_after });
-            }
-        }
-        Ok(())
-    }
-
-    pub fn failed(&self, email: &str, ip: IpAddr) {
+    /// Refuses when the email or the IP has used up its attempts; otherwise counts this one.
+    pub fn attempt(&self, email: &str, ip: IpAddr) -> Result<(), AuthError> {
         let now = Instant::now();
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         // Keep the map from growing without bound under a spray of distinct emails.
@@ -68,14 +49,43 @@ impl Throttle {
                     .is_some_and(|t| now.duration_since(*t) < self.window)
             });
         }
-        for key in Self::keys(email, ip) {
+        let keys = [
+            (email_key(email), self.max_per_email),
+            (ip_key(ip), self.max_per_ip),
+        ];
+        for (key, max) in &keys {
+            let Some(times) = failures.get_mut(key) else {
+                continue;
+            };
+            while times
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= self.window)
+            {
+                times.pop_front();
+            }
+            if times.len() >= *max as usize {
+                let oldest = times.front().copied().unwrap_or(now);
+                let retry_after = self
+                    .window
+                    .saturating_sub(now.duration_since(oldest))
+                    .as_secs()
+                    .max(1);
+                return Err(AuthError::Throttled { retry_after });
+            }
+        }
+        for (key, _) in keys {
             failures.entry(key).or_default().push_back(now);
         }
+        Ok(())
     }
 
-    pub fn succeeded(&self, email: &str) {
+    /// Forgives a successful attempt: the email starts afresh, the IP gets its attempt back.
+    pub fn succeeded(&self, email: &str, ip: IpAddr) {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        failures.remove(&format!("email:{email}"));
+        failures.remove(&email_key(email));
+        if let Some(times) = failures.get_mut(&ip_key(ip)) {
+            times.pop_back();
+        }
     }
 }
 
@@ -87,19 +97,18 @@ mod tests {
     fn refuses_after_the_limit_and_forgets_on_success() {
         let throttle = Throttle::new(2, 10, Duration::from_secs(60));
         let ip: IpAddr = [127, 0, 0, 1].into();
-        throttle.failed("a@x.io", ip);
-        assert!(throttle.check("a@x.io", ip).is_ok());
-        throttle.failed("a@x.io", ip);
+        assert!(throttle.attempt("a@x.io", ip).is_ok());
+        assert!(throttle.attempt("a@x.io", ip).is_ok());
         assert!(matches!(
-            throttle.check("a@x.io", ip),
+            throttle.attempt("a@x.io", ip),
             Err(AuthError::Throttled { .. })
         ));
         assert!(
-            throttle.check("b@x.io", ip).is_ok(),
+            throttle.attempt("b@x.io", ip).is_ok(),
             "other emails from the same IP still pass"
         );
-        throttle.succeeded("a@x.io");
-        assert!(throttle.check("a@x.io", ip).is_ok());
+        throttle.succeeded("a@x.io", ip);
+        assert!(throttle.attempt("a@x.io", ip).is_ok());
     }
 
     #[test]
@@ -107,11 +116,27 @@ mod tests {
         let throttle = Throttle::new(100, 3, Duration::from_secs(60));
         let ip: IpAddr = [10, 0, 0, 1].into();
         for n in 0..3 {
-            throttle.failed(&format!("u{n}@x.io"), ip);
+            assert!(throttle.attempt(&format!("u{n}@x.io"), ip).is_ok());
         }
         assert!(matches!(
-            throttle.check("new@x.io", ip),
+            throttle.attempt("new@x.io", ip),
             Err(AuthError::Throttled { .. })
         ));
+    }
+
+    #[test]
+    fn concurrent_attempts_cannot_exceed_the_limit() {
+        let throttle = std::sync::Arc::new(Throttle::new(5, 1000, Duration::from_secs(60)));
+        let ip: IpAddr = [10, 0, 0, 2].into();
+        let admitted: usize = (0..50)
+            .map(|_| {
+                let throttle = throttle.clone();
+                std::thread::spawn(move || throttle.attempt("a@x.io", ip).is_ok())
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| usize::from(t.join().unwrap_or(false)))
+            .sum();
+        assert_eq!(admitted, 5);
     }
 }

@@ -22,6 +22,11 @@ use tokio_util::io::ReaderStream;
 
 use super::{BlobEntry, BlobError, BlobKey, BlobStore, ByteStream};
 
+/// Copies across filesystems are staged under this suffix, then renamed into place.
+const STAGING_SUFFIX: &str = ".partial";
+/// A staging file this old belongs to a copy that died; `list` removes it.
+const STAGING_MAX_AGE_SECONDS: u64 = 24 * 3600;
+
 /// Bytes read per blocking call: a typical voice note in one or two reads.
 const READ_CHUNK: usize = 256 * 1024;
 
@@ -50,20 +55,49 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-fn put_blocking(source: &Path, target: &Path) -> std::io::Result<()> {
+/// Creates the fan-out directories one level at a time, fsyncing each parent that gained an
+/// entry: otherwise a power loss can forget a directory, and the blob in it with it.
+fn create_dirs_durably(root: &Path, dir: &Path) -> std::io::Result<()> {
+    let mut path = root.to_path_buf();
+    for part in dir
+        .strip_prefix(root)
+        .map_err(std::io::Error::other)?
+        .components()
+    {
+        let parent = path.clone();
+        path.push(part);
+        match std::fs::create_dir(&path) {
+            Ok(()) => sync_dir(&parent)?,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn put_blocking(root: &Path, source: &Path, target: &Path) -> std::io::Result<()> {
     let dir = target
         .parent()
         .ok_or_else(|| std::io::Error::other("blob path has no parent"))?;
-    std::fs::create_dir_all(dir)?;
+    create_dirs_durably(root, dir)?;
     std::fs::File::open(source)?.sync_all()?;
     match std::fs::hard_link(source, target) {
         Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(()),
+        // The key names the content: an existing blob already holds these bytes.
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
         Err(e) if e.kind() == ErrorKind::CrossesDevices => {
-            let staging = dir.join(format!(".{}.partial", uuid::Uuid::now_v7()));
-            std::fs::copy(source, &staging)?;
-            std::fs::File::open(&staging)?.sync_all()?;
-            std::fs::rename(&staging, target)?;
+            let name = target
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("blob");
+            let staging = dir.join(format!("{name}.{}{STAGING_SUFFIX}", uuid::Uuid::now_v7()));
+            let copied = std::fs::copy(source, &staging)
+                .and_then(|_| std::fs::File::open(&staging)?.sync_all())
+                .and_then(|()| std::fs::rename(&staging, target));
+            if copied.is_err() {
+                let _ = std::fs::remove_file(&staging);
+            }
+            copied?;
         }
         Err(e) => return Err(e),
     }
@@ -74,7 +108,8 @@ fn put_blocking(source: &Path, target: &Path) -> std::io::Result<()> {
 impl BlobStore for LocalBlobStore {
     async fn put_file(&self, key: &BlobKey, source: &Path) -> Result<(), BlobError> {
         let (source, target) = (source.to_owned(), self.file(key));
-        tokio::task::spawn_blocking(move || put_blocking(&source, &target))
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || put_blocking(&root, &source, &target))
             .await
             .map_err(std::io::Error::other)??;
         Ok(())
@@ -119,13 +154,19 @@ impl BlobStore for LocalBlobStore {
             let Some(name) = meta.location.filename() else {
                 continue;
             };
-            // Staging files of interrupted copies are not blobs; they are swept like orphans.
-            let Ok(key) = BlobKey::parse(name) else {
-                continue;
-            };
             let age = now
                 .duration_since(SystemTime::from(meta.last_modified))
                 .unwrap_or_default();
+            // A staging file outlives its copy only when the process died mid-copy.
+            if name.ends_with(STAGING_SUFFIX) {
+                if age.as_secs() > STAGING_MAX_AGE_SECONDS {
+                    let _ = tokio::fs::remove_file(self.root.join(meta.location.as_ref())).await;
+                }
+                continue;
+            }
+            let Ok(key) = BlobKey::parse(name) else {
+                continue;
+            };
             entries.push(BlobEntry {
                 key,
                 age_seconds: age.as_secs(),

@@ -227,9 +227,23 @@ pub trait BlobIndex: Send + Sync {
     /// locked, so that an upload of the same bytes waits and then writes them again. Answers
     /// whether the blob was collected.
     async fn collect_blob(&self, sha256: &str, remove: BlobRemoval<'_>) -> Result<bool, DbError>;
+    /// Removes a blob file that no row knows (an upload that crashed before its commit), with
+    /// the same lock protocol as `collect_blob`. Answers `false`, removing nothing, when a row
+    /// exists by now.
+    async fn collect_unknown_blob(
+        &self,
+        sha256: &str,
+        remove: BlobRemoval<'_>,
+    ) -> Result<bool, DbError>;
     async fn blob_known(&self, sha256: &str) -> Result<bool, DbError>;
-    /// Referenced blobs in key order, after `after`: for the reconciler's walk.
-    async fn referenced_blobs(&self, after: &str, limit: i64) -> Result<Vec<String>, DbError>;
+    /// Referenced blobs whose row is older than `created_before`, in key order after `after`:
+    /// for the reconciler's walk (a younger row may belong to an upload still writing its bytes).
+    async fn referenced_blobs(
+        &self,
+        after: &str,
+        created_before: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<String>, DbError>;
 }
 
 #[async_trait]

@@ -100,7 +100,7 @@ macro_rules! sql_repository {
                 qb.push(" AND n.duration_seconds >= ").push_bind(min);
             }
             if let Some(name) = &filter.name_contains {
-                qb.push(" AND lower(n.name) LIKE ").push_bind(like_pattern(name)).push(" ESCAPE '\\'");
+                qb.push(" AND n.name_folded LIKE ").push_bind(like_pattern(name)).push(" ESCAPE '\\'");
             }
             if let Some(sender) = filter.sender {
                 qb.push(" AND n.owner_id = ").push_bind(sender.to_string());
@@ -271,13 +271,23 @@ macro_rules! sql_repository {
             }
 
             async fn user_by_api_key(&self, key_hash: &str) -> Result<Option<User>, DbError> {
-                let user_id: Option<String> = sqlx::query_scalar(
-                    "UPDATE api_keys SET last_used_at = $2 WHERE key_hash = $1 RETURNING user_id",
-                )
-                .bind(key_hash)
-                .bind(Timestamp::now().micros())
-                .fetch_optional(&self.pool)
-                .await?;
+                let found: Option<(String, Option<i64>)> =
+                    sqlx::query_as("SELECT user_id, last_used_at FROM api_keys WHERE key_hash = $1")
+                        .bind(key_hash)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                let now = Timestamp::now();
+                // Record the use at most once a minute: reads must not each cost a write.
+                if let Some((_, last_used)) = &found
+                    && last_used.is_none_or(|t| t < now.plus_seconds(-60).micros())
+                {
+                    sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE key_hash = $1")
+                        .bind(key_hash)
+                        .bind(now.micros())
+                        .execute(&self.pool)
+                        .await?;
+                }
+                let user_id = found.map(|(id, _)| id);
                 match user_id.as_deref().and_then(UserId::parse) {
                     Some(id) => self.user_by_id(id).await,
                     None => Ok(None),
@@ -290,6 +300,9 @@ macro_rules! sql_repository {
             #[tracing::instrument(skip_all, fields(note = %note.id))]
             async fn insert_note(&self, note: &NewNote, idempotency_key: Option<&str>) -> Result<InsertOutcome, DbError> {
                 let mut tx = self.pool.begin().await?;
+                // The note's instant is taken here, once its bytes are durable, so that notes
+                // become visible in the order of their timestamps as far as one clock allows.
+                let created_at = Timestamp::now();
                 // First the blob reference: it waits for a collector holding the same blob.
                 sqlx::query(
                     "INSERT INTO blobs (sha256, size_bytes, refcount, created_at) VALUES ($1, $2, 1, $3) \
@@ -297,7 +310,7 @@ macro_rules! sql_repository {
                 )
                 .bind(&note.sha256)
                 .bind(note.size_bytes as i64)
-                .bind(note.created_at.micros())
+                .bind(created_at.micros())
                 .execute(&mut *tx)
                 .await?;
                 if let Some(key) = idempotency_key {
@@ -309,7 +322,7 @@ macro_rules! sql_repository {
                     .bind(key)
                     .bind(note.id.to_string())
                     .bind(&note.sha256)
-                    .bind(note.created_at.micros())
+                    .bind(created_at.micros())
                     .execute(&mut *tx)
                     .await?;
                     if claimed.rows_affected() == 0 {
@@ -320,8 +333,8 @@ macro_rules! sql_repository {
                     }
                 }
                 let row: NoteRow = sqlx::query_as(&format!(
-                    "INSERT INTO notes ({cols}) VALUES \
-                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+                    "INSERT INTO notes ({cols}, name_folded) VALUES \
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
                      RETURNING {cols}",
                     cols = NOTE_COLUMNS.join(", ")
                 ))
@@ -342,7 +355,8 @@ macro_rules! sql_repository {
                 .bind(hark_api::NoteStatus::Pending.as_str())
                 .bind(None::<String>)
                 .bind(serde_json::to_string(&note.tags).unwrap_or_else(|_| "{}".into()))
-                .bind(note.created_at.micros())
+                .bind(created_at.micros())
+                .bind(note.name.to_lowercase())
                 .fetch_one(&mut *tx)
                 .await?;
                 append_event(&mut tx, NewEvent {
@@ -470,7 +484,7 @@ macro_rules! sql_repository {
         impl BlobIndex for $repo {
             async fn orphaned_blobs(&self, cutoff: Timestamp, limit: i64) -> Result<Vec<String>, DbError> {
                 Ok(sqlx::query_scalar(
-                    "SELECT sha256 FROM blobs WHERE refcount <= 0 AND orphaned_at <= $1 \
+                    "SELECT sha256 FROM blobs WHERE refcount = 0 AND orphaned_at <= $1 \
                      ORDER BY orphaned_at LIMIT $2",
                 )
                 .bind(cutoff.micros())
@@ -481,7 +495,7 @@ macro_rules! sql_repository {
 
             async fn collect_blob(&self, sha256: &str, remove: BlobRemoval<'_>) -> Result<bool, DbError> {
                 let mut tx = self.pool.begin().await?;
-                let gone = sqlx::query("DELETE FROM blobs WHERE sha256 = $1 AND refcount <= 0")
+                let gone = sqlx::query("DELETE FROM blobs WHERE sha256 = $1 AND refcount = 0")
                     .bind(sha256)
                     .execute(&mut *tx)
                     .await?;
@@ -489,6 +503,28 @@ macro_rules! sql_repository {
                     return Ok(false);
                 }
                 remove.await.map_err(DbError::BlobRemoval)?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn collect_unknown_blob(&self, sha256: &str, remove: BlobRemoval<'_>) -> Result<bool, DbError> {
+                let mut tx = self.pool.begin().await?;
+                // A placeholder row takes the same lock an upload's reference takes: an upload
+                // of these bytes either committed first (no placeholder, the file stays) or
+                // waits for this transaction and then writes the bytes again.
+                let claimed = sqlx::query(
+                    "INSERT INTO blobs (sha256, size_bytes, refcount, created_at, orphaned_at) \
+                     VALUES ($1, 0, 0, $2, $2) ON CONFLICT (sha256) DO NOTHING",
+                )
+                .bind(sha256)
+                .bind(Timestamp::now().micros())
+                .execute(&mut *tx)
+                .await?;
+                if claimed.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                remove.await.map_err(DbError::BlobRemoval)?;
+                sqlx::query("DELETE FROM blobs WHERE sha256 = $1").bind(sha256).execute(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(true)
             }
@@ -501,11 +537,13 @@ macro_rules! sql_repository {
                 Ok(found.is_some())
             }
 
-            async fn referenced_blobs(&self, after: &str, limit: i64) -> Result<Vec<String>, DbError> {
+            async fn referenced_blobs(&self, after: &str, created_before: Timestamp, limit: i64) -> Result<Vec<String>, DbError> {
                 Ok(sqlx::query_scalar(
-                    "SELECT sha256 FROM blobs WHERE refcount > 0 AND sha256 > $1 ORDER BY sha256 LIMIT $2",
+                    "SELECT sha256 FROM blobs WHERE refcount > 0 AND sha256 > $1 AND created_at < $2 \
+                     ORDER BY sha256 LIMIT $3",
                 )
                 .bind(after)
+                .bind(created_before.micros())
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?)

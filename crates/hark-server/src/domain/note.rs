@@ -51,7 +51,6 @@ pub struct NewNote {
     pub size_bytes: u64,
     pub sha256: String,
     pub tags: AudioTags,
-    pub created_at: Timestamp,
 }
 
 /// A stored note.

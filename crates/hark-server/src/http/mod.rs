@@ -17,7 +17,6 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Notify;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -69,14 +68,23 @@ impl AppState {
         self.collector.notify_one();
     }
 
-    /// The configured public URL, or `http://<Host>` of the request.
+    /// The configured public URL, or `http://<Host>` of the request when the Host is a plain
+    /// host name or address (anything else falls back to the listen address). Behind a proxy
+    /// or TLS, set `public_url`.
     pub fn public_base(&self, headers: &HeaderMap) -> String {
         if !self.config.public_url.is_empty() {
             return self.config.public_url.trim_end_matches('/').to_owned();
         }
+        let plain = |h: &&str| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        };
         let host = headers
             .get(axum::http::header::HOST)
             .and_then(|h| h.to_str().ok())
+            .filter(plain)
             .unwrap_or(&self.config.listen);
         format!("http://{host}")
     }
@@ -149,7 +157,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::new(ProblemCode::MethodNotAllowed, "method not allowed on this route") })
         .layer(DefaultBodyLimit::max(json_limit))
         .layer(middleware::from_fn(record_metrics))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(middleware::from_fn_with_state(timeout, limit_duration))
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::new(ProblemCode::Internal, "the server could not complete the request"))
         }))
@@ -160,6 +168,22 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+/// Answers 408 as a problem when a request outlives the configured timeout. A commit already
+/// under way is not cut short: ingest runs it in a task of its own.
+async fn limit_duration(
+    axum::extract::State(timeout): axum::extract::State<Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => axum::response::IntoResponse::into_response(ApiError::new(
+            ProblemCode::RequestTimeout,
+            format!("the request took longer than {} s", timeout.as_secs()),
+        )),
+    }
 }
 
 /// Counts requests and their latency by route (the matched pattern, so ids do not explode

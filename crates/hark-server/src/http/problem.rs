@@ -114,6 +114,14 @@ impl From<DbError> for ApiError {
 
 impl From<BlobError> for ApiError {
     fn from(err: BlobError) -> ApiError {
+        if err.is_not_found() {
+            // The reconciler reports such a note as failed; say so rather than a bare 500.
+            tracing::error!(error = %err, "a note's stored audio is missing");
+            return ApiError::new(
+                ProblemCode::NotFound,
+                "the stored audio of this note is missing",
+            );
+        }
         ApiError::internal(&err)
     }
 }

@@ -11,7 +11,7 @@ use hark_audio::ProbeError;
 
 use crate::blob::{BlobError, BlobKey, BlobStore};
 use crate::db::{DbError, InsertOutcome, Repos};
-use crate::domain::{NewNote, Note, NoteId, NoteName, Timestamp, UserId};
+use crate::domain::{NewNote, Note, NoteId, NoteName, UserId};
 use crate::metrics::PROBE_FAILURES;
 
 pub use spool::{Spooled, spool};
@@ -60,6 +60,8 @@ pub struct UploadRequest {
     pub idempotency_key: Option<String>,
     /// From `Content-Digest: sha-256=:...:`.
     pub expected_sha256: Option<[u8; 32]>,
+    /// The body's hash as it travelled (before gunzip, the whole form), when a digest is given.
+    pub wire_sha256: Option<[u8; 32]>,
 }
 
 /// A committed upload: a new note, or the first result of a retried one.
@@ -89,6 +91,7 @@ impl Ingest {
         let sha256 = spooled.sha256_hex();
         if let Some(expected) = request.expected_sha256
             && expected != spooled.sha256
+            && request.wire_sha256 != Some(expected)
         {
             return Err(IngestError::ChecksumMismatch {
                 expected: hex::encode(expected),
@@ -200,7 +203,6 @@ impl Ingest {
                 genre: tags.genre,
                 comment: tags.comment,
             },
-            created_at: Timestamp::now(),
         })
     }
 }

@@ -42,6 +42,10 @@ pub struct TestApp {
     pub maintenance: Maintenance,
     pub config: Config,
     pg_database: Option<String>,
+    server: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<anyhow::Result<()>>,
+    )>,
 }
 
 /// A signed-in user of a test app.
@@ -81,7 +85,10 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
     let app = App::build(config.clone()).await.expect("app builds");
     let base = format!("http://{}", app.addr());
     let maintenance = app.maintenance().clone();
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
     TestApp {
         anonymous: Client::new(&base),
         base,
@@ -90,6 +97,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
         maintenance,
         config,
         pg_database,
+        server: Some((stop, server)),
     }
 }
 
@@ -128,6 +136,17 @@ impl TestApp {
     /// Every file in the upload spool.
     pub fn tmp_files(&self) -> Vec<PathBuf> {
         files_under(&self.config.tmp_dir())
+    }
+
+    /// Stops the server gracefully (the data directory and database stay).
+    pub async fn shut_down(&mut self) {
+        if let Some((stop, server)) = self.server.take() {
+            let _ = stop.send(());
+            server
+                .await
+                .expect("server task")
+                .expect("server stops cleanly");
+        }
     }
 
     /// Drops the PostgreSQL database (the temp dir goes with `self`).

@@ -310,7 +310,53 @@ async fn a_cursor_cannot_be_reused_with_another_sort(backend: Backend) {
     app.stop().await;
 }
 
+async fn name_filters_fold_unicode_and_refuse_control_characters(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.user("ann@example.com").await;
+    upload_all(
+        &user,
+        &[
+            ("t1_pcm16_16k.wav", "Émile à Zürich.wav"),
+            ("t4.flac", "emile.flac"),
+        ],
+    )
+    .await;
+    let found = user
+        .client
+        .list_notes(&ListNotesQuery {
+            name: Some("ÉMILE À".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(names(&found), ["Émile à Zürich.wav"]);
+    for query in [
+        "name=a%00b",
+        "channel=%00",
+        "sort=name&cursor=eyJzIjoibmFtZSIsImsiOiJcdTAwMDAiLCJpIjoiMDFhMjA5MDMtMTBiZC03MmUwLWI1YzctMzk0MGIyNzJjMTFiIn0",
+    ] {
+        let response = app
+            .http
+            .get(app.url(&format!("/api/v1/notes?{query}")))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .expect("send");
+        assert_problem(response, 400, "validation").await;
+    }
+    let response = app
+        .http
+        .get(app.url("/info?name=%00"))
+        .bearer_auth(&user.token)
+        .send()
+        .await
+        .expect("send");
+    assert_problem(response, 400, "validation").await;
+    app.stop().await;
+}
+
 backend_tests!(
+    name_filters_fold_unicode_and_refuse_control_characters,
     filters_and_sorts_select_and_order_notes,
     bad_list_parameters_are_400,
     pagination_neither_skips_nor_repeats_while_notes_arrive,

@@ -47,7 +47,7 @@ async fn a_young_orphan_is_left_for_its_upload_to_commit(backend: Backend) {
 }
 
 async fn a_note_whose_blob_is_missing_is_reported_failed_not_dropped(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_app_with(backend, |c| c.storage.orphan_grace_seconds = 0).await;
     let user = app.user("ann@example.com").await;
     let note = user
         .client
@@ -57,6 +57,14 @@ async fn a_note_whose_blob_is_missing_is_reported_failed_not_dropped(backend: Ba
     for file in app.blob_files() {
         std::fs::remove_file(file).expect("remove");
     }
+    let response = app
+        .http
+        .get(app.url(&format!("/api/v1/notes/{}/audio", note.id)))
+        .bearer_auth(&user.token)
+        .send()
+        .await
+        .expect("send");
+    crate::helpers::assert_problem(response, 404, "not_found").await;
     let outcome = app.maintenance.reconcile().await.expect("reconcile");
     assert_eq!(outcome.notes_failed, 1);
     let note = user.client.note(&note.id).await.expect("still listed");
@@ -66,11 +74,17 @@ async fn a_note_whose_blob_is_missing_is_reported_failed_not_dropped(backend: Ba
 }
 
 async fn spool_files_of_interrupted_uploads_are_removed_at_start_up(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let mut app = spawn_app(backend).await;
+    let config = app.config.clone();
+    let refused = hark_server::App::build(config.clone()).await;
+    assert!(
+        refused.is_err(),
+        "a second server on the same data directory is refused"
+    );
+    app.shut_down().await;
     let leftover = app.config.tmp_dir().join("upload-crashed");
     std::fs::write(&leftover, b"partial").expect("write");
-    // A second server on the same data directory starts by clearing the spool.
-    let config = app.config.clone();
+    // The next server on the data directory starts by clearing the spool.
     let _restarted = hark_server::App::build(config).await.expect("restart");
     assert!(!leftover.exists());
     app.stop().await;

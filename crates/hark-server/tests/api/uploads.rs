@@ -476,7 +476,34 @@ async fn delivery_fields_are_refused_until_delivery_exists(backend: Backend) {
     app.stop().await;
 }
 
+async fn a_digest_of_the_gzip_bytes_or_of_the_audio_both_verify(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.user("ann@example.com").await;
+    use sha2::Digest;
+    let wav = sample_wav();
+    let zipped = gzip(&wav);
+    for digested in [&zipped, &wav] {
+        let digest = format!(
+            "sha-256=:{}:",
+            base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(digested))
+        );
+        let response = app
+            .http
+            .post(app.url("/api/v1/notes"))
+            .bearer_auth(&user.token)
+            .header("content-encoding", "gzip")
+            .header("content-digest", digest)
+            .body(zipped.clone())
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 201);
+    }
+    app.stop().await;
+}
+
 backend_tests!(
+    a_digest_of_the_gzip_bytes_or_of_the_audio_both_verify,
     every_corpus_file_gets_the_metadata_ffprobe_reports,
     every_bad_file_is_refused_with_what_was_detected,
     a_zero_length_body_is_unsupported_audio,

@@ -78,6 +78,7 @@ async fn named_note(state: &AppState, user: &User, query: NameQuery) -> Result<N
         .name
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ApiError::validation("name is required"))?;
+    super::notes::plain_text(&name, "name")?;
     state
         .repos
         .notes

@@ -17,7 +17,6 @@ use crate::http::extract::{AppQuery, Auth};
 use crate::http::problem::ApiError;
 
 const MAX_LINK_SECONDS: u64 = 7 * 24 * 3600;
-const FORMATS: [&str; 6] = ["wav", "mp3", "ogg", "flac", "m4a", "webm"];
 
 pub fn note_view(note: &Note) -> hark_api::Note {
     let this = format!("/api/v1/notes/{}", note.id);
@@ -182,7 +181,11 @@ struct Cursor {
 fn encode_cursor(sort: NoteSort, note: &Note) -> String {
     let k = match sort {
         NoteSort::CreatedAsc | NoteSort::CreatedDesc => serde_json::json!(note.created_at.micros()),
-        NoteSort::DurationAsc | NoteSort::DurationDesc => serde_json::json!(note.duration_seconds),
+        // The float's bits, not its decimal form: a decimal round trip may land one ULP off and
+        // then skip or repeat the notes of that duration.
+        NoteSort::DurationAsc | NoteSort::DurationDesc => {
+            serde_json::json!(note.duration_seconds.to_bits())
+        }
         NoteSort::NameAsc | NoteSort::NameDesc => serde_json::json!(note.name),
     };
     let cursor = Cursor {
@@ -207,13 +210,37 @@ fn decode_cursor(raw: &str, sort: NoteSort) -> Result<(SortKey, NoteId), ApiErro
             SortKey::Created(cursor.k.as_i64().ok_or_else(invalid)?)
         }
         NoteSort::DurationAsc | NoteSort::DurationDesc => {
-            SortKey::Duration(cursor.k.as_f64().ok_or_else(invalid)?)
+            let bits = cursor.k.as_u64().ok_or_else(invalid)?;
+            let duration = f64::from_bits(bits);
+            if !duration.is_finite() {
+                return Err(invalid());
+            }
+            SortKey::Duration(duration)
         }
         NoteSort::NameAsc | NoteSort::NameDesc => {
-            SortKey::Name(cursor.k.as_str().ok_or_else(invalid)?.to_owned())
+            let name = cursor.k.as_str().ok_or_else(invalid)?;
+            SortKey::Name(plain_text(name, "cursor")?.to_owned())
         }
     };
     Ok((key, id))
+}
+
+/// Text from a client that goes into a query: control characters (NUL above all, which
+/// PostgreSQL refuses in text) are a 400, not a database error.
+pub fn plain_text<'a>(value: &'a str, field: &str) -> Result<&'a str, ApiError> {
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::validation(format!(
+            "{field} must not contain control characters"
+        )));
+    }
+    Ok(value)
+}
+
+fn optional_text(value: Option<String>, field: &str) -> Result<Option<String>, ApiError> {
+    match value.filter(|v| !v.is_empty()) {
+        Some(v) => plain_text(&v, field).map(|v| Some(v.to_owned())),
+        None => Ok(None),
+    }
 }
 
 fn seconds(value: Option<f64>, field: &str) -> Result<Option<f64>, ApiError> {
@@ -265,11 +292,12 @@ pub async fn list_for(
         ));
     }
     if let Some(format) = &query.format
-        && !FORMATS.contains(&format.as_str())
+        && hark_audio::Format::parse(format).is_none()
     {
+        let names: Vec<&str> = hark_audio::Format::ALL.iter().map(|f| f.name()).collect();
         return Err(ApiError::validation(format!(
             "format must be one of {}",
-            FORMATS.join(", ")
+            names.join(", ")
         )));
     }
     let sender = match query.sender.as_deref() {
@@ -280,9 +308,9 @@ pub async fn list_for(
         viewer: user.id,
         max_duration: seconds(query.max_duration, "max_duration")?,
         min_duration: seconds(query.min_duration, "min_duration")?,
-        name_contains: query.name.filter(|n| !n.is_empty()),
+        name_contains: optional_text(query.name, "name")?,
         sender,
-        channel: query.channel,
+        channel: optional_text(query.channel, "channel")?,
         status: query.status,
         format: query.format,
         created_after: instant(query.created_after.as_deref(), "created_after")?,

@@ -2,6 +2,7 @@
 //! an `ingest` call. Shared by `POST /api/v1/notes` and the seed-compatible `POST /post`.
 
 use std::io;
+use std::sync::{Arc, Mutex};
 
 use async_compression::tokio::bufread::GzipDecoder;
 use axum::body::Body;
@@ -12,6 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use futures_util::TryStreamExt;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 use tokio_util::io::{ReaderStream, StreamReader};
 use utoipa::IntoParams;
@@ -50,6 +52,14 @@ pub async fn receive_upload(
 ) -> Result<Response, ApiError> {
     let headers = request.headers().clone();
     let gzip = content_encoding_is_gzip(&headers)?;
+    let expected_sha256 = content_digest(&headers)?;
+    // RFC 9530 digests the content as sent (gzip bytes, the whole form); hash that too when
+    // a digest is given, so both a wire digest and a digest of the audio itself verify.
+    let wire = expected_sha256.map(|_| Arc::new(Mutex::new(Sha256::new())));
+    let request = match &wire {
+        Some(hasher) => hash_body(request, hasher.clone()),
+        None => request,
+    };
     let mut fields = UploadFields {
         name: query.name,
         title: query.title,
@@ -82,9 +92,21 @@ pub async fn receive_upload(
         owner: user.id,
         fields,
         idempotency_key: idempotency_key(&headers)?,
-        expected_sha256: content_digest(&headers)?,
+        expected_sha256,
+        wire_sha256: wire.map(|h| {
+            h.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .finalize()
+                .into()
+        }),
     };
-    let ingested = state.ingest.commit(spooled, request).await?;
+    // Once the commit starts it runs to its end even if the client goes away or the request
+    // times out: a note must never be committed without the blob check that follows it.
+    let ingest = state.ingest.clone();
+    let ingested = tokio::spawn(async move { ingest.commit(spooled, request).await })
+        .await
+        .map_err(|e| ApiError::internal(&e))??;
     let view = note_view(&ingested.note);
     let mut response = (StatusCode::CREATED, axum::Json(&view)).into_response();
     if let Ok(location) = view.links.this.parse() {
@@ -126,6 +148,18 @@ fn content_encoding_is_gzip(headers: &HeaderMap) -> Result<bool, ApiError> {
             "Content-Encoding must be gzip or identity",
         )),
     }
+}
+
+/// The same request, its body fed through `hasher` on the way.
+fn hash_body(request: Request, hasher: Arc<Mutex<Sha256>>) -> Request {
+    let (parts, body) = request.into_parts();
+    let hashed = body.into_data_stream().inspect_ok(move |chunk| {
+        hasher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .update(chunk);
+    });
+    Request::from_parts(parts, Body::from_stream(hashed))
 }
 
 /// A gunzipping body, cut off just past the size cap: multipart framing adds little, and a
