@@ -167,10 +167,11 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Logs to stderr as text or JSON; `RUST_LOG` sets the level (default `info`).
+/// Logs to stderr as text or JSON; `RUST_LOG` sets the level (default `info`; the decoders only warn).
 pub fn init_tracing(format: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,symphonia=warn,lofty=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -428,10 +428,8 @@ async fn an_api_key_is_shown_once_and_works_as_a_bearer(backend: Backend) {
         .await
         .expect("upload");
 
-    let response = app
-        .http
-        .post(app.url("/api/v1/api-keys"))
-        .bearer_auth(&ann.token)
+    let response = ann
+        .post("/api/v1/api-keys")
         .json(&json!({"name": "laptop"}))
         .send()
         .await
@@ -495,10 +493,8 @@ async fn a_deleted_api_key_stops_working(backend: Backend) {
         200
     );
 
-    let deleted = app
-        .http
-        .delete(app.url(&format!("/api/v1/api-keys/{}", created.id)))
-        .bearer_auth(&ann.token)
+    let deleted = ann
+        .delete(&format!("/api/v1/api-keys/{}", created.id))
         .send()
         .await
         .expect("request");
@@ -518,10 +514,8 @@ async fn a_deleted_api_key_stops_working(backend: Backend) {
             .items
             .is_empty()
     );
-    let again = app
-        .http
-        .delete(app.url(&format!("/api/v1/api-keys/{}", created.id)))
-        .bearer_auth(&ann.token)
+    let again = ann
+        .delete(&format!("/api/v1/api-keys/{}", created.id))
         .send()
         .await
         .expect("request");
@@ -535,12 +529,7 @@ async fn another_users_api_key_answers_404_like_a_missing_one(backend: Backend) 
     let bob = app.user("bob@example.com").await;
     let anns_key = ann.client.create_api_key("laptop").await.expect("key");
 
-    let delete = |id: String| {
-        app.http
-            .delete(app.url(&format!("/api/v1/api-keys/{id}")))
-            .bearer_auth(&bob.token)
-            .send()
-    };
+    let delete = |id: String| bob.delete(&format!("/api/v1/api-keys/{id}")).send();
     let others = delete(anns_key.id.clone()).await.expect("request");
     let missing = delete(uuid::Uuid::now_v7().to_string())
         .await

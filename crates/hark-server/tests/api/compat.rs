@@ -9,10 +9,8 @@ async fn the_seed_curl_flows_work_with_a_bearer_token(backend: Backend) {
     let user = app.user("ann@example.com").await;
     let wav = sample_wav();
     // curl -X POST --data-binary @myfile.wav .../post?name=myfile.wav (curl's default form type)
-    let raw = app
-        .http
-        .post(app.url("/post?name=myfile.wav"))
-        .bearer_auth(&user.token)
+    let raw = user
+        .post("/post?name=myfile.wav")
         .header("content-type", "application/x-www-form-urlencoded")
         .body(wav.clone())
         .send()
@@ -28,10 +26,8 @@ async fn the_seed_curl_flows_work_with_a_bearer_token(backend: Backend) {
             .mime_str("audio/wav")
             .expect("mime"),
     );
-    let multipart = app
-        .http
-        .post(app.url("/post"))
-        .bearer_auth(&user.token)
+    let multipart = user
+        .post("/post")
         .multipart(form)
         .send()
         .await
@@ -41,10 +37,8 @@ async fn the_seed_curl_flows_work_with_a_bearer_token(backend: Backend) {
     assert_eq!(newest.name, "myfile.wav");
 
     // curl http://localhost:8000/list?maxduration=300
-    let list: hark_api::NoteList = app
-        .http
-        .get(app.url("/list?maxduration=300"))
-        .bearer_auth(&user.token)
+    let list: hark_api::NoteList = user
+        .get("/list?maxduration=300")
         .send()
         .await
         .expect("send")
@@ -52,10 +46,8 @@ async fn the_seed_curl_flows_work_with_a_bearer_token(backend: Backend) {
         .await
         .expect("list");
     assert_eq!(list.items.len(), 2);
-    let none: hark_api::NoteList = app
-        .http
-        .get(app.url("/list?maxduration=1"))
-        .bearer_auth(&user.token)
+    let none: hark_api::NoteList = user
+        .get("/list?maxduration=1")
         .send()
         .await
         .expect("send")
@@ -65,10 +57,8 @@ async fn the_seed_curl_flows_work_with_a_bearer_token(backend: Backend) {
     assert!(none.items.is_empty());
 
     // curl --output test.wav http://localhost:8000/download?name=myfile.wav
-    let download = app
-        .http
-        .get(app.url("/download?name=myfile.wav"))
-        .bearer_auth(&user.token)
+    let download = user
+        .get("/download?name=myfile.wav")
         .send()
         .await
         .expect("send");
@@ -80,10 +70,8 @@ async fn the_seed_curl_flows_work_with_a_bearer_token(backend: Backend) {
     assert_eq!(download.bytes().await.expect("bytes"), wav);
 
     // curl http://localhost:8000/info?name=myfile.wav: the newest note of that name
-    let info: hark_api::Note = app
-        .http
-        .get(app.url("/info?name=myfile.wav"))
-        .bearer_auth(&user.token)
+    let info: hark_api::Note = user
+        .get("/info?name=myfile.wav")
         .send()
         .await
         .expect("send")
@@ -99,21 +87,13 @@ async fn the_seed_curl_flows_work_with_a_bearer_token(backend: Backend) {
 async fn seed_routes_answer_problems_for_bad_requests(backend: Backend) {
     let app = spawn_app(backend).await;
     let user = app.user("ann@example.com").await;
-    let missing = app
-        .http
-        .get(app.url("/info?name=nothing.wav"))
-        .bearer_auth(&user.token)
+    let missing = user
+        .get("/info?name=nothing.wav")
         .send()
         .await
         .expect("send");
     assert_problem(missing, 404, "not_found").await;
-    let no_name = app
-        .http
-        .get(app.url("/download"))
-        .bearer_auth(&user.token)
-        .send()
-        .await
-        .expect("send");
+    let no_name = user.get("/download").send().await.expect("send");
     assert_problem(no_name, 400, "validation").await;
     let anonymous = app
         .http
@@ -122,14 +102,7 @@ async fn seed_routes_answer_problems_for_bad_requests(backend: Backend) {
         .await
         .expect("send");
     assert_problem(anonymous, 401, "unauthorized").await;
-    let text = app
-        .http
-        .post(app.url("/post"))
-        .bearer_auth(&user.token)
-        .body("hello")
-        .send()
-        .await
-        .expect("send");
+    let text = user.post("/post").body("hello").send().await.expect("send");
     assert_problem(text, 415, "unsupported_audio").await;
     app.stop().await;
 }

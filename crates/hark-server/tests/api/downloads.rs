@@ -76,16 +76,8 @@ async fn assert_full(response: Response) {
     assert_eq!(response.bytes().await.expect("body"), sample_wav());
 }
 
-async fn create_link(
-    app: &TestApp,
-    user: &TestUser,
-    note: &Note,
-    body: Option<serde_json::Value>,
-) -> Response {
-    let request = app
-        .http
-        .post(app.url(&format!("/api/v1/notes/{}/link", note.id)))
-        .bearer_auth(&user.token);
+async fn create_link(user: &TestUser, note: &Note, body: Option<serde_json::Value>) -> Response {
+    let request = user.post(&format!("/api/v1/notes/{}/link", note.id));
     let request = match body {
         Some(body) => request.json(&body),
         None => request,
@@ -369,7 +361,7 @@ async fn a_signed_link_serves_the_audio_to_anyone(backend: Backend) {
         (Some(json!({})), 3600.0),
         (Some(json!({"expires_in": 60})), 60.0),
     ] {
-        let response = create_link(&app, &user, &note, body.clone()).await;
+        let response = create_link(&user, &note, body.clone()).await;
         assert_eq!(response.status().as_u16(), 200, "{body:?}");
         let link: SignedLink = response.json().await.expect("link");
         assert!(
@@ -410,13 +402,11 @@ async fn a_link_lifetime_outside_one_second_to_seven_days_answers_400(backend: B
         json!("soon"),
         json!(1.5),
     ] {
-        let response =
-            create_link(&app, &user, &note, Some(json!({"expires_in": expires_in}))).await;
+        let response = create_link(&user, &note, Some(json!({"expires_in": expires_in}))).await;
         assert_problem(response, 400, "validation").await;
     }
     for expires_in in [1, 604_800] {
-        let response =
-            create_link(&app, &user, &note, Some(json!({"expires_in": expires_in}))).await;
+        let response = create_link(&user, &note, Some(json!({"expires_in": expires_in}))).await;
         assert_eq!(response.status().as_u16(), 200, "{expires_in} s is allowed");
     }
     app.stop().await;
@@ -509,7 +499,7 @@ async fn an_unknown_rendition_answers_400(backend: Backend) {
             .expect("request");
         assert_problem(response, 400, "validation").await;
     }
-    let link = create_link(&app, &user, &note, Some(json!({"rendition": "flac"}))).await;
+    let link = create_link(&user, &note, Some(json!({"rendition": "flac"}))).await;
     assert_problem(link, 400, "validation").await;
     app.stop().await;
 }

@@ -50,6 +50,8 @@ pub struct TestApp {
 
 /// A signed-in user of a test app.
 pub struct TestUser {
+    base: String,
+    http: reqwest::Client,
     pub id: String,
     pub email: String,
     pub token: String,
@@ -121,6 +123,8 @@ impl TestApp {
             .expect("sign in")
             .access_token;
         TestUser {
+            base: self.base.clone(),
+            http: self.http.clone(),
             id: user.id,
             email: user.email,
             client: Client::new(&self.base).with_token(&token),
@@ -154,6 +158,27 @@ impl TestApp {
         if let Some(name) = &self.pg_database {
             drop_pg_database(name).await;
         }
+    }
+}
+
+impl TestUser {
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
+    /// A raw request with this user's bearer token, for what the typed client cannot send.
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::GET, path)
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::POST, path)
+    }
+
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::DELETE, path)
     }
 }
 

@@ -210,10 +210,8 @@ async fn bad_list_parameters_are_400(backend: Backend) {
         "cursor=not-a-cursor",
         "q=parcel",
     ] {
-        let response = app
-            .http
-            .get(app.url(&format!("/api/v1/notes?{query}")))
-            .bearer_auth(&user.token)
+        let response = user
+            .get(&format!("/api/v1/notes?{query}"))
             .send()
             .await
             .expect("send");
@@ -299,10 +297,8 @@ async fn a_cursor_cannot_be_reused_with_another_sort(backend: Backend) {
         .await
         .expect("list");
     let cursor = page.next_cursor.expect("more");
-    let response = app
-        .http
-        .get(app.url(&format!("/api/v1/notes?sort=name&cursor={cursor}")))
-        .bearer_auth(&user.token)
+    let response = user
+        .get(&format!("/api/v1/notes?sort=name&cursor={cursor}"))
         .send()
         .await
         .expect("send");
@@ -335,22 +331,14 @@ async fn name_filters_fold_unicode_and_refuse_control_characters(backend: Backen
         "channel=%00",
         "sort=name&cursor=eyJzIjoibmFtZSIsImsiOiJcdTAwMDAiLCJpIjoiMDFhMjA5MDMtMTBiZC03MmUwLWI1YzctMzk0MGIyNzJjMTFiIn0",
     ] {
-        let response = app
-            .http
-            .get(app.url(&format!("/api/v1/notes?{query}")))
-            .bearer_auth(&user.token)
+        let response = user
+            .get(&format!("/api/v1/notes?{query}"))
             .send()
             .await
             .expect("send");
         assert_problem(response, 400, "validation").await;
     }
-    let response = app
-        .http
-        .get(app.url("/info?name=%00"))
-        .bearer_auth(&user.token)
-        .send()
-        .await
-        .expect("send");
+    let response = user.get("/info?name=%00").send().await.expect("send");
     assert_problem(response, 400, "validation").await;
     app.stop().await;
 }

@@ -57,10 +57,8 @@ async fn a_note_whose_blob_is_missing_is_reported_failed_not_dropped(backend: Ba
     for file in app.blob_files() {
         std::fs::remove_file(file).expect("remove");
     }
-    let response = app
-        .http
-        .get(app.url(&format!("/api/v1/notes/{}/audio", note.id)))
-        .bearer_auth(&user.token)
+    let response = user
+        .get(&format!("/api/v1/notes/{}/audio", note.id))
         .send()
         .await
         .expect("send");
@@ -129,10 +127,8 @@ async fn deleting_a_user_deletes_their_notes_and_releases_their_blobs(backend: B
         .upload_bytes(sample_wav(), &UploadOptions::default())
         .await
         .expect("upload");
-    let response = app
-        .http
-        .delete(app.url(&format!("/api/v1/users/{}", ann.id)))
-        .bearer_auth(&ann.token)
+    let response = ann
+        .delete(&format!("/api/v1/users/{}", ann.id))
         .send()
         .await
         .expect("send");

@@ -84,10 +84,8 @@ async fn every_bad_file_is_refused_with_what_was_detected(backend: Backend) {
         if entry.file_name() == "README" {
             continue;
         }
-        let response = app
-            .http
-            .post(app.url("/api/v1/notes"))
-            .bearer_auth(&user.token)
+        let response = user
+            .post("/api/v1/notes")
             .query(&[("name", entry.file_name().to_string_lossy().as_ref())])
             .body(std::fs::read(entry.path()).expect("read"))
             .send()
@@ -99,10 +97,8 @@ async fn every_bad_file_is_refused_with_what_was_detected(backend: Backend) {
             "{detail}"
         );
     }
-    let text = app
-        .http
-        .post(app.url("/api/v1/notes"))
-        .bearer_auth(&user.token)
+    let text = user
+        .post("/api/v1/notes")
         .body("just words")
         .send()
         .await
@@ -115,10 +111,8 @@ async fn every_bad_file_is_refused_with_what_was_detected(backend: Backend) {
 async fn a_zero_length_body_is_unsupported_audio(backend: Backend) {
     let app = spawn_app(backend).await;
     let user = app.user("ann@example.com").await;
-    let response = app
-        .http
-        .post(app.url("/api/v1/notes"))
-        .bearer_auth(&user.token)
+    let response = user
+        .post("/api/v1/notes")
         .body(Vec::new())
         .send()
         .await
@@ -132,20 +126,16 @@ async fn a_zero_length_body_is_unsupported_audio(backend: Backend) {
 async fn an_oversize_body_is_refused_while_streaming(backend: Backend) {
     let app = spawn_app_with(backend, |c| c.limits.max_upload_bytes = 100_000).await;
     let user = app.user("ann@example.com").await;
-    let response = app
-        .http
-        .post(app.url("/api/v1/notes"))
-        .bearer_auth(&user.token)
+    let response = user
+        .post("/api/v1/notes")
         .body(vec![0u8; 300_000])
         .send()
         .await
         .expect("send");
     assert_problem(response, 413, "payload_too_large").await;
     let form = Form::new().part("file", Part::bytes(vec![0u8; 300_000]).file_name("big.wav"));
-    let response = app
-        .http
-        .post(app.url("/api/v1/notes"))
-        .bearer_auth(&user.token)
+    let response = user
+        .post("/api/v1/notes")
         .multipart(form)
         .send()
         .await
@@ -165,10 +155,8 @@ async fn a_gzip_body_is_stored_decompressed(backend: Backend) {
     let app = spawn_app(backend).await;
     let user = app.user("ann@example.com").await;
     let wav = sample_wav();
-    let response = app
-        .http
-        .post(app.url("/api/v1/notes?name=zipped.wav"))
-        .bearer_auth(&user.token)
+    let response = user
+        .post("/api/v1/notes?name=zipped.wav")
         .header("content-encoding", "gzip")
         .header("content-type", "audio/wav")
         .body(gzip(&wav))
@@ -193,10 +181,8 @@ async fn a_gzip_bomb_is_refused_fast_and_leaves_nothing(backend: Backend) {
     }
     let bomb = encoder.finish().expect("gzip");
     assert!(bomb.len() < 2 << 20);
-    let response = app
-        .http
-        .post(app.url("/api/v1/notes"))
-        .bearer_auth(&user.token)
+    let response = user
+        .post("/api/v1/notes")
         .header("content-encoding", "gzip")
         .body(bomb)
         .send()
@@ -216,9 +202,7 @@ async fn content_digest_is_verified(backend: Backend) {
         base64::engine::general_purpose::STANDARD.encode([0u8; 32])
     );
     let send = |digest: String| {
-        app.http
-            .post(app.url("/api/v1/notes"))
-            .bearer_auth(&user.token)
+        user.post("/api/v1/notes")
             .header("content-digest", digest)
             .body(wav.clone())
             .send()
@@ -254,10 +238,8 @@ async fn multipart_fields_count_wherever_they_stand(backend: Backend) {
         )
         .text("name", "from-field.wav")
         .text("series", "Deliveries");
-    let response = app
-        .http
-        .post(app.url("/api/v1/notes"))
-        .bearer_auth(&user.token)
+    let response = user
+        .post("/api/v1/notes")
         .multipart(form)
         .send()
         .await
@@ -278,10 +260,8 @@ async fn multipart_fields_count_wherever_they_stand(backend: Backend) {
         ("from-field.wav", Some("Front door"), Some("Deliveries"))
     );
     let form = Form::new().part("file", Part::bytes(sample_wav()).file_name("from-part.wav"));
-    let note: hark_api::Note = app
-        .http
-        .post(app.url("/api/v1/notes"))
-        .bearer_auth(&user.token)
+    let note: hark_api::Note = user
+        .post("/api/v1/notes")
         .multipart(form)
         .send()
         .await
@@ -297,30 +277,23 @@ async fn malformed_multipart_and_a_missing_file_part_are_400(backend: Backend) {
     let app = spawn_app(backend).await;
     let user = app.user("ann@example.com").await;
     let missing = Form::new().text("name", "x.wav");
-    let response = app
-        .http
-        .post(app.url("/api/v1/notes"))
-        .bearer_auth(&user.token)
+    let response = user
+        .post("/api/v1/notes")
         .multipart(missing)
         .send()
         .await
         .expect("send");
     let detail = assert_problem(response, 400, "validation").await;
     assert!(detail.contains("file part"), "{detail}");
-    let response = app
-        .http
-        .post(app.url("/api/v1/notes"))
-        .bearer_auth(&user.token)
+    let response = user.post("/api/v1/notes")
         .header("content-type", "multipart/form-data; boundary=XYZ")
         .body("--XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\nRIFF")
         .send()
         .await
         .expect("send");
     assert_problem(response, 400, "validation").await;
-    let response = app
-        .http
-        .post(app.url("/api/v1/notes"))
-        .bearer_auth(&user.token)
+    let response = user
+        .post("/api/v1/notes")
         .header("content-type", "multipart/form-data")
         .body("no boundary at all")
         .send()
@@ -351,10 +324,8 @@ async fn names_are_kept_safe(backend: Backend) {
             .expect(given);
         assert_eq!(note.name, stored);
     }
-    let response = app
-        .http
-        .post(app.url("/api/v1/notes"))
-        .bearer_auth(&user.token)
+    let response = user
+        .post("/api/v1/notes")
         .query(&[("name", "x".repeat(300))])
         .body(sample_wav())
         .send()
@@ -412,9 +383,7 @@ async fn an_idempotency_key_replays_the_first_upload(backend: Backend) {
     let app = spawn_app(backend).await;
     let user = app.user("ann@example.com").await;
     let send = |body: Vec<u8>| {
-        app.http
-            .post(app.url("/api/v1/notes"))
-            .bearer_auth(&user.token)
+        user.post("/api/v1/notes")
             .header("idempotency-key", "retry-1")
             .body(body)
             .send()
@@ -463,10 +432,8 @@ async fn uploads_need_a_user(backend: Backend) {
 async fn delivery_fields_are_refused_until_delivery_exists(backend: Backend) {
     let app = spawn_app(backend).await;
     let user = app.user("ann@example.com").await;
-    let response = app
-        .http
-        .post(app.url("/api/v1/notes?to=bob@example.com"))
-        .bearer_auth(&user.token)
+    let response = user
+        .post("/api/v1/notes?to=bob@example.com")
         .body(sample_wav())
         .send()
         .await
@@ -487,10 +454,8 @@ async fn a_digest_of_the_gzip_bytes_or_of_the_audio_both_verify(backend: Backend
             "sha-256=:{}:",
             base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(digested))
         );
-        let response = app
-            .http
-            .post(app.url("/api/v1/notes"))
-            .bearer_auth(&user.token)
+        let response = user
+            .post("/api/v1/notes")
             .header("content-encoding", "gzip")
             .header("content-digest", digest)
             .body(zipped.clone())
