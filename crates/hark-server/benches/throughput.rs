@@ -123,21 +123,11 @@ async fn peak_memory_of_big_uploads(
     client: &reqwest::Client,
 ) -> anyhow::Result<(f64, f64)> {
     let path = dir.join("big.wav");
-    let status = std::process::Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=300:duration=1600:sample_rate=16000",
-        ])
-        .args(["-ac", "1", "-c:a", "pcm_s16le"])
-        .arg(&path)
-        .status()?;
-    anyhow::ensure!(status.success(), "ffmpeg failed");
+    tone(
+        &path,
+        "sine=frequency=300:duration=1600:sample_rate=16000",
+        &["-ac", "1", "-c:a", "pcm_s16le"],
+    )?;
     let body = Bytes::from(std::fs::read(&path)?);
     std::fs::write("/proc/self/clear_refs", "5")?;
     let uploads: Vec<_> = (0..50)
@@ -222,9 +212,8 @@ async fn list_latencies(
     Ok(results)
 }
 
-/// About 100 KB of Ogg Opus at 24 kbit/s: 22 s of a tone.
-fn opus_note(dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
-    let path = dir.join("note.ogg");
+/// Encodes ffmpeg's `sine` source with these codec arguments into `path`.
+fn tone(path: &std::path::Path, sine: &str, codec: &[&str]) -> anyhow::Result<()> {
     let status = std::process::Command::new("ffmpeg")
         .args([
             "-nostdin",
@@ -234,12 +223,23 @@ fn opus_note(dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
             "-f",
             "lavfi",
             "-i",
-            "sine=frequency=440:duration=22",
+            sine,
         ])
-        .args(["-ac", "1", "-c:a", "libopus", "-b:a", "24k"])
-        .arg(&path)
+        .args(codec)
+        .arg(path)
         .status()?;
     anyhow::ensure!(status.success(), "ffmpeg failed");
+    Ok(())
+}
+
+/// About 100 KB of Ogg Opus at 24 kbit/s: 22 s of a tone.
+fn opus_note(dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let path = dir.join("note.ogg");
+    tone(
+        &path,
+        "sine=frequency=440:duration=22",
+        &["-ac", "1", "-c:a", "libopus", "-b:a", "24k"],
+    )?;
     Ok(std::fs::read(path)?)
 }
 
