@@ -4,9 +4,11 @@
 //! so that the CLI and the integration tests speak exactly the types the server answers with.
 
 pub mod auth;
+pub mod events;
 pub mod notes;
 pub mod problem;
 
 pub use auth::*;
+pub use events::{Event, EventData, EventType};
 pub use notes::*;
 pub use problem::{Problem, ProblemCode};

@@ -12,11 +12,11 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{AuthService, SignedLinks, load_or_create_secret};
-use crate::blob::{BlobStore, LocalBlobStore};
 use crate::config::Config;
 use crate::http::{AppState, Shared};
 use crate::ingest::Ingest;
 use crate::maintenance::{Maintenance, clear_tmp_dir};
+use crate::notes::NotesService;
 
 pub struct App {
     /// Held for the server's lifetime; released when it stops.
@@ -43,9 +43,7 @@ impl App {
         let repos = crate::db::connect(config.database_url.expose_secret(), true)
             .await
             .context("opening the database")?;
-        let store: Arc<dyn BlobStore> = Arc::new(
-            LocalBlobStore::open(&config.storage.blob_dir).context("opening the blob store")?,
-        );
+        let store = crate::blob::open(&config).context("opening the blob store")?;
         let secret =
             load_or_create_secret(config.auth.jwt_secret.expose_secret(), &config.data_dir)
                 .context("loading the signing secret")?;
@@ -63,15 +61,19 @@ impl App {
         let listener = TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
+        let notes = NotesService::new(
+            repos.clone(),
+            ingest,
+            Arc::new(SignedLinks::new(&secret)),
+            collector,
+        );
         let state = AppState::new(Shared {
-            links: SignedLinks::new(&secret),
             metrics: crate::metrics::handle(),
             config,
             repos,
             store,
-            ingest,
+            notes,
             auth,
-            collector,
         });
         Ok(App {
             _lock: lock,

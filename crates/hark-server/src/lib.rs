@@ -1,7 +1,7 @@
 //! The Hark service: HTTP API, ingest, storage and authentication.
 //!
-//! Layers, each using only those before it: `domain` ← `db`, `blob` ← `ingest`, `auth`,
-//! `maintenance` ← `http` ← `app`.
+//! Layers, each using only those before it: `domain` ← `db`, `blob` ← `ingest`, `auth` ←
+//! `notes` (the use cases), `maintenance` ← `http` ← `app`.
 
 pub mod app;
 pub mod auth;
@@ -13,6 +13,7 @@ pub mod http;
 pub mod ingest;
 pub mod maintenance;
 pub mod metrics;
+pub mod notes;
 
 pub use app::App;
 pub use config::{Config, Overrides};

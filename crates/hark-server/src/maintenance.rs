@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::{StreamExt, TryStreamExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -14,6 +15,7 @@ use crate::config::Config;
 use crate::db::Repos;
 use crate::domain::Timestamp;
 use crate::metrics::BLOBS_COLLECTED;
+use crate::notes::fail_notes_of_blob;
 
 #[derive(Clone)]
 pub struct Maintenance {
@@ -24,6 +26,9 @@ pub struct Maintenance {
     pub reconcile_interval: Duration,
     pub collector: Arc<Notify>,
 }
+
+/// Blob files checked against the database per query.
+const RECONCILE_BATCH: usize = 500;
 
 /// How long a retried upload can still replay its first result.
 const IDEMPOTENCY_TTL_SECONDS: i64 = 24 * 3600;
@@ -55,10 +60,23 @@ impl Maintenance {
         }
     }
 
-    /// Runs until cancelled: reconciles at once, then collects on every wake-up or tick.
+    /// Runs until cancelled: reconciles at once (at start-up, an exclusive store's unknown
+    /// blobs need no grace: no upload of this process is under way yet), then collects on
+    /// every wake-up or tick.
     pub async fn run(self, stop: CancellationToken) {
+        let startup_grace = if self.store.exclusive() {
+            0
+        } else {
+            self.orphan_grace_seconds
+        };
+        self.report(
+            self.reconcile_with_grace(startup_grace)
+                .await
+                .map(|r| format!("{r:?}")),
+        );
         let mut gc = tokio::time::interval(self.gc_interval);
         let mut reconcile = tokio::time::interval(self.reconcile_interval);
+        reconcile.tick().await;
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
@@ -89,18 +107,16 @@ impl Maintenance {
             }
             let mut progressed = false;
             for sha in batch {
-                let key = BlobKey::parse(&sha)?;
-                let store = self.store.clone();
-                let remove =
-                    Box::pin(async move { store.delete(&key).await.map_err(|e| e.to_string()) });
                 // One blob that cannot be removed must not stop the others.
-                match self.repos.blobs.collect_blob(&sha, remove).await {
+                match self.delete_blob(&sha, false).await {
                     Ok(true) => {
                         collected += 1;
                         progressed = true;
                     }
                     Ok(false) => {}
-                    Err(e) => tracing::warn!(sha256 = %sha, error = %e, "could not collect a blob"),
+                    Err(e) => {
+                        tracing::warn!(sha256 = %sha, error = %format!("{e:#}"), "could not collect a blob")
+                    }
                 }
             }
             if !progressed {
@@ -114,27 +130,45 @@ impl Maintenance {
         Ok(collected)
     }
 
-    /// Walks the store against the database: files older than the grace period that no row
-    /// knows are removed; referenced blobs whose file is missing fail their notes.
+    /// Deletes a blob's bytes by the index's protocol: mark (committed), remove the bytes with
+    /// no transaction open, finish. `unknown`: the blob has no row (an interrupted upload's).
+    async fn delete_blob(&self, sha256: &str, unknown: bool) -> anyhow::Result<bool> {
+        let key = BlobKey::parse(sha256)?;
+        let marked = if unknown {
+            self.repos.blobs.begin_unknown_blob_deletion(sha256).await?
+        } else {
+            self.repos.blobs.begin_blob_deletion(sha256).await?
+        };
+        if !marked {
+            return Ok(false);
+        }
+        self.store.delete(&key).await?;
+        self.repos.blobs.finish_blob_deletion(sha256).await?;
+        Ok(true)
+    }
+
+    /// Walks the store against the database with the configured grace period.
     pub async fn reconcile(&self) -> anyhow::Result<Reconciled> {
+        self.reconcile_with_grace(self.orphan_grace_seconds).await
+    }
+
+    /// Walks the store against the database: files older than `grace` seconds that no row
+    /// knows are removed; referenced blobs whose file is missing fail their notes.
+    pub async fn reconcile_with_grace(&self, grace: u64) -> anyhow::Result<Reconciled> {
         let mut outcome = Reconciled::default();
-        for entry in self.store.list().await? {
-            if entry.age_seconds < self.orphan_grace_seconds
-                || self.repos.blobs.blob_known(entry.key.as_str()).await?
-            {
-                continue;
-            }
-            let store = self.store.clone();
-            let key = entry.key.clone();
-            let remove =
-                Box::pin(async move { store.delete(&key).await.map_err(|e| e.to_string()) });
-            if self
-                .repos
-                .blobs
-                .collect_unknown_blob(entry.key.as_str(), remove)
-                .await?
-            {
-                outcome.orphan_files_removed += 1;
+        let mut listing = self.store.list().try_chunks(RECONCILE_BATCH);
+        while let Some(batch) = listing.next().await {
+            let batch = batch.map_err(|e| e.1)?;
+            let candidates: Vec<String> = batch
+                .iter()
+                .filter(|entry| entry.age_seconds >= grace)
+                .map(|entry| entry.key.as_str().to_owned())
+                .collect();
+            let known = self.repos.blobs.known_blobs(&candidates).await?;
+            for sha in candidates.iter().filter(|sha| !known.contains(*sha)) {
+                if self.delete_blob(sha, true).await? {
+                    outcome.orphan_files_removed += 1;
+                }
             }
         }
         let mut after = String::new();
@@ -151,11 +185,9 @@ impl Maintenance {
             for sha in page {
                 if !self.store.exists(&BlobKey::parse(&sha)?).await? {
                     tracing::error!(sha256 = %sha, "a referenced blob is missing from the store");
-                    outcome.notes_failed += self
-                        .repos
-                        .notes
-                        .fail_notes_of_blob(&sha, "the stored audio is missing")
-                        .await?;
+                    outcome.notes_failed +=
+                        fail_notes_of_blob(&self.repos, &sha, "the stored audio is missing")
+                            .await?;
                 }
             }
             after = last;

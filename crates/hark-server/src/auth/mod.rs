@@ -51,6 +51,37 @@ pub enum Principal {
     },
 }
 
+/// What a service token may be granted. Users need none: they act on what they own or
+/// received. A route that names no scope is for users only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Read any note: its metadata, audio and signed links.
+    NotesRead,
+    /// Create accounts, as an admin would.
+    UsersWrite,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 2] = [Scope::NotesRead, Scope::UsersWrite];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::NotesRead => "notes:read",
+            Scope::UsersWrite => "users:write",
+        }
+    }
+}
+
+impl Principal {
+    /// Whether this caller may use a route that grants service tokens `scope`.
+    pub fn has_scope(&self, scope: Scope) -> bool {
+        match self {
+            Principal::User(_) => true,
+            Principal::Service { scopes, .. } => scopes.iter().any(|s| s == scope.as_str()),
+        }
+    }
+}
+
 /// A personal API key just made: the only time its secret is known.
 pub struct CreatedKey {
     pub record: crate::db::ApiKeyRecord,

@@ -20,7 +20,7 @@ use object_store::local::LocalFileSystem;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
-use super::{BlobEntry, BlobError, BlobKey, BlobStore, ByteStream};
+use super::{BlobEntry, BlobError, BlobKey, BlobStore, ByteStream, EntryStream};
 
 /// Copies across filesystems are staged under this suffix, then renamed into place.
 const STAGING_SUFFIX: &str = ".partial";
@@ -33,16 +33,19 @@ const READ_CHUNK: usize = 256 * 1024;
 pub struct LocalBlobStore {
     root: PathBuf,
     store: Arc<LocalFileSystem>,
+    exclusive: bool,
 }
 
 impl LocalBlobStore {
-    pub fn open(root: &Path) -> Result<LocalBlobStore, BlobError> {
+    /// `exclusive`: no other process writes this directory (it lies under the locked data dir).
+    pub fn open(root: &Path, exclusive: bool) -> Result<LocalBlobStore, BlobError> {
         std::fs::create_dir_all(root)?;
         let root = root.canonicalize()?;
         let store = LocalFileSystem::new_with_prefix(&root)?;
         Ok(LocalBlobStore {
             root,
             store: Arc::new(store),
+            exclusive,
         })
     }
 
@@ -145,34 +148,36 @@ impl BlobStore for LocalBlobStore {
         }
     }
 
-    async fn list(&self) -> Result<Vec<BlobEntry>, BlobError> {
+    fn list(&self) -> EntryStream<'_> {
         let now = SystemTime::now();
-        let mut entries = Vec::new();
-        let mut listing = self.store.list(None);
-        while let Some(meta) = listing.next().await {
-            let meta = meta?;
-            let Some(name) = meta.location.filename() else {
-                continue;
-            };
-            let age = now
-                .duration_since(SystemTime::from(meta.last_modified))
-                .unwrap_or_default();
-            // A staging file outlives its copy only when the process died mid-copy.
-            if name.ends_with(STAGING_SUFFIX) {
-                if age.as_secs() > STAGING_MAX_AGE_SECONDS {
-                    let _ = tokio::fs::remove_file(self.root.join(meta.location.as_ref())).await;
+        self.store
+            .list(None)
+            .map_err(BlobError::from)
+            .try_filter_map(move |meta| async move {
+                let Some(name) = meta.location.filename() else {
+                    return Ok(None);
+                };
+                let age = now
+                    .duration_since(SystemTime::from(meta.last_modified))
+                    .unwrap_or_default();
+                // A staging file outlives its copy only when the process died mid-copy.
+                if name.ends_with(STAGING_SUFFIX) {
+                    if age.as_secs() > STAGING_MAX_AGE_SECONDS {
+                        let _ =
+                            tokio::fs::remove_file(self.root.join(meta.location.as_ref())).await;
+                    }
+                    return Ok(None);
                 }
-                continue;
-            }
-            let Ok(key) = BlobKey::parse(name) else {
-                continue;
-            };
-            entries.push(BlobEntry {
-                key,
-                age_seconds: age.as_secs(),
-            });
-        }
-        Ok(entries)
+                Ok(BlobKey::parse(name).ok().map(|key| BlobEntry {
+                    key,
+                    age_seconds: age.as_secs(),
+                }))
+            })
+            .boxed()
+    }
+
+    fn exclusive(&self) -> bool {
+        self.exclusive
     }
 
     async fn check(&self) -> Result<(), BlobError> {

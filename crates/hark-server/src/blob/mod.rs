@@ -5,6 +5,7 @@ mod local;
 
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -67,6 +68,8 @@ pub struct BlobEntry {
 
 pub type ByteStream = BoxStream<'static, Result<Bytes, BlobError>>;
 
+pub type EntryStream<'a> = BoxStream<'a, Result<BlobEntry, BlobError>>;
+
 /// Where audio bytes live.
 #[async_trait]
 pub trait BlobStore: Send + Sync {
@@ -77,10 +80,25 @@ pub trait BlobStore: Send + Sync {
     async fn exists(&self, key: &BlobKey) -> Result<bool, BlobError>;
     /// Streams `range` of the blob; the range MUST lie within the blob.
     async fn read_range(&self, key: &BlobKey, range: Range<u64>) -> Result<ByteStream, BlobError>;
-    /// Removes the blob; removing a missing blob succeeds.
+    /// Removes the blob; removing a missing blob succeeds. Callers MUST NOT hold a database
+    /// transaction across it: on a store reached over the network it can take long.
     async fn delete(&self, key: &BlobKey) -> Result<(), BlobError>;
-    /// Every blob in the store, for the reconciler.
-    async fn list(&self) -> Result<Vec<BlobEntry>, BlobError>;
+    /// Every blob in the store, as a stream, for the reconciler.
+    fn list(&self) -> EntryStream<'_>;
+    /// Whether this process is the only writer (a local directory under the data-dir lock):
+    /// then a blob no row knows at start-up belongs to no upload still under way.
+    fn exclusive(&self) -> bool;
     /// Whether the store answers, for `/readyz`.
     async fn check(&self) -> Result<(), BlobError>;
+}
+
+/// Opens the blob store the configuration names.
+pub fn open(config: &crate::config::Config) -> Result<Arc<dyn BlobStore>, BlobError> {
+    let dir = &config.storage.blob_dir;
+    std::fs::create_dir_all(dir)?;
+    // Only this server writes a blob directory inside its locked data directory.
+    let exclusive = dir
+        .canonicalize()?
+        .starts_with(config.data_dir.canonicalize()?);
+    Ok(Arc::new(LocalBlobStore::open(dir, exclusive)?))
 }

@@ -1,24 +1,27 @@
 //! The metadata port: small repository traits per aggregate, and the backend chosen from the
-//! database URL. Both backends share their SQL (see `sql.rs`); each file holds only what differs:
-//! connecting, pragmas and migrations.
+//! database URL. The SQL both backends share is written once in `sql/`, generic over the
+//! backend; `sqlite.rs` and `postgres.rs` hold what differs: connecting, pragmas, migrations
+//! and the statements only one engine has.
+//!
+//! Repositories decide nothing: a change's effects (events and their audience) are chosen by
+//! the use case and committed here in the change's own transaction.
 
 mod postgres;
 mod rows;
 mod sql;
 mod sqlite;
 
-use std::future::Future;
-use std::pin::Pin;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hark_api::Role;
+use hark_api::{NoteStatus, Role};
 
-use crate::domain::event::Event;
 use crate::domain::ids::ApiKeyId;
-use crate::domain::{NewNote, Note, NoteId, Timestamp, User, UserId};
+use crate::domain::{Effects, LoggedEvent, NewNote, Note, NoteId, Timestamp, User, UserId};
 
 pub use postgres::PostgresRepo;
+pub use sql::SqlRepo;
 pub use sqlite::SqliteRepo;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,8 +36,6 @@ pub enum DbError {
     Sqlx(#[from] sqlx::Error),
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("removing the blob failed: {0}")]
-    BlobRemoval(String),
 }
 
 impl DbError {
@@ -42,6 +43,10 @@ impl DbError {
         matches!(self, DbError::Conflict(_))
     }
 }
+
+/// The effects a change causes, chosen by the use case once the repository knows what the
+/// change touched (a deleted note's recipients, say).
+pub type EffectsOf<'a, T> = dyn Fn(&T) -> Effects + Send + Sync + 'a;
 
 /// A user about to be created.
 pub struct NewUser {
@@ -63,7 +68,7 @@ pub struct NewApiKeyRecord {
 }
 
 /// A stored API key, without its secret.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ApiKeyRecord {
     pub id: String,
     pub name: String,
@@ -75,12 +80,22 @@ pub struct ApiKeyRecord {
 /// What `insert_note` did.
 #[derive(Debug)]
 pub enum InsertOutcome {
-    Inserted(Box<Note>),
-    /// The idempotency key was already used; this is the note it produced and that note's bytes.
-    Replayed {
-        note_id: NoteId,
-        sha256: String,
+    Inserted {
+        note: Box<Note>,
+        /// A collector was deleting the blob's bytes when this note took its reference: the
+        /// caller MUST wait for that deletion to end and then write the bytes again.
+        blob_deleting: bool,
     },
+    /// The idempotency key was already used; this is the note it produced and that note's bytes.
+    Replayed { note_id: NoteId, sha256: String },
+}
+
+/// A note that was just deleted, and who could see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeletedNote {
+    pub id: NoteId,
+    pub owner_id: UserId,
+    pub recipients: Vec<UserId>,
 }
 
 /// Orders a note list can take. Every order ends with the id, so it is total.
@@ -151,7 +166,7 @@ pub struct NoteFilter {
     pub name_contains: Option<String>,
     pub sender: Option<UserId>,
     pub channel: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<NoteStatus>,
     pub format: Option<String>,
     pub created_after: Option<Timestamp>,
     pub created_before: Option<Timestamp>,
@@ -160,8 +175,26 @@ pub struct NoteFilter {
     pub limit: u32,
 }
 
-/// A future that removes a blob's bytes; run by `BlobIndex::collect_blob` inside its transaction.
-pub type BlobRemoval<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+impl NoteFilter {
+    /// Every note `viewer` can see, in the default order.
+    pub fn all_for(viewer: UserId, limit: u32) -> NoteFilter {
+        NoteFilter {
+            viewer,
+            max_duration: None,
+            min_duration: None,
+            name_contains: None,
+            sender: None,
+            channel: None,
+            status: None,
+            format: None,
+            created_after: None,
+            created_before: None,
+            sort: NoteSort::CreatedDesc,
+            after: None,
+            limit,
+        }
+    }
+}
 
 #[async_trait]
 pub trait UserRepo: Send + Sync {
@@ -173,9 +206,13 @@ pub trait UserRepo: Send + Sync {
     async fn list_users(&self) -> Result<Vec<User>, DbError>;
     async fn set_password(&self, id: UserId, password_hash: &str) -> Result<bool, DbError>;
     async fn set_role(&self, id: UserId, role: Role) -> Result<bool, DbError>;
-    /// Deletes the user and, in the same transaction, their notes (releasing their blobs) with
-    /// a `note.deleted` event each.
-    async fn delete_user(&self, id: UserId) -> Result<bool, DbError>;
+    /// Deletes the user with their API keys and notes (releasing their blobs), committing
+    /// `effects` of every deleted note in the same transaction. `false` when no such user.
+    async fn delete_user(
+        &self,
+        id: UserId,
+        effects: &EffectsOf<'_, DeletedNote>,
+    ) -> Result<bool, DbError>;
 }
 
 #[async_trait]
@@ -184,26 +221,28 @@ pub trait ApiKeyRepo: Send + Sync {
     async fn list_api_keys(&self, user: UserId) -> Result<Vec<ApiKeyRecord>, DbError>;
     /// `false` when the key does not exist or is someone else's.
     async fn delete_api_key(&self, user: UserId, id: ApiKeyId) -> Result<bool, DbError>;
-    /// The key's owner, recording the use.
+    /// The key's owner, recording the use (at most once a minute).
     async fn user_by_api_key(&self, key_hash: &str) -> Result<Option<User>, DbError>;
 }
 
 #[async_trait]
 pub trait NoteRepo: Send + Sync {
     /// In one transaction: takes a reference on the blob (creating its row if new), inserts the
-    /// note, records the idempotency key and appends `note.created`. When the key was already
-    /// used by this user, MUST change nothing and answer `Replayed`.
+    /// note, records the idempotency key and commits `effects`. When the key was already used
+    /// by this user, MUST change nothing and answer `Replayed`.
     async fn insert_note(
         &self,
         note: &NewNote,
         idempotency_key: Option<&str>,
+        effects: &Effects,
     ) -> Result<InsertOutcome, DbError>;
     /// The note if `viewer` owns it or received it; `None` otherwise, exactly as if missing.
     async fn note_for_viewer(&self, id: NoteId, viewer: UserId) -> Result<Option<Note>, DbError>;
-    /// The note whatever its owner: for signed links, whose signature is the authority.
+    /// The note whatever its owner: for signed links and scoped service tokens.
     async fn note_by_id(&self, id: NoteId) -> Result<Option<Note>, DbError>;
     /// The newest note of that name `viewer` may see.
     async fn newest_named(&self, viewer: UserId, name: &str) -> Result<Option<Note>, DbError>;
+    /// The note and bytes a user's idempotency key produced.
     async fn idempotent_result(
         &self,
         user: UserId,
@@ -211,31 +250,49 @@ pub trait NoteRepo: Send + Sync {
     ) -> Result<Option<(NoteId, String)>, DbError>;
     /// At most `filter.limit` notes, in the filter's order, strictly after its cursor.
     async fn list_notes(&self, filter: &NoteFilter) -> Result<Vec<Note>, DbError>;
-    /// Deletes an owned note, releases its blob and appends `note.deleted`, in one transaction.
-    async fn delete_note(&self, id: NoteId, owner: UserId) -> Result<bool, DbError>;
+    /// Deletes an owned note with its inbox entries and releases its blob, committing
+    /// `effects` of the deleted note in the same transaction. `None` when the owner has no
+    /// such note.
+    async fn delete_note(
+        &self,
+        id: NoteId,
+        owner: UserId,
+        effects: &EffectsOf<'_, DeletedNote>,
+    ) -> Result<Option<DeletedNote>, DbError>;
     /// Forgets idempotency keys recorded before `before`; returns how many.
     async fn prune_idempotency_keys(&self, before: Timestamp) -> Result<u64, DbError>;
-    /// Marks every note stored in that blob as failed, with an event each; returns how many.
-    async fn fail_notes_of_blob(&self, sha256: &str, reason: &str) -> Result<u64, DbError>;
-}
-
-#[async_trait]
-pub trait BlobIndex: Send + Sync {
-    /// Blobs no note references since before `cutoff`.
-    async fn orphaned_blobs(&self, cutoff: Timestamp, limit: i64) -> Result<Vec<String>, DbError>;
-    /// Deletes the blob's row if it is still unreferenced, running `remove` while the row is
-    /// locked, so that an upload of the same bytes waits and then writes them again. Answers
-    /// whether the blob was collected.
-    async fn collect_blob(&self, sha256: &str, remove: BlobRemoval<'_>) -> Result<bool, DbError>;
-    /// Removes a blob file that no row knows (an upload that crashed before its commit), with
-    /// the same lock protocol as `collect_blob`. Answers `false`, removing nothing, when a row
-    /// exists by now.
-    async fn collect_unknown_blob(
+    /// Marks every note stored in that blob as failed with `reason`, committing `effects` of
+    /// each; returns how many.
+    async fn fail_notes_of_blob(
         &self,
         sha256: &str,
-        remove: BlobRemoval<'_>,
-    ) -> Result<bool, DbError>;
-    async fn blob_known(&self, sha256: &str) -> Result<bool, DbError>;
+        reason: &str,
+        effects: &EffectsOf<'_, Note>,
+    ) -> Result<u64, DbError>;
+}
+
+/// The blobs' rows: reference counts, and the deletion protocol that lets a blob's bytes be
+/// removed outside any database transaction. A collector first marks the blob as being deleted
+/// (committed), then removes the bytes, then finishes; an upload that takes a reference on a
+/// marked blob learns it (`InsertOutcome::Inserted::blob_deleting`), waits for the mark to
+/// clear and writes the bytes again.
+#[async_trait]
+pub trait BlobIndex: Send + Sync {
+    /// Blobs no note references since before `cutoff`, oldest first.
+    async fn orphaned_blobs(&self, cutoff: Timestamp, limit: i64) -> Result<Vec<String>, DbError>;
+    /// Marks an unreferenced blob as being deleted. `false`, marking nothing, when it is
+    /// referenced or has no row.
+    async fn begin_blob_deletion(&self, sha256: &str) -> Result<bool, DbError>;
+    /// Marks a blob that no row knows (bytes an interrupted upload left) as being deleted, with
+    /// a placeholder row. `false`, marking nothing, when a row exists by now.
+    async fn begin_unknown_blob_deletion(&self, sha256: &str) -> Result<bool, DbError>;
+    /// Ends a deletion once the bytes are gone: the row goes if the blob is still
+    /// unreferenced; otherwise (an upload revived it) only the mark is cleared.
+    async fn finish_blob_deletion(&self, sha256: &str) -> Result<(), DbError>;
+    /// Whether a deletion of the blob is under way.
+    async fn blob_deleting(&self, sha256: &str) -> Result<bool, DbError>;
+    /// Which of these blobs have a row (one query for the whole batch).
+    async fn known_blobs(&self, sha256s: &[String]) -> Result<HashSet<String>, DbError>;
     /// Referenced blobs whose row is older than `created_before`, in key order after `after`:
     /// for the reconciler's walk (a younger row may belong to an upload still writing its bytes).
     async fn referenced_blobs(
@@ -248,7 +305,11 @@ pub trait BlobIndex: Send + Sync {
 
 #[async_trait]
 pub trait EventLog: Send + Sync {
-    async fn events_after(&self, seq: i64, limit: i64) -> Result<Vec<Event>, DbError>;
+    /// Up to `limit` events after `seq`, in order. MUST never skip one: an event that commits
+    /// later never has a lower `seq` than one already readable.
+    async fn events_after(&self, seq: i64, limit: i64) -> Result<Vec<LoggedEvent>, DbError>;
+    /// Commits `effects` on their own (changes that touch nothing but the log).
+    async fn append(&self, effects: &Effects) -> Result<(), DbError>;
 }
 
 #[async_trait]
@@ -288,30 +349,8 @@ impl Repos {
 /// when `migrate` is set.
 pub async fn connect(url: &str, migrate: bool) -> Result<Repos, DbError> {
     if url.starts_with("sqlite:") {
-        Ok(Repos::from_backend(
-            SqliteRepo::connect(url, migrate).await?,
-        ))
+        Ok(Repos::from_backend(sqlite::connect(url, migrate).await?))
     } else {
-        Ok(Repos::from_backend(
-            PostgresRepo::connect(url, migrate).await?,
-        ))
+        Ok(Repos::from_backend(postgres::connect(url, migrate).await?))
     }
-}
-
-/// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern.
-fn like_pattern(contains: &str) -> String {
-    let mut pattern = String::with_capacity(contains.len() + 2);
-    pattern.push('%');
-    for c in contains.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
-}
-
-fn unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(e) if e.is_unique_violation())
 }

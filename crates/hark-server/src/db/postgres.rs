@@ -2,25 +2,46 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{Pool, Postgres};
+use futures_util::future::BoxFuture;
+use sqlx::Postgres;
+use sqlx::postgres::{PgConnection, PgPoolOptions, PgQueryResult};
 
-pub struct PostgresRepo {
-    pool: Pool<Postgres>,
-}
+use super::DbError;
+use super::sql::{Backend, SqlRepo};
 
-impl PostgresRepo {
-    pub async fn connect(url: &str, migrate: bool) -> Result<PostgresRepo, super::DbError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
-            .await?;
-        if migrate {
-            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        }
-        Ok(PostgresRepo { pool })
+pub type PostgresRepo = SqlRepo<Postgres>;
+
+/// The advisory lock that serialises appends to the event log ("hark.events").
+const EVENT_LOG_LOCK: i64 = 0x6861_726b_6576_7473;
+
+impl Backend for Postgres {
+    fn rows_affected(result: &PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    /// `seq` comes from an identity column, whose values are handed out at insert time, not
+    /// at commit: two transactions can commit out of `seq` order, and a reader of `seq > n`
+    /// would pass the later-committing lower one for good. A transaction-level advisory lock
+    /// taken before the insert makes appends, and so their commits, follow `seq` order.
+    fn lock_event_log(conn: &mut PgConnection) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+        Box::pin(async move {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(EVENT_LOG_LOCK)
+                .execute(conn)
+                .await
+                .map(|_| ())
+        })
     }
 }
 
-super::sql::sql_repository!(PostgresRepo, Postgres);
+pub(super) async fn connect(url: &str, migrate: bool) -> Result<PostgresRepo, DbError> {
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await?;
+    if migrate {
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+    }
+    Ok(SqlRepo::new(pool))
+}

@@ -2,36 +2,10 @@
 
 use hark_api::{NoteStatus, Role};
 
+use hark_api::EventData;
+
 use super::{ApiKeyRecord, DbError};
-use crate::domain::event::Event;
-use crate::domain::{Email, Note, NoteId, Timestamp, User, UserId};
-
-/// The columns of `NoteRow`, in order, for `SELECT` lists.
-pub(super) const NOTE_COLUMNS: [&str; 18] = [
-    "id",
-    "owner_id",
-    "name",
-    "title",
-    "series",
-    "format",
-    "codec",
-    "mime",
-    "duration_seconds",
-    "sample_rate",
-    "channels",
-    "bitrate",
-    "size_bytes",
-    "sha256",
-    "status",
-    "failure_reason",
-    "tags",
-    "created_at",
-];
-
-/// `NOTE_COLUMNS` qualified with a table alias: `n.id, n.owner_id, ...`.
-pub(super) fn note_columns(alias: &str) -> String {
-    NOTE_COLUMNS.map(|c| format!("{alias}.{c}")).join(", ")
-}
+use crate::domain::{AudioFacts, Email, LoggedEvent, Note, NoteId, Timestamp, User, UserId};
 
 fn corrupt(what: &str, value: &str) -> DbError {
     DbError::Corrupt(format!("{what}: {value:?}"))
@@ -93,18 +67,20 @@ impl TryFrom<NoteRow> for Note {
             name: row.name,
             title: row.title,
             series: row.series,
-            format: row.format,
-            codec: row.codec,
-            mime: row.mime,
-            duration_seconds: row.duration_seconds,
-            sample_rate: u32::try_from(row.sample_rate).unwrap_or_default(),
-            channels: u16::try_from(row.channels).unwrap_or_default(),
-            bitrate: u64::try_from(row.bitrate).unwrap_or_default(),
-            size_bytes: u64::try_from(row.size_bytes).unwrap_or_default(),
-            sha256: row.sha256,
+            audio: AudioFacts {
+                format: row.format,
+                codec: row.codec,
+                mime: row.mime,
+                duration_seconds: row.duration_seconds,
+                sample_rate: u32::try_from(row.sample_rate).unwrap_or_default(),
+                channels: u16::try_from(row.channels).unwrap_or_default(),
+                bitrate: u64::try_from(row.bitrate).unwrap_or_default(),
+                size_bytes: u64::try_from(row.size_bytes).unwrap_or_default(),
+                sha256: row.sha256,
+                tags: serde_json::from_str(&row.tags).map_err(|_| corrupt("tags", &row.tags))?,
+            },
             status: NoteStatus::parse(&row.status).ok_or_else(|| corrupt("status", &row.status))?,
             failure_reason: row.failure_reason,
-            tags: serde_json::from_str(&row.tags).map_err(|_| corrupt("tags", &row.tags))?,
             created_at: Timestamp(row.created_at),
         })
     }
@@ -133,29 +109,26 @@ impl From<ApiKeyRow> for ApiKeyRecord {
 
 #[derive(sqlx::FromRow)]
 pub(super) struct EventRow {
-    seq: i64,
+    pub(super) seq: i64,
     id: String,
     #[sqlx(rename = "type")]
     kind: String,
-    note_id: Option<String>,
     payload: String,
     created_at: i64,
 }
 
 impl EventRow {
-    pub(super) fn seq(&self) -> i64 {
-        self.seq
-    }
-
-    pub(super) fn into_event(self, audience: Vec<String>) -> Event {
-        Event {
+    pub(super) fn into_event(self, audience: Vec<UserId>) -> Result<LoggedEvent, DbError> {
+        let payload =
+            serde_json::from_str(&self.payload).map_err(|_| corrupt("payload", &self.payload))?;
+        let data = EventData::from_parts(&self.kind, payload)
+            .map_err(|e| corrupt("event", &format!("{}: {e}", self.kind)))?;
+        Ok(LoggedEvent {
             seq: self.seq,
             id: self.id,
-            kind: self.kind,
-            note_id: self.note_id,
+            created_at: Timestamp(self.created_at),
+            data,
             audience,
-            payload: serde_json::from_str(&self.payload).unwrap_or_default(),
-            created_at: self.created_at,
-        }
+        })
     }
 }

@@ -1,35 +1,48 @@
-//! SQLite, the embedded default: one file, WAL mode.
+//! SQLite, the embedded default: one file, WAL mode, one writer at a time.
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Pool, Sqlite};
+use futures_util::future::BoxFuture;
+use sqlx::Sqlite;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions,
+    SqliteQueryResult, SqliteSynchronous,
+};
 
-pub struct SqliteRepo {
-    pool: Pool<Sqlite>,
-}
+use super::DbError;
+use super::sql::{Backend, SqlRepo};
 
-impl SqliteRepo {
-    pub async fn connect(url: &str, migrate: bool) -> Result<SqliteRepo, super::DbError> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // WAL with NORMAL is durable across application crashes; FULL also survives power
-            // loss at the cost of an fsync per commit. Notes are acknowledged only once
-            // committed, so take FULL.
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(30))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await?;
-        if migrate {
-            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        }
-        Ok(SqliteRepo { pool })
+pub type SqliteRepo = SqlRepo<Sqlite>;
+
+impl Backend for Sqlite {
+    fn rows_affected(result: &SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    /// SQLite has one writer at a time: transactions that append events already commit in
+    /// the order their appends ran.
+    fn lock_event_log(_: &mut SqliteConnection) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+        Box::pin(std::future::ready(Ok(())))
     }
 }
 
-super::sql::sql_repository!(SqliteRepo, Sqlite);
+pub(super) async fn connect(url: &str, migrate: bool) -> Result<SqliteRepo, DbError> {
+    let options = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // WAL with NORMAL is durable across application crashes; FULL also survives power
+        // loss at the cost of an fsync per commit. Notes are acknowledged only once
+        // committed, so take FULL.
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(30))
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(options)
+        .await?;
+    if migrate {
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+    }
+    Ok(SqlRepo::new(pool))
+}

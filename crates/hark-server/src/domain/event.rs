@@ -1,51 +1,57 @@
-//! Events: the append-only log every change writes in its own transaction (the outbox).
+//! Events and effects. A change's use case decides what it causes (events with their audience,
+//! later jobs and inbox entries) and hands those effects to the repository, which commits them
+//! in the change's own transaction or not at all: the event log is the outbox.
 
-use serde_json::Value;
+use hark_api::events::EventData;
 
-use super::{NoteId, UserId};
+use super::{Timestamp, UserId};
 
-/// What happened. The string forms are the wire names (`note.created`, ...).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventType {
-    NoteCreated,
-    NoteReceived,
-    NoteReady,
-    NoteFailed,
-    NoteListened,
-    NoteDeleted,
+/// An event about to be appended, with the users allowed to see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub data: EventData,
+    pub audience: Vec<UserId>,
 }
 
-impl EventType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NoteCreated => "note.created",
-            Self::NoteReceived => "note.received",
-            Self::NoteReady => "note.ready",
-            Self::NoteFailed => "note.failed",
-            Self::NoteListened => "note.listened",
-            Self::NoteDeleted => "note.deleted",
-        }
+/// What a change causes besides itself.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Effects {
+    pub events: Vec<NewEvent>,
+}
+
+impl Effects {
+    pub fn none() -> Effects {
+        Effects::default()
+    }
+
+    /// Adds an event for `audience`.
+    pub fn event(mut self, data: EventData, audience: Vec<UserId>) -> Effects {
+        self.events.push(NewEvent { data, audience });
+        self
+    }
+
+    pub fn extend(&mut self, other: Effects) {
+        self.events.extend(other.events);
     }
 }
 
-/// An event about to be appended.
-#[derive(Debug, Clone)]
-pub struct NewEvent {
-    pub kind: EventType,
-    pub note_id: Option<NoteId>,
-    /// The users allowed to see it.
-    pub audience: Vec<UserId>,
-    pub payload: Value,
-}
-
-/// An event as stored: `seq` is the log's monotonic position.
-#[derive(Debug, Clone)]
-pub struct Event {
+/// An event as the log holds it: `seq` is its gap-free position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedEvent {
     pub seq: i64,
     pub id: String,
-    pub kind: String,
-    pub note_id: Option<String>,
-    pub audience: Vec<String>,
-    pub payload: Value,
-    pub created_at: i64,
+    pub created_at: Timestamp,
+    pub data: EventData,
+    pub audience: Vec<UserId>,
+}
+
+impl LoggedEvent {
+    pub fn to_api(&self) -> hark_api::Event {
+        hark_api::Event {
+            seq: self.seq,
+            id: self.id.clone(),
+            created_at: self.created_at.to_rfc3339(),
+            data: self.data.clone(),
+        }
+    }
 }

@@ -6,8 +6,8 @@ pub mod note;
 pub mod time;
 pub mod user;
 
-pub use event::{EventType, NewEvent};
+pub use event::{Effects, LoggedEvent, NewEvent};
 pub use ids::{NoteId, UserId};
-pub use note::{NewNote, Note, NoteName};
+pub use note::{AudioFacts, NewNote, Note, NoteName};
 pub use time::Timestamp;
 pub use user::{Email, Password, User};

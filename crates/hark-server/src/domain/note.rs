@@ -33,14 +33,10 @@ impl NoteName {
     }
 }
 
-/// Everything known about a note at upload time, ready to be committed.
-#[derive(Debug, Clone)]
-pub struct NewNote {
-    pub id: NoteId,
-    pub owner_id: UserId,
-    pub name: String,
-    pub title: Option<String>,
-    pub series: Option<String>,
+/// What the probe measured of a note's audio, and where its bytes are.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioFacts {
+    /// Container: wav, mp3, ogg, flac, m4a, webm.
     pub format: String,
     pub codec: String,
     pub mime: String,
@@ -49,8 +45,20 @@ pub struct NewNote {
     pub channels: u16,
     pub bitrate: u64,
     pub size_bytes: u64,
+    /// Hex SHA-256 of the bytes as stored: the blob's key.
     pub sha256: String,
     pub tags: AudioTags,
+}
+
+/// Everything known about a note at upload time, ready to be committed.
+#[derive(Debug, Clone)]
+pub struct NewNote {
+    pub id: NoteId,
+    pub owner_id: UserId,
+    pub name: String,
+    pub title: Option<String>,
+    pub series: Option<String>,
+    pub audio: AudioFacts,
 }
 
 /// A stored note.
@@ -61,18 +69,9 @@ pub struct Note {
     pub name: String,
     pub title: Option<String>,
     pub series: Option<String>,
-    pub format: String,
-    pub codec: String,
-    pub mime: String,
-    pub duration_seconds: f64,
-    pub sample_rate: u32,
-    pub channels: u16,
-    pub bitrate: u64,
-    pub size_bytes: u64,
-    pub sha256: String,
+    pub audio: AudioFacts,
     pub status: NoteStatus,
     pub failure_reason: Option<String>,
-    pub tags: AudioTags,
     pub created_at: Timestamp,
 }
 

@@ -57,17 +57,6 @@ pub struct User {
     pub created_at: Timestamp,
 }
 
-impl User {
-    pub fn to_api(&self) -> hark_api::User {
-        hark_api::User {
-            id: self.id.to_string(),
-            email: self.email.as_str().to_owned(),
-            role: self.role,
-            created_at: self.created_at.to_rfc3339(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

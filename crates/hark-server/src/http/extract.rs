@@ -10,8 +10,9 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::problem::ApiError;
-use crate::auth::Principal;
+use crate::auth::{LinkSignature, Principal, Scope};
 use crate::domain::User;
+use crate::notes::Viewer;
 
 /// JSON body; a malformed body is a 400 problem, not axum's plain-text answer.
 pub struct AppJson<T>(pub T);
@@ -62,47 +63,134 @@ pub fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
     Ok(Some(credential.trim()))
 }
 
-/// Any authenticated caller: a user or a service client.
-pub struct Caller(pub Principal);
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts)?.ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
-        Ok(Caller(state.auth.authenticate(token).await?))
-    }
+/// `?access_token=`: browsers cannot set headers on `<audio>`, EventSource or WebSocket.
+fn query_token(parts: &Parts) -> Option<String> {
+    let query = parts.uri.query()?;
+    url_pairs(query).find_map(|(k, v)| (k == "access_token").then_some(v))
 }
 
-/// An authenticated user (service tokens act on no one's notes).
+fn url_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query.split('&').filter_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8()
+                .ok()
+                .map(|c| c.into_owned())
+        };
+        Some((decode(k)?, decode(v)?))
+    })
+}
+
+/// Where a route accepts its credential from.
+#[derive(Clone, Copy)]
+enum Source {
+    Header,
+    /// The header, or else `?access_token=` (audio, SSE and WebSocket routes).
+    HeaderOrQuery,
+}
+
+/// Resolves the request's credential to its principal; 401 when there is none or it is bad.
+async fn principal(parts: &Parts, state: &AppState, source: Source) -> Result<Principal, ApiError> {
+    let token = match (bearer(parts)?, source) {
+        (Some(token), _) => token.to_owned(),
+        (None, Source::HeaderOrQuery) => {
+            query_token(parts).ok_or_else(|| ApiError::unauthorized("missing bearer token"))?
+        }
+        (None, Source::Header) => return Err(ApiError::unauthorized("missing bearer token")),
+    };
+    Ok(state.auth.authenticate(&token).await?)
+}
+
+/// How a caller sees notes on a route that grants service tokens `scope`: 403 for a service
+/// token without it.
+fn viewer(principal: &Principal, scope: Scope) -> Result<Viewer, ApiError> {
+    if !principal.has_scope(scope) {
+        return Err(ApiError::forbidden(format!(
+            "this route needs a service token with the {} scope",
+            scope.as_str()
+        )));
+    }
+    Ok(match principal {
+        Principal::User(user) => Viewer::User(user.id),
+        Principal::Service { .. } => Viewer::Service,
+    })
+}
+
+/// An authenticated user. Service tokens get 403: routes that take this act on the caller's
+/// own notes, keys or account, and a service has none.
 pub struct Auth(pub User);
 
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match Caller::from_request_parts(parts, state).await?.0 {
+        match principal(parts, state, Source::Header).await? {
             Principal::User(user) => Ok(Auth(user)),
             Principal::Service { .. } => Err(ApiError::forbidden(
-                "service tokens cannot act on notes or accounts",
+                "this route is for users; service tokens have no notes or account of their own",
             )),
         }
     }
 }
 
-/// An authenticated user, or nobody (routes whose answer depends on it).
-pub struct MaybeAuth(pub Option<User>);
+/// Any authenticated caller, or nobody (routes whose answer depends on it).
+pub struct MaybeCaller(pub Option<Principal>);
 
-impl FromRequestParts<AppState> for MaybeAuth {
+impl FromRequestParts<AppState> for MaybeCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if bearer(parts)?.is_none() {
-            return Ok(MaybeAuth(None));
+            return Ok(MaybeCaller(None));
         }
-        Auth::from_request_parts(parts, state)
-            .await
-            .map(|a| MaybeAuth(Some(a.0)))
+        Ok(MaybeCaller(Some(
+            principal(parts, state, Source::Header).await?,
+        )))
+    }
+}
+
+/// A reader of notes: a user (their own and received notes), or a service token granted
+/// `notes:read` (any note).
+pub struct NoteReader(pub Viewer);
+
+impl FromRequestParts<AppState> for NoteReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = principal(parts, state, Source::Header).await?;
+        Ok(NoteReader(viewer(&caller, Scope::NotesRead)?))
+    }
+}
+
+/// Who may fetch a note's audio: a signed link's signature, or a note reader whose token
+/// comes in the header or as `?access_token=`.
+pub enum AudioAccess {
+    Link(Option<LinkSignature>),
+    Reader(Viewer),
+}
+
+impl FromRequestParts<AppState> for AudioAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let (mut expires, mut sig, mut signed) = (None, None, false);
+        for (key, value) in url_pairs(query) {
+            match key.as_str() {
+                "expires" => (expires, signed) = (value.parse().ok(), true),
+                "sig" => (sig, signed) = (Some(value), true),
+                _ => {}
+            }
+        }
+        if signed {
+            let signature = expires
+                .zip(sig)
+                .map(|(expires, sig)| LinkSignature { expires, sig });
+            return Ok(AudioAccess::Link(signature));
+        }
+        let caller = principal(parts, state, Source::HeaderOrQuery).await?;
+        Ok(AudioAccess::Reader(viewer(&caller, Scope::NotesRead)?))
     }
 }
 

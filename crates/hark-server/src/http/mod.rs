@@ -3,6 +3,7 @@
 pub mod extract;
 pub mod problem;
 pub mod routes;
+pub mod views;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +15,6 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use hark_api::ProblemCode;
 use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::sync::Notify;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -24,12 +24,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::auth::{AuthService, SignedLinks};
+use crate::auth::AuthService;
 use crate::blob::BlobStore;
 use crate::config::Config;
 use crate::db::Repos;
-use crate::ingest::Ingest;
 use crate::metrics::{HTTP_DURATION, HTTP_REQUESTS};
+use crate::notes::NotesService;
 use problem::ApiError;
 use routes::{audio, compat, notes, ops, tokens, users};
 
@@ -43,12 +43,9 @@ pub struct Shared {
     pub config: Config,
     pub repos: Repos,
     pub store: Arc<dyn BlobStore>,
-    pub ingest: Ingest,
+    pub notes: NotesService,
     pub auth: Arc<AuthService>,
-    pub links: SignedLinks,
     pub metrics: PrometheusHandle,
-    /// Wakes the blob collector, so a deleted note's bytes go at once.
-    pub collector: Arc<Notify>,
 }
 
 impl std::ops::Deref for AppState {
@@ -62,10 +59,6 @@ impl std::ops::Deref for AppState {
 impl AppState {
     pub fn new(shared: Shared) -> AppState {
         AppState(Arc::new(shared))
-    }
-
-    pub fn wake_collector(&self) {
-        self.collector.notify_one();
     }
 
     /// The configured public URL, or `http://<Host>` of the request when the Host is a plain

@@ -11,6 +11,7 @@ use crate::auth::AuthError;
 use crate::blob::BlobError;
 use crate::db::DbError;
 use crate::ingest::IngestError;
+use crate::notes::NoteError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -165,6 +166,19 @@ impl From<IngestError> for ApiError {
             IngestError::Db(db) => db.into(),
             IngestError::Blob(blob) => blob.into(),
             IngestError::Io(io) => ApiError::internal(&io),
+        }
+    }
+}
+
+impl From<NoteError> for ApiError {
+    fn from(err: NoteError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            NoteError::NotFound(what) => ApiError::not_found(what),
+            NoteError::RenditionMissing { .. } => ApiError::new(ProblemCode::NotFound, detail),
+            NoteError::BadLink => ApiError::forbidden(detail),
+            NoteError::Invalid(detail) => ApiError::validation(detail),
+            NoteError::Db(db) => db.into(),
         }
     }
 }

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use hark_audio::ProbeError;
 
 use crate::blob::{BlobError, BlobKey, BlobStore};
-use crate::db::{DbError, InsertOutcome, Repos};
-use crate::domain::{NewNote, Note, NoteId, NoteName, UserId};
+use crate::db::{DbError, EffectsOf, InsertOutcome, Repos};
+use crate::domain::{AudioFacts, NewNote, Note, NoteId, NoteName, UserId};
 use crate::metrics::PROBE_FAILURES;
 
 pub use spool::{Spooled, spool};
@@ -71,6 +71,9 @@ pub struct Ingested {
     pub replayed: bool,
 }
 
+/// How long an upload waits for a collector deleting the same bytes.
+const COLLECTOR_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 #[derive(Clone)]
 pub struct Ingest {
     pub repos: Repos,
@@ -81,12 +84,13 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// Turns a spooled body into a note.
+    /// Turns a spooled body into a note, committing `effects` of it in the same transaction.
     #[tracing::instrument(skip_all, fields(owner = %request.owner, size = spooled.size))]
     pub async fn commit(
         &self,
         spooled: Spooled,
         request: UploadRequest,
+        effects: &EffectsOf<'_, NewNote>,
     ) -> Result<Ingested, IngestError> {
         let sha256 = spooled.sha256_hex();
         if let Some(expected) = request.expected_sha256
@@ -122,14 +126,15 @@ impl Ingest {
         match self
             .repos
             .notes
-            .insert_note(&new, request.idempotency_key.as_deref())
+            .insert_note(&new, request.idempotency_key.as_deref(), &effects(&new))
             .await?
         {
-            InsertOutcome::Inserted(note) => {
-                // A collector that removed the same bytes just before our reference was taken
-                // leaves the blob missing: write it again (the spool file is still here).
-                if !self.store.exists(&key).await? {
-                    self.store.put_file(&key, &spooled.path).await?;
+            InsertOutcome::Inserted {
+                note,
+                blob_deleting,
+            } => {
+                if blob_deleting {
+                    self.rewrite_collected_blob(&key, &spooled).await?;
                 }
                 Ok(Ingested {
                     note: *note,
@@ -145,6 +150,27 @@ impl Ingest {
                     .await
             }
         }
+    }
+
+    /// A collector was deleting these bytes when our reference was taken: once it is done,
+    /// write them again (the spool file is still here). A collector that died mid-way leaves
+    /// its mark; after a while the upload writes the bytes and clears the mark itself.
+    async fn rewrite_collected_blob(
+        &self,
+        key: &BlobKey,
+        spooled: &Spooled,
+    ) -> Result<(), IngestError> {
+        let deadline = tokio::time::Instant::now() + COLLECTOR_WAIT;
+        while self.repos.blobs.blob_deleting(key.as_str()).await?
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        self.store.put_file(key, &spooled.path).await?;
+        if self.repos.blobs.blob_deleting(key.as_str()).await? {
+            self.repos.blobs.finish_blob_deletion(key.as_str()).await?;
+        }
+        Ok(())
     }
 
     async fn replay(
@@ -186,22 +212,24 @@ impl Ingest {
             name: name.unwrap_or_else(|| format!("{id}.{}", info.format.extension())),
             title: clean_text(request.fields.title.as_deref(), "title")?,
             series: clean_text(request.fields.series.as_deref(), "series")?,
-            format: info.format.name().to_owned(),
-            codec: info.codec,
-            mime: info.format.mime().to_owned(),
-            duration_seconds: info.duration_seconds,
-            sample_rate: info.sample_rate,
-            channels: info.channels,
-            bitrate: info.bitrate,
-            size_bytes: spooled.size,
-            sha256: spooled.sha256_hex(),
-            tags: hark_api::AudioTags {
-                title: tags.title,
-                artist: tags.artist,
-                album: tags.album,
-                date: tags.date,
-                genre: tags.genre,
-                comment: tags.comment,
+            audio: AudioFacts {
+                format: info.format.name().to_owned(),
+                codec: info.codec,
+                mime: info.format.mime().to_owned(),
+                duration_seconds: info.duration_seconds,
+                sample_rate: info.sample_rate,
+                channels: info.channels,
+                bitrate: info.bitrate,
+                size_bytes: spooled.size,
+                sha256: spooled.sha256_hex(),
+                tags: hark_api::AudioTags {
+                    title: tags.title,
+                    artist: tags.artist,
+                    album: tags.album,
+                    date: tags.date,
+                    genre: tags.genre,
+                    comment: tags.comment,
+                },
             },
         })
     }

@@ -74,11 +74,15 @@ async fn token_for(app: &TestApp, email: &str) -> String {
 }
 
 fn service_app_config(config: &mut hark_server::Config) {
-    config.auth.service_clients = vec![ServiceClient {
-        client_id: "transcoder".into(),
+    let client = |id: &str, scopes: &[&str]| ServiceClient {
+        client_id: id.into(),
         secret_hash: hark_server::auth::hash_secret("s3rvice-secret").expect("hash"),
-        scopes: vec!["notes:read".into(), "jobs:write".into()],
-    }];
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+    };
+    config.auth.service_clients = vec![
+        client("transcoder", &["notes:read", "jobs:write"]),
+        client("mailer", &[]),
+    ];
 }
 
 async fn registering_answers_201_with_the_user_role(backend: Backend) {
@@ -385,7 +389,7 @@ async fn a_wrong_service_secret_answers_401(backend: Backend) {
     app.stop().await;
 }
 
-async fn a_service_token_cannot_act_on_notes(backend: Backend) {
+async fn a_service_token_reads_notes_only_with_the_notes_read_scope(backend: Backend) {
     let app = spawn_app_with(backend, service_app_config).await;
     let ann = app.user("ann@example.com").await;
     let note = ann
@@ -393,29 +397,70 @@ async fn a_service_token_cannot_act_on_notes(backend: Backend) {
         .upload_bytes(sample_wav(), &Default::default())
         .await
         .expect("upload");
-    let token = app
-        .anonymous
-        .sign_in_service("transcoder", "s3rvice-secret")
-        .await
-        .expect("service token")
-        .access_token;
-
-    for path in [
-        "/api/v1/notes".to_owned(),
+    let token = |client: &'static str| {
+        let app = &app;
+        async move {
+            app.anonymous
+                .sign_in_service(client, "s3rvice-secret")
+                .await
+                .expect("service token")
+                .access_token
+        }
+    };
+    let (reader, unscoped) = (token("transcoder").await, token("mailer").await);
+    let readable = [
         format!("/api/v1/notes/{}", note.id),
         format!("/api/v1/notes/{}/audio", note.id),
-    ] {
-        assert_problem(get_with(&app, &path, &token).await, 403, "forbidden").await;
+    ];
+
+    for path in &readable {
+        assert_eq!(
+            get_with(&app, path, &reader).await.status().as_u16(),
+            200,
+            "{path}"
+        );
+        assert_problem(get_with(&app, path, &unscoped).await, 403, "forbidden").await;
     }
+    let by_query = format!("/api/v1/notes/{}/audio?access_token={reader}", note.id);
+    let response = app
+        .http
+        .get(app.url(&by_query))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200);
+    let link = app
+        .http
+        .post(app.url(&format!("/api/v1/notes/{}/link", note.id)))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(link.status().as_u16(), 200);
+    // A service has no notes of its own: listing, uploading and deleting are for users.
+    assert_problem(
+        get_with(&app, "/api/v1/notes", &reader).await,
+        403,
+        "forbidden",
+    )
+    .await;
     let upload = app
         .http
         .post(app.url("/api/v1/notes"))
-        .bearer_auth(&token)
+        .bearer_auth(&reader)
         .body(sample_wav())
         .send()
         .await
         .expect("request");
     assert_problem(upload, 403, "forbidden").await;
+    let delete = app
+        .http
+        .delete(app.url(&format!("/api/v1/notes/{}", note.id)))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .expect("request");
+    assert_problem(delete, 403, "forbidden").await;
     app.stop().await;
 }
 
@@ -624,7 +669,7 @@ backend_tests!(
     verify_refuses_garbage_and_missing_tokens,
     a_service_client_gets_a_token_with_its_scopes,
     a_wrong_service_secret_answers_401,
-    a_service_token_cannot_act_on_notes,
+    a_service_token_reads_notes_only_with_the_notes_read_scope,
     an_api_key_is_shown_once_and_works_as_a_bearer,
     a_deleted_api_key_stops_working,
     another_users_api_key_answers_404_like_a_missing_one,

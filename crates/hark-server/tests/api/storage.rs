@@ -168,14 +168,15 @@ async fn every_change_writes_its_event_in_the_same_transaction(backend: Backend)
     .await
     .expect("db");
     let events = repos.events.events_after(0, 100).await.expect("events");
-    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e.data.kind().as_str()).collect();
     assert_eq!(kinds, ["note.created", "note.deleted"]);
-    assert!(
-        events
-            .iter()
-            .all(|e| e.note_id.as_deref() == Some(note.id.as_str())
-                && e.audience == [user.id.clone()])
-    );
+    assert!(events.iter().all(|e| {
+        e.data.note_id() == note.id
+            && e.audience
+                .iter()
+                .map(ToString::to_string)
+                .eq([user.id.clone()])
+    }));
     assert!(events[0].seq < events[1].seq);
     app.stop().await;
 }

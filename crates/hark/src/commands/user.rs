@@ -88,7 +88,7 @@ pub async fn run(args: ServerArgs, command: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::Delete { email } => {
             let user = find(&repos, &email).await?;
-            repos.users.delete_user(user.id).await?;
+            hark_server::notes::delete_user(&repos, user.id).await?;
             println!("deleted {} and their notes", user.email.as_str());
         }
     }

@@ -2,23 +2,19 @@
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::auth::LinkSignature;
 use crate::blob::BlobKey;
-use crate::domain::{Note, NoteId, Timestamp};
+use crate::domain::Note;
 use crate::http::AppState;
-use crate::http::extract::{AppQuery, bearer};
+use crate::http::extract::{AppQuery, AudioAccess};
 use crate::http::problem::ApiError;
+use crate::notes;
 use hark_api::ProblemCode;
-
-/// The renditions a note can have; none exist until processing makes them.
-pub const RENDITIONS: [&str; 3] = ["mp3", "opus", "corrected"];
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -42,65 +38,21 @@ pub struct AudioQuery {
               (status = 403, description = "Tampered or expired link", body = hark_api::Problem),
               (status = 404, description = "No such note", body = hark_api::Problem),
               (status = 416, description = "Range not satisfiable", body = hark_api::Problem)),
-    security((), ("bearer" = [])))]
+    security((), ("bearer" = ["notes:read"])))]
 pub async fn get_note_audio(
     State(state): State<AppState>,
     Path(id): Path<String>,
     AppQuery(query): AppQuery<AudioQuery>,
-    parts: Parts,
+    access: AudioAccess,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = NoteId::parse(&id).ok_or_else(|| ApiError::not_found("note"))?;
-    let rendition = query.rendition.as_deref();
-    if let Some(r) = rendition
-        && !RENDITIONS.contains(&r)
-    {
-        return Err(ApiError::validation(format!(
-            "rendition must be one of {}",
-            RENDITIONS.join(", ")
-        )));
-    }
-    let note = if query.expires.is_some() || query.sig.is_some() {
-        let expires = query.expires.as_deref().and_then(|e| e.parse().ok());
-        let genuine = match (expires, query.sig.clone()) {
-            (Some(expires), Some(sig)) => state.links.verify(
-                id,
-                rendition,
-                &LinkSignature { expires, sig },
-                Timestamp::now(),
-            ),
-            _ => false,
-        };
-        if !genuine {
-            return Err(ApiError::forbidden("this link is invalid or has expired"));
-        }
-        state.repos.notes.note_by_id(id).await?
-    } else {
-        let token = match bearer(&parts)? {
-            Some(token) => token.to_owned(),
-            None => query
-                .access_token
-                .clone()
-                .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?,
-        };
-        let user = match state.auth.authenticate(&token).await? {
-            crate::auth::Principal::User(user) => user,
-            crate::auth::Principal::Service { .. } => {
-                return Err(ApiError::forbidden("service tokens cannot read notes"));
-            }
-        };
-        state.repos.notes.note_for_viewer(id, user.id).await?
+    let rendition = notes::rendition(query.rendition.as_deref())?;
+    let note = match access {
+        AudioAccess::Link(signature) => state.notes.linked(&id, rendition, signature).await?,
+        AudioAccess::Reader(viewer) => state.notes.visible(viewer, &id).await?,
     };
-    let note = note.ok_or_else(|| ApiError::not_found("note"))?;
-    if let Some(r) = rendition {
-        return Err(ApiError::new(
-            ProblemCode::NotFound,
-            format!(
-                "rendition {r} is not available (note status: {})",
-                note.status.as_str()
-            ),
-        ));
-    }
-    serve_note(&state, &note, &parts.headers, Disposition::Inline).await
+    notes::require_original(&note, rendition)?;
+    serve_note(&state, &note, &headers, Disposition::Inline).await
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -116,8 +68,8 @@ pub async fn serve_note(
     request: &HeaderMap,
     disposition: Disposition,
 ) -> Result<Response, ApiError> {
-    let size = note.size_bytes;
-    let etag = format!("\"{}\"", note.sha256);
+    let size = note.audio.size_bytes;
+    let etag = format!("\"{}\"", note.audio.sha256);
     let last_modified = httpdate::fmt_http_date(
         std::time::UNIX_EPOCH
             + std::time::Duration::from_secs(note.created_at.unix_seconds().max(0) as u64),
@@ -134,7 +86,7 @@ pub async fn serve_note(
     if etag_matches(request.get(header::IF_NONE_MATCH), &etag) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
-    insert(&mut headers, header::CONTENT_TYPE, &note.mime);
+    insert(&mut headers, header::CONTENT_TYPE, &note.audio.mime);
     insert(
         &mut headers,
         header::CONTENT_DISPOSITION,
@@ -176,7 +128,7 @@ pub async fn serve_note(
         &(end - start).to_string(),
     );
     let body = if end > start {
-        let key = BlobKey::parse(&note.sha256)?;
+        let key = BlobKey::parse(&note.audio.sha256)?;
         Body::from_stream(state.store.read_range(&key, start..end).await?)
     } else {
         Body::empty()

@@ -8,12 +8,12 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::audio::{Disposition, serve_note};
-use super::notes::{list_for, note_view};
+use super::notes::list_for;
 use super::upload::{UploadQuery, receive_upload};
-use crate::domain::{Note, User};
 use crate::http::AppState;
 use crate::http::extract::{AppQuery, Auth};
 use crate::http::problem::ApiError;
+use crate::http::views;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -44,7 +44,7 @@ pub async fn list_audio(
     Auth(user): Auth,
     AppQuery(query): AppQuery<ListNotesQuery>,
 ) -> Result<Json<NoteList>, ApiError> {
-    Ok(Json(list_for(&state, &user, query).await?))
+    Ok(Json(list_for(&state, &user, &query).await?))
 }
 
 /// Downloads the newest note of that name.
@@ -57,7 +57,10 @@ pub async fn download_audio(
     AppQuery(query): AppQuery<NameQuery>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let note = named_note(&state, &user, query).await?;
+    let note = state
+        .notes
+        .newest_named(user.id, query.name.as_deref())
+        .await?;
     serve_note(&state, &note, request.headers(), Disposition::Attachment).await
 }
 
@@ -70,19 +73,9 @@ pub async fn audio_info(
     Auth(user): Auth,
     AppQuery(query): AppQuery<NameQuery>,
 ) -> Result<Json<hark_api::Note>, ApiError> {
-    Ok(Json(note_view(&named_note(&state, &user, query).await?)))
-}
-
-async fn named_note(state: &AppState, user: &User, query: NameQuery) -> Result<Note, ApiError> {
-    let name = query
-        .name
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| ApiError::validation("name is required"))?;
-    super::notes::plain_text(&name, "name")?;
-    state
-        .repos
+    let note = state
         .notes
-        .newest_named(user.id, &name)
-        .await?
-        .ok_or_else(|| ApiError::not_found("note"))
+        .newest_named(user.id, query.name.as_deref())
+        .await?;
+    Ok(Json(views::note(&note)))
 }

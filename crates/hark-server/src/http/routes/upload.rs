@@ -18,10 +18,10 @@ use tokio::io::AsyncReadExt;
 use tokio_util::io::{ReaderStream, StreamReader};
 use utoipa::IntoParams;
 
-use super::notes::note_view;
 use crate::domain::User;
 use crate::http::AppState;
 use crate::http::problem::ApiError;
+use crate::http::views;
 use crate::ingest::{Spooled, UploadFields, UploadRequest, spool};
 use hark_api::ProblemCode;
 
@@ -68,7 +68,7 @@ pub async fn receive_upload(
     let mut delivery = (query.to, query.channel);
     let spooled = if is_multipart(&headers) {
         let request = if gzip {
-            gunzip_request(request, state.ingest.max_bytes)
+            gunzip_request(request, state.notes.ingest().max_bytes)
         } else {
             request
         };
@@ -81,7 +81,13 @@ pub async fn receive_upload(
                 .and_then(disposition_filename);
         }
         let body = request.into_body().into_data_stream();
-        spool(&state.ingest.tmp_dir, body, gzip, state.ingest.max_bytes).await?
+        spool(
+            &state.notes.ingest().tmp_dir,
+            body,
+            gzip,
+            state.notes.ingest().max_bytes,
+        )
+        .await?
     };
     if delivery.0.is_some() || delivery.1.is_some() {
         return Err(ApiError::validation(
@@ -103,11 +109,11 @@ pub async fn receive_upload(
     };
     // Once the commit starts it runs to its end even if the client goes away or the request
     // times out: a note must never be committed without the blob check that follows it.
-    let ingest = state.ingest.clone();
-    let ingested = tokio::spawn(async move { ingest.commit(spooled, request).await })
+    let notes = state.notes.clone();
+    let ingested = tokio::spawn(async move { notes.upload(spooled, request).await })
         .await
         .map_err(|e| ApiError::internal(&e))??;
-    let view = note_view(&ingested.note);
+    let view = views::note(&ingested.note);
     let mut response = (StatusCode::CREATED, axum::Json(&view)).into_response();
     if let Ok(location) = view.links.this.parse() {
         response.headers_mut().insert(header::LOCATION, location);
@@ -198,10 +204,10 @@ async fn read_form(
                 part_filename = field.file_name().map(str::to_owned);
                 spooled = Some(
                     spool(
-                        &state.ingest.tmp_dir,
+                        &state.notes.ingest().tmp_dir,
                         Box::pin(&mut field),
                         false,
-                        state.ingest.max_bytes,
+                        state.notes.ingest().max_bytes,
                     )
                     .await?,
                 );

@@ -3,25 +3,32 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use hark_api::{ApiKey, ApiKeyList, CreatedApiKey, Credentials, NewApiKey, Role};
+use hark_api::{ApiKeyList, CreatedApiKey, Credentials, NewApiKey, Role};
 
+use crate::auth::{Principal, Scope};
 use crate::domain::UserId;
 use crate::domain::ids::ApiKeyId;
 use crate::http::AppState;
-use crate::http::extract::{AppJson, Auth, MaybeAuth};
+use crate::http::extract::{AppJson, Auth, MaybeCaller};
 use crate::http::problem::ApiError;
+use crate::http::views;
 
-/// Registers a user (role `user`). Open to anyone when registration is open, else admins only.
+/// Registers a user (role `user`). Open to anyone when registration is open; otherwise to
+/// admins and service tokens granted `users:write`.
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = Credentials,
     responses((status = 201, body = hark_api::User), (status = 400, body = hark_api::Problem),
               (status = 403, body = hark_api::Problem), (status = 409, body = hark_api::Problem)),
-    security((), ("bearer" = [])))]
+    security((), ("bearer" = ["users:write"])))]
 pub async fn create_user(
     State(state): State<AppState>,
-    MaybeAuth(caller): MaybeAuth,
+    MaybeCaller(caller): MaybeCaller,
     AppJson(body): AppJson<Credentials>,
 ) -> Result<(StatusCode, Json<hark_api::User>), ApiError> {
-    let is_admin = caller.as_ref().is_some_and(|u| u.role == Role::Admin);
+    let is_admin = match &caller {
+        Some(Principal::User(user)) => user.role == Role::Admin,
+        Some(service) => service.has_scope(Scope::UsersWrite),
+        None => false,
+    };
     if !state.auth.open_registration() && !is_admin {
         return Err(if caller.is_some() {
             ApiError::forbidden("registration is closed; only admins can add users")
@@ -33,7 +40,7 @@ pub async fn create_user(
         .auth
         .register(&body.email, &body.password, Role::User)
         .await?;
-    Ok((StatusCode::CREATED, Json(user.to_api())))
+    Ok((StatusCode::CREATED, Json(views::user(&user))))
 }
 
 /// The caller's own account.
@@ -41,7 +48,7 @@ pub async fn create_user(
     responses((status = 200, body = hark_api::User), (status = 401, body = hark_api::Problem)),
     security(("bearer" = [])))]
 pub async fn get_me(Auth(user): Auth) -> Json<hark_api::User> {
-    Json(user.to_api())
+    Json(views::user(&user))
 }
 
 /// Deletes a user and their notes: the user themself, or an admin.
@@ -57,10 +64,9 @@ pub async fn delete_user(
     if caller.id != id && caller.role != Role::Admin {
         return Err(ApiError::not_found("user"));
     }
-    if !state.repos.users.delete_user(id).await? {
+    if !state.notes.delete_user(id).await? {
         return Err(ApiError::not_found("user"));
     }
-    state.wake_collector();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -94,16 +100,7 @@ pub async fn list_api_keys(
     Auth(user): Auth,
 ) -> Result<Json<ApiKeyList>, ApiError> {
     let keys = state.repos.api_keys.list_api_keys(user.id).await?;
-    let items = keys
-        .into_iter()
-        .map(|k| ApiKey {
-            id: k.id,
-            name: k.name,
-            prefix: k.prefix,
-            created_at: k.created_at.to_rfc3339(),
-            last_used_at: k.last_used_at.map(|t| t.to_rfc3339()),
-        })
-        .collect();
+    let items = keys.into_iter().map(views::api_key).collect();
     Ok(Json(ApiKeyList { items }))
 }
 

@@ -1,0 +1,132 @@
+//! The event log: appended inside the transaction of the change it describes (the outbox).
+
+use async_trait::async_trait;
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
+
+use super::{Backend, SqlRepo};
+use crate::db::rows::EventRow;
+use crate::db::{DbError, EventLog, Health};
+use crate::domain::{Effects, LoggedEvent, Timestamp, UserId};
+
+impl<DB> SqlRepo<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    /// Appends `effects` inside the caller's transaction. Call it last before the commit: on
+    /// PostgreSQL it holds the event log's lock until then.
+    pub(super) async fn commit_effects(
+        conn: &mut DB::Connection,
+        effects: &Effects,
+    ) -> Result<(), DbError> {
+        if effects.events.is_empty() {
+            return Ok(());
+        }
+        DB::lock_event_log(conn).await?;
+        let now = Timestamp::now().micros();
+        for event in &effects.events {
+            let seq: i64 = sqlx::query_scalar(
+                "INSERT INTO events (id, type, note_id, payload, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING seq",
+            )
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(event.data.kind().as_str().to_owned())
+            .bind(Some(event.data.note_id().to_owned()))
+            .bind(event.data.payload_json().to_string())
+            .bind(now)
+            .fetch_one(&mut *conn)
+            .await?;
+            for user in &event.audience {
+                sqlx::query(
+                    "INSERT INTO event_audience (user_id, seq) VALUES ($1, $2) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(user.to_string())
+                .bind(seq)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits `effects` in a transaction of their own, once `hold` resolves: lets a caller
+    /// keep the transaction open (tests use it to commit appends out of order).
+    pub async fn append_holding(
+        &self,
+        effects: &Effects,
+        hold: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<(), DbError> {
+        let mut tx = self.pool.begin().await?;
+        Self::commit_effects(&mut tx, effects).await?;
+        hold.await;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<DB> EventLog for SqlRepo<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'r> EventRow: sqlx::FromRow<'r, DB::Row>,
+{
+    async fn events_after(&self, seq: i64, limit: i64) -> Result<Vec<LoggedEvent>, DbError> {
+        let rows: Vec<EventRow> = sqlx::query_as(
+            "SELECT seq, id, type, payload, created_at FROM events \
+             WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(seq)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(last) = rows.last().map(|row| row.seq) else {
+            return Ok(Vec::new());
+        };
+        let audience: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, user_id FROM event_audience WHERE seq > $1 AND seq <= $2 ORDER BY seq",
+        )
+        .bind(seq)
+        .bind(last)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let users = audience
+                    .iter()
+                    .filter(|(s, _)| *s == row.seq)
+                    .filter_map(|(_, u)| UserId::parse(u))
+                    .collect();
+                row.into_event(users)
+            })
+            .collect()
+    }
+
+    async fn append(&self, effects: &Effects) -> Result<(), DbError> {
+        self.append_holding(effects, std::future::ready(())).await
+    }
+}
+
+#[async_trait]
+impl<DB> Health for SqlRepo<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+{
+    async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,361 @@
+//! Notes: inserting with their blob reference, reading with the viewer's isolation, listing
+//! with filters and keyset cursors, deleting with their blob release.
+
+use async_trait::async_trait;
+use hark_api::NoteStatus;
+use sqlx::{
+    ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, QueryBuilder, Type,
+};
+
+use super::{Backend, SqlRepo, like_pattern};
+use crate::db::rows::NoteRow;
+use crate::db::{DbError, DeletedNote, EffectsOf, InsertOutcome, NoteFilter, NoteRepo, SortKey};
+use crate::domain::{Effects, NewNote, Note, NoteId, Timestamp, UserId};
+
+impl<DB> SqlRepo<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    /// Drops one reference on a blob; at zero it becomes the collector's.
+    async fn release_blob(conn: &mut DB::Connection, sha256: &str) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE blobs SET refcount = refcount - 1, \
+             orphaned_at = CASE WHEN refcount - 1 <= 0 THEN $2 ELSE orphaned_at END \
+             WHERE sha256 = $1",
+        )
+        .bind(sha256.to_owned())
+        .bind(Timestamp::now().micros())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes an owned note row with its inbox entries and releases its blob. Writes come
+    /// first: on SQLite that takes the write lock at once instead of upgrading a read lock.
+    pub(super) async fn delete_note_in(
+        conn: &mut DB::Connection,
+        id: NoteId,
+        owner: UserId,
+    ) -> Result<Option<DeletedNote>, DbError> {
+        let recipients: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM inbox_entries WHERE note_id = $1 \
+             AND EXISTS (SELECT 1 FROM notes WHERE id = $1 AND owner_id = $2) \
+             RETURNING recipient_id",
+        )
+        .bind(id.to_string())
+        .bind(owner.to_string())
+        .fetch_all(&mut *conn)
+        .await?;
+        let sha: Option<String> = sqlx::query_scalar(
+            "DELETE FROM notes WHERE id = $1 AND owner_id = $2 RETURNING sha256",
+        )
+        .bind(id.to_string())
+        .bind(owner.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(sha) = sha else { return Ok(None) };
+        Self::release_blob(conn, &sha).await?;
+        Ok(Some(DeletedNote {
+            id,
+            owner_id: owner,
+            recipients: recipients.iter().filter_map(|r| UserId::parse(r)).collect(),
+        }))
+    }
+}
+
+/// Appends the conditions every list branch shares: filters and the cursor.
+fn push_list_conditions<DB>(qb: &mut QueryBuilder<DB>, filter: &NoteFilter)
+where
+    DB: Database,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> f64: Encode<'q, DB> + Type<DB>,
+{
+    if let Some(max) = filter.max_duration {
+        qb.push(" AND n.duration_seconds <= ").push_bind(max);
+    }
+    if let Some(min) = filter.min_duration {
+        qb.push(" AND n.duration_seconds >= ").push_bind(min);
+    }
+    if let Some(name) = &filter.name_contains {
+        qb.push(" AND n.name_folded LIKE ")
+            .push_bind(like_pattern(name))
+            .push(" ESCAPE '\\'");
+    }
+    if let Some(sender) = filter.sender {
+        qb.push(" AND n.owner_id = ").push_bind(sender.to_string());
+    }
+    if let Some(channel) = &filter.channel {
+        qb.push(
+            " AND EXISTS (SELECT 1 FROM inbox_entries c WHERE c.note_id = n.id AND c.channel = ",
+        )
+        .push_bind(channel.clone())
+        .push(")");
+    }
+    if let Some(status) = filter.status {
+        qb.push(" AND n.status = ")
+            .push_bind(status.as_str().to_owned());
+    }
+    if let Some(format) = &filter.format {
+        qb.push(" AND n.format = ").push_bind(format.clone());
+    }
+    if let Some(after) = filter.created_after {
+        qb.push(" AND n.created_at > ").push_bind(after.micros());
+    }
+    if let Some(before) = filter.created_before {
+        qb.push(" AND n.created_at < ").push_bind(before.micros());
+    }
+    if let Some((key, id)) = &filter.after {
+        let op = if filter.sort.descending() { "<" } else { ">" };
+        qb.push(format_args!(
+            " AND (n.{}, n.id) {op} (",
+            filter.sort.column()
+        ));
+        match key {
+            SortKey::Created(v) => qb.push_bind(*v),
+            SortKey::Duration(v) => qb.push_bind(*v),
+            SortKey::Name(v) => qb.push_bind(v.clone()),
+        };
+        qb.push(", ").push_bind(id.to_string()).push(")");
+    }
+}
+
+fn push_order<DB>(qb: &mut QueryBuilder<DB>, filter: &NoteFilter, alias: &str)
+where
+    DB: Database,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+{
+    let dir = if filter.sort.descending() {
+        "DESC"
+    } else {
+        "ASC"
+    };
+    qb.push(format_args!(
+        " ORDER BY {alias}.{col} {dir}, {alias}.id {dir} LIMIT ",
+        col = filter.sort.column()
+    ))
+    .push_bind(i64::from(filter.limit));
+}
+
+#[async_trait]
+impl<DB> NoteRepo for SqlRepo<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> f64: Encode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'r> NoteRow: FromRow<'r, DB::Row>,
+{
+    #[tracing::instrument(skip_all, fields(note = %note.id))]
+    async fn insert_note(
+        &self,
+        note: &NewNote,
+        idempotency_key: Option<&str>,
+        effects: &Effects,
+    ) -> Result<InsertOutcome, DbError> {
+        let mut tx = self.pool.begin().await?;
+        // The note's instant is taken here, once its bytes are durable, so that notes
+        // become visible in the order of their timestamps as far as one clock allows.
+        let created_at = Timestamp::now();
+        let audio = &note.audio;
+        // First the blob reference: a write, and it waits for a collector marking this blob.
+        let deleting: i64 = sqlx::query_scalar(
+            "INSERT INTO blobs (sha256, size_bytes, refcount, created_at) VALUES ($1, $2, 1, $3) \
+             ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1, orphaned_at = NULL \
+             RETURNING deleting",
+        )
+        .bind(audio.sha256.clone())
+        .bind(audio.size_bytes as i64)
+        .bind(created_at.micros())
+        .fetch_one(&mut *tx)
+        .await?;
+        if let Some(key) = idempotency_key {
+            let claimed = sqlx::query(
+                "INSERT INTO idempotency_keys (user_id, key, note_id, sha256, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, key) DO NOTHING",
+            )
+            .bind(note.owner_id.to_string())
+            .bind(key.to_owned())
+            .bind(note.id.to_string())
+            .bind(audio.sha256.clone())
+            .bind(created_at.micros())
+            .execute(&mut *tx)
+            .await?;
+            if DB::rows_affected(&claimed) == 0 {
+                tx.rollback().await?;
+                let first = self.idempotent_result(note.owner_id, key).await?;
+                let (note_id, sha256) =
+                    first.ok_or_else(|| DbError::Conflict("idempotency key".into()))?;
+                return Ok(InsertOutcome::Replayed { note_id, sha256 });
+            }
+        }
+        let row: NoteRow = sqlx::query_as(
+            "INSERT INTO notes (id, owner_id, name, name_folded, title, series, format, codec, \
+             mime, duration_seconds, sample_rate, channels, bitrate, size_bytes, sha256, status, \
+             failure_reason, tags, created_at) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+             RETURNING *",
+        )
+        .bind(note.id.to_string())
+        .bind(note.owner_id.to_string())
+        .bind(note.name.clone())
+        .bind(note.name.to_lowercase())
+        .bind(note.title.clone())
+        .bind(note.series.clone())
+        .bind(audio.format.clone())
+        .bind(audio.codec.clone())
+        .bind(audio.mime.clone())
+        .bind(audio.duration_seconds)
+        .bind(i64::from(audio.sample_rate))
+        .bind(i64::from(audio.channels))
+        .bind(audio.bitrate as i64)
+        .bind(audio.size_bytes as i64)
+        .bind(audio.sha256.clone())
+        .bind(NoteStatus::Pending.as_str().to_owned())
+        .bind(None::<String>)
+        .bind(serde_json::to_string(&audio.tags).unwrap_or_else(|_| "{}".into()))
+        .bind(created_at.micros())
+        .fetch_one(&mut *tx)
+        .await?;
+        Self::commit_effects(&mut tx, effects).await?;
+        tx.commit().await?;
+        Ok(InsertOutcome::Inserted {
+            note: Box::new(row.try_into()?),
+            blob_deleting: deleting != 0,
+        })
+    }
+
+    async fn note_for_viewer(&self, id: NoteId, viewer: UserId) -> Result<Option<Note>, DbError> {
+        let row: Option<NoteRow> = sqlx::query_as(
+            "SELECT n.* FROM notes n WHERE n.id = $1 AND (n.owner_id = $2 OR EXISTS \
+             (SELECT 1 FROM inbox_entries i WHERE i.note_id = n.id AND i.recipient_id = $2))",
+        )
+        .bind(id.to_string())
+        .bind(viewer.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn note_by_id(&self, id: NoteId) -> Result<Option<Note>, DbError> {
+        let row: Option<NoteRow> = sqlx::query_as("SELECT n.* FROM notes n WHERE n.id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn newest_named(&self, viewer: UserId, name: &str) -> Result<Option<Note>, DbError> {
+        let row: Option<NoteRow> = sqlx::query_as(
+            "SELECT n.* FROM notes n WHERE n.name = $2 AND (n.owner_id = $1 OR EXISTS \
+             (SELECT 1 FROM inbox_entries i WHERE i.note_id = n.id AND i.recipient_id = $1)) \
+             ORDER BY n.created_at DESC, n.id DESC LIMIT 1",
+        )
+        .bind(viewer.to_string())
+        .bind(name.to_owned())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn idempotent_result(
+        &self,
+        user: UserId,
+        key: &str,
+    ) -> Result<Option<(NoteId, String)>, DbError> {
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT note_id, sha256 FROM idempotency_keys WHERE user_id = $1 AND key = $2",
+        )
+        .bind(user.to_string())
+        .bind(key.to_owned())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.and_then(|(id, sha)| NoteId::parse(&id).map(|id| (id, sha))))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_notes(&self, filter: &NoteFilter) -> Result<Vec<Note>, DbError> {
+        // Owned and received notes are listed by two index-friendly branches, each already
+        // ordered and limited, then merged.
+        let viewer = filter.viewer.to_string();
+        let mut qb = QueryBuilder::<DB>::new(
+            "SELECT v.* FROM (SELECT * FROM (SELECT n.* FROM notes n WHERE n.owner_id = ",
+        );
+        qb.push_bind(viewer.clone());
+        push_list_conditions(&mut qb, filter);
+        push_order(&mut qb, filter, "n");
+        qb.push(
+            ") AS owned UNION ALL SELECT * FROM (SELECT n.* FROM notes n \
+             JOIN inbox_entries i ON i.note_id = n.id WHERE i.recipient_id = ",
+        );
+        qb.push_bind(viewer);
+        push_list_conditions(&mut qb, filter);
+        push_order(&mut qb, filter, "n");
+        qb.push(") AS received) AS v");
+        push_order(&mut qb, filter, "v");
+        let rows: Vec<NoteRow> = qb.build_query_as().fetch_all(&self.pool).await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(note = %id))]
+    async fn delete_note(
+        &self,
+        id: NoteId,
+        owner: UserId,
+        effects: &EffectsOf<'_, DeletedNote>,
+    ) -> Result<Option<DeletedNote>, DbError> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = Self::delete_note_in(&mut tx, id, owner).await?;
+        if let Some(deleted) = &deleted {
+            Self::commit_effects(&mut tx, &effects(deleted)).await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn prune_idempotency_keys(&self, before: Timestamp) -> Result<u64, DbError> {
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(before.micros())
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&done))
+    }
+
+    async fn fail_notes_of_blob(
+        &self,
+        sha256: &str,
+        reason: &str,
+        effects: &EffectsOf<'_, Note>,
+    ) -> Result<u64, DbError> {
+        let mut tx = self.pool.begin().await?;
+        let failed: Vec<NoteRow> = sqlx::query_as(
+            "UPDATE notes SET status = 'failed', failure_reason = $2 \
+             WHERE sha256 = $1 AND status <> 'failed' RETURNING *",
+        )
+        .bind(sha256.to_owned())
+        .bind(reason.to_owned())
+        .fetch_all(&mut *tx)
+        .await?;
+        let failed: Vec<Note> = failed
+            .into_iter()
+            .map(TryInto::try_into)
+            .collect::<Result<_, _>>()?;
+        let mut caused = Effects::none();
+        for note in &failed {
+            caused.extend(effects(note));
+        }
+        Self::commit_effects(&mut tx, &caused).await?;
+        tx.commit().await?;
+        Ok(failed.len() as u64)
+    }
+}

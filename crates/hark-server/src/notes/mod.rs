@@ -1,0 +1,348 @@
+//! The notes use cases: upload, list, read, share, delete. The native and the seed-compatible
+//! routes both call these; handlers only parse requests and shape answers. What a change
+//! causes (its events and their audience) is decided in `effects`.
+
+mod cursor;
+pub mod effects;
+
+use std::sync::Arc;
+
+use hark_api::{LinkRequest, ListNotesQuery, NoteStatus};
+use tokio::sync::Notify;
+
+use crate::auth::{LinkSignature, SignedLinks};
+use crate::db::{DbError, NoteFilter, NoteSort, Repos};
+use crate::domain::{Email, Note, NoteId, Timestamp, UserId};
+use crate::ingest::{Ingest, IngestError, Ingested, Spooled, UploadRequest};
+
+/// The renditions a note can have; none exist until processing makes them.
+pub const RENDITIONS: [&str; 3] = ["mp3", "opus", "corrected"];
+/// The longest a signed link may live.
+pub const MAX_LINK_SECONDS: u64 = 7 * 24 * 3600;
+/// The default and the largest page of a note list.
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NoteError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A rendition that does not exist (yet).
+    #[error("rendition {rendition} is not available (note status: {status})")]
+    RenditionMissing { rendition: String, status: String },
+    #[error("this link is invalid or has expired")]
+    BadLink,
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Whose eyes a read is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Viewer {
+    /// A user: their own notes and the ones they received.
+    User(UserId),
+    /// A service token granted `notes:read`: any note.
+    Service,
+}
+
+/// One page of a note list.
+pub struct NotePage {
+    pub notes: Vec<Note>,
+    pub next_cursor: Option<String>,
+}
+
+/// A signed link just made.
+pub struct Link {
+    /// The query string (without `?`) that authorises the audio URL.
+    pub query: String,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Clone)]
+pub struct NotesService {
+    repos: Repos,
+    ingest: Ingest,
+    links: Arc<SignedLinks>,
+    /// Wakes the blob collector, so a deleted note's bytes go at once.
+    collector: Arc<Notify>,
+}
+
+impl NotesService {
+    pub fn new(
+        repos: Repos,
+        ingest: Ingest,
+        links: Arc<SignedLinks>,
+        collector: Arc<Notify>,
+    ) -> NotesService {
+        NotesService {
+            repos,
+            ingest,
+            links,
+            collector,
+        }
+    }
+
+    pub fn ingest(&self) -> &Ingest {
+        &self.ingest
+    }
+
+    /// Turns a spooled upload into a note, with its `note.created`.
+    pub async fn upload(
+        &self,
+        spooled: Spooled,
+        request: UploadRequest,
+    ) -> Result<Ingested, IngestError> {
+        self.ingest
+            .commit(spooled, request, &effects::created)
+            .await
+    }
+
+    /// The note if `viewer` may see it; `NotFound` otherwise, exactly as for a missing note.
+    pub async fn visible(&self, viewer: Viewer, id: &str) -> Result<Note, NoteError> {
+        let id = NoteId::parse(id).ok_or(NoteError::NotFound("note"))?;
+        let note = match viewer {
+            Viewer::User(user) => self.repos.notes.note_for_viewer(id, user).await?,
+            Viewer::Service => self.repos.notes.note_by_id(id).await?,
+        };
+        note.ok_or(NoteError::NotFound("note"))
+    }
+
+    /// The note a signed link names, if the link is genuine and unexpired.
+    pub async fn linked(
+        &self,
+        id: &str,
+        rendition: Option<&str>,
+        signature: Option<LinkSignature>,
+    ) -> Result<Note, NoteError> {
+        let id = NoteId::parse(id).ok_or(NoteError::NotFound("note"))?;
+        let genuine =
+            signature.is_some_and(|sig| self.links.verify(id, rendition, &sig, Timestamp::now()));
+        if !genuine {
+            return Err(NoteError::BadLink);
+        }
+        let note = self.repos.notes.note_by_id(id).await?;
+        note.ok_or(NoteError::NotFound("note"))
+    }
+
+    /// The newest note of that name `viewer` may see (the seed routes' `?name=`).
+    pub async fn newest_named(
+        &self,
+        viewer: UserId,
+        name: Option<&str>,
+    ) -> Result<Note, NoteError> {
+        let name = name
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| NoteError::Invalid("name is required".into()))?;
+        let name = plain_text(name, "name")?;
+        let note = self.repos.notes.newest_named(viewer, name).await?;
+        note.ok_or(NoteError::NotFound("note"))
+    }
+
+    /// Deletes an owned note; its bytes go once nothing else references them.
+    pub async fn delete(&self, owner: UserId, id: &str) -> Result<(), NoteError> {
+        let id = NoteId::parse(id).ok_or(NoteError::NotFound("note"))?;
+        let deleted = self
+            .repos
+            .notes
+            .delete_note(id, owner, &effects::deleted)
+            .await?;
+        deleted.ok_or(NoteError::NotFound("note"))?;
+        self.collector.notify_one();
+        Ok(())
+    }
+
+    /// Deletes a user with their notes; their bytes go once nothing else references them.
+    pub async fn delete_user(&self, id: UserId) -> Result<bool, NoteError> {
+        let deleted = delete_user(&self.repos, id).await?;
+        self.collector.notify_one();
+        Ok(deleted)
+    }
+
+    /// Signs a link to a note's audio (or one of its renditions).
+    pub fn link(&self, note: &Note, request: &LinkRequest) -> Result<Link, NoteError> {
+        let expires_in = request.expires_in.unwrap_or(3600);
+        if !(1..=MAX_LINK_SECONDS).contains(&expires_in) {
+            return Err(NoteError::Invalid(format!(
+                "expires_in must be 1 to {MAX_LINK_SECONDS} seconds"
+            )));
+        }
+        let rendition = rendition(request.rendition.as_deref())?;
+        let expires_at = Timestamp(
+            Timestamp::now()
+                .unix_seconds()
+                .saturating_add(expires_in as i64)
+                * 1_000_000,
+        );
+        Ok(Link {
+            query: self.links.sign(note.id, rendition, expires_at),
+            expires_at,
+        })
+    }
+
+    /// Validates a list query and runs it.
+    pub async fn list(
+        &self,
+        viewer: UserId,
+        query: &ListNotesQuery,
+    ) -> Result<NotePage, NoteError> {
+        let filter = self.filter(viewer, query).await?;
+        let limit = filter.limit as usize - 1;
+        let mut notes = self.repos.notes.list_notes(&filter).await?;
+        let next_cursor = if notes.len() > limit {
+            notes.truncate(limit);
+            notes.last().map(|last| cursor::encode(filter.sort, last))
+        } else {
+            None
+        };
+        Ok(NotePage { notes, next_cursor })
+    }
+
+    async fn filter(
+        &self,
+        viewer: UserId,
+        query: &ListNotesQuery,
+    ) -> Result<NoteFilter, NoteError> {
+        let invalid = |message: &str| NoteError::Invalid(message.to_owned());
+        let sort = match query.sort.as_deref() {
+            None => NoteSort::CreatedDesc,
+            Some(s) => NoteSort::parse(s).ok_or_else(|| {
+                invalid("sort must be created_at, -created_at, duration, -duration, name or -name")
+            })?,
+        };
+        if query.q.is_some() {
+            return Err(invalid(
+                "q searches transcripts, and this server makes none yet",
+            ));
+        }
+        let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(invalid("limit must be 1 to 500"));
+        }
+        let status =
+            match query.status.as_deref() {
+                None => None,
+                Some(s) => Some(NoteStatus::parse(s).ok_or_else(|| {
+                    invalid("status must be pending, processing, ready or failed")
+                })?),
+            };
+        if let Some(format) = &query.format
+            && hark_audio::Format::parse(format).is_none()
+        {
+            let names: Vec<&str> = hark_audio::Format::ALL.iter().map(|f| f.name()).collect();
+            return Err(NoteError::Invalid(format!(
+                "format must be one of {}",
+                names.join(", ")
+            )));
+        }
+        let sender = match query.sender.as_deref() {
+            None => None,
+            Some(s) => Some(self.resolve_user(s).await?),
+        };
+        Ok(NoteFilter {
+            viewer,
+            max_duration: seconds(query.max_duration, "max_duration")?,
+            min_duration: seconds(query.min_duration, "min_duration")?,
+            name_contains: optional_text(query.name.as_deref(), "name")?,
+            sender,
+            channel: optional_text(query.channel.as_deref(), "channel")?,
+            status,
+            format: query.format.clone(),
+            created_after: instant(query.created_after.as_deref(), "created_after")?,
+            created_before: instant(query.created_before.as_deref(), "created_before")?,
+            sort,
+            after: query
+                .cursor
+                .as_deref()
+                .map(|c| cursor::decode(c, sort))
+                .transpose()?,
+            // One more than asked: whether it comes back tells if there is a next page.
+            limit: limit + 1,
+        })
+    }
+
+    /// A user given by id or email. An unknown one matches nothing, so it is not an error: the
+    /// list is simply empty (and reveals nothing about who exists).
+    async fn resolve_user(&self, given: &str) -> Result<UserId, NoteError> {
+        if let Some(id) = UserId::parse(given) {
+            return Ok(id);
+        }
+        let found = match Email::parse(given) {
+            Ok(email) => self.repos.users.user_by_email(email.as_str()).await?,
+            Err(_) => None,
+        };
+        Ok(found.map_or_else(UserId::generate, |u| u.id))
+    }
+}
+
+/// A rendition name from a request: one of `RENDITIONS`, or none for the original.
+pub fn rendition(requested: Option<&str>) -> Result<Option<&str>, NoteError> {
+    match requested {
+        Some(r) if !RENDITIONS.contains(&r) => Err(NoteError::Invalid(format!(
+            "rendition must be one of {}",
+            RENDITIONS.join(", ")
+        ))),
+        other => Ok(other),
+    }
+}
+
+/// The original bytes, or `RenditionMissing`: no rendition exists until processing makes it.
+pub fn require_original(note: &Note, rendition: Option<&str>) -> Result<(), NoteError> {
+    match rendition {
+        None => Ok(()),
+        Some(r) => Err(NoteError::RenditionMissing {
+            rendition: r.to_owned(),
+            status: note.status.as_str().to_owned(),
+        }),
+    }
+}
+
+/// Marks every note stored in a blob as failed, each with its `note.failed`.
+pub async fn fail_notes_of_blob(repos: &Repos, sha256: &str, reason: &str) -> Result<u64, DbError> {
+    repos
+        .notes
+        .fail_notes_of_blob(sha256, reason, &effects::failed)
+        .await
+}
+
+/// Deletes a user with their notes, each with its `note.deleted`.
+pub async fn delete_user(repos: &Repos, id: UserId) -> Result<bool, DbError> {
+    repos.users.delete_user(id, &effects::deleted).await
+}
+
+/// Text from a client that goes into a query: control characters (NUL above all, which
+/// PostgreSQL refuses in text) are refused, not sent to the database.
+pub fn plain_text<'a>(value: &'a str, field: &str) -> Result<&'a str, NoteError> {
+    if value.chars().any(char::is_control) {
+        return Err(NoteError::Invalid(format!(
+            "{field} must not contain control characters"
+        )));
+    }
+    Ok(value)
+}
+
+fn optional_text(value: Option<&str>, field: &str) -> Result<Option<String>, NoteError> {
+    match value.filter(|v| !v.is_empty()) {
+        Some(v) => plain_text(v, field).map(|v| Some(v.to_owned())),
+        None => Ok(None),
+    }
+}
+
+fn seconds(value: Option<f64>, field: &str) -> Result<Option<f64>, NoteError> {
+    match value {
+        Some(v) if !v.is_finite() || v < 0.0 => Err(NoteError::Invalid(format!(
+            "{field} must be a non-negative number of seconds"
+        ))),
+        other => Ok(other),
+    }
+}
+
+fn instant(value: Option<&str>, field: &str) -> Result<Option<Timestamp>, NoteError> {
+    value
+        .map(|v| {
+            Timestamp::parse_rfc3339(v)
+                .ok_or_else(|| NoteError::Invalid(format!("{field} must be an RFC 3339 instant")))
+        })
+        .transpose()
+}
