@@ -6,10 +6,10 @@
 //! Repositories decide nothing: a change's effects (events and their audience) are chosen by
 //! the use case and committed here in the change's own transaction.
 
-mod postgres;
+pub mod postgres;
 mod rows;
 mod sql;
-mod sqlite;
+pub mod sqlite;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -329,7 +329,8 @@ pub struct Repos {
 }
 
 impl Repos {
-    fn from_backend<B>(backend: B) -> Repos
+    /// Every repository from one backend that implements them all.
+    pub fn from_backend<B>(backend: B) -> Repos
     where
         B: UserRepo + ApiKeyRepo + NoteRepo + BlobIndex + EventLog + Health + 'static,
     {

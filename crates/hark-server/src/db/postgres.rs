@@ -34,7 +34,8 @@ impl Backend for Postgres {
     }
 }
 
-pub(super) async fn connect(url: &str, migrate: bool) -> Result<PostgresRepo, DbError> {
+/// Opens the database, running the migrations when `migrate` is set.
+pub async fn connect(url: &str, migrate: bool) -> Result<PostgresRepo, DbError> {
     let pool = PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(10))

@@ -27,7 +27,8 @@ impl Backend for Sqlite {
     }
 }
 
-pub(super) async fn connect(url: &str, migrate: bool) -> Result<SqliteRepo, DbError> {
+/// Opens the database, running the migrations when `migrate` is set.
+pub async fn connect(url: &str, migrate: bool) -> Result<SqliteRepo, DbError> {
     let options = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)

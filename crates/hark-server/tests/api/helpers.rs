@@ -58,6 +58,22 @@ pub struct TestUser {
     pub client: Client,
 }
 
+/// A fresh, empty database of `backend`: its URL, the PostgreSQL database to drop afterwards,
+/// and the directory a SQLite file lives in.
+pub async fn test_database(backend: Backend) -> (String, Option<String>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    match backend {
+        Backend::Sqlite => {
+            let url = format!("sqlite://{}/hark.db", dir.path().display());
+            (url, None, dir)
+        }
+        Backend::Postgres => {
+            let name = create_pg_database().await;
+            (format!("{}/{name}", pg_server_url()), Some(name), dir)
+        }
+    }
+}
+
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |_| {}).await
 }
@@ -256,7 +272,7 @@ async fn create_pg_database() -> String {
     name
 }
 
-async fn drop_pg_database(name: &str) {
+pub async fn drop_pg_database(name: &str) {
     let mut admin = pg_admin().await;
     let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
         "DROP DATABASE IF EXISTS {name} WITH (FORCE)"

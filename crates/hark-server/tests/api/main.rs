@@ -9,5 +9,6 @@ mod downloads;
 mod isolation;
 mod listing;
 mod ops;
+mod repository;
 mod storage;
 mod uploads;
