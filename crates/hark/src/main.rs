@@ -18,19 +18,22 @@ struct Cli {
 }
 
 /// Where the server's configuration comes from (for the commands that run server-side).
+/// Global, so they are accepted after a subcommand too: `hark user add EMAIL --data-dir D`
+/// as well as `hark user --data-dir D add EMAIL`.
 #[derive(clap::Args, Clone)]
+#[command(next_help_heading = "Server options")]
 pub struct ServerArgs {
     /// A TOML configuration file.
-    #[arg(long, env = "HARK_CONFIG")]
+    #[arg(long, env = "HARK_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// Address to listen on, e.g. 127.0.0.1:8000.
-    #[arg(long)]
+    #[arg(long, global = true)]
     listen: Option<String>,
     /// Directory for the database, blobs and secrets.
-    #[arg(long)]
+    #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
     /// sqlite://PATH or postgres://USER@HOST/DB.
-    #[arg(long)]
+    #[arg(long, global = true)]
     database_url: Option<String>,
 }
 

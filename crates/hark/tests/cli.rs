@@ -231,6 +231,133 @@ fn shutdown_lets_an_upload_in_flight_finish() {
     assert!(exit.success(), "{exit:?}");
 }
 
+/// `hark` with no `HARK_*` environment, run in `cwd`: flags are the only configuration.
+fn hark_with_flags(cwd: &Path, args: &[&str]) -> std::process::Output {
+    let mut command = Command::new(HARK);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("HARK_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run hark")
+}
+
+#[test]
+fn server_flags_work_before_and_after_the_subcommand() {
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let data = tempfile::tempdir().expect("temp dir");
+    let dir = data.path().to_str().expect("path");
+    let url = format!("sqlite://{dir}/other.db");
+    let config = data.path().join("hark.toml");
+    std::fs::write(&config, format!("data_dir = {dir:?}\n")).expect("config file");
+    let config = config.to_str().expect("path");
+
+    stdout(&hark_with_flags(
+        cwd.path(),
+        &["migrate", "--data-dir", dir],
+    ));
+    assert!(data.path().join("hark.db").exists());
+    let added = stdout(&hark_with_flags(
+        cwd.path(),
+        &[
+            "user",
+            "add",
+            "ann@example.com",
+            "--data-dir",
+            dir,
+            "--password",
+            "correct horse battery",
+        ],
+    ));
+    assert!(added.contains("added ann@example.com"), "{added}");
+    stdout(&hark_with_flags(
+        cwd.path(),
+        &[
+            "user",
+            "--data-dir",
+            dir,
+            "add",
+            "bob@example.com",
+            "--password",
+            "correct horse battery",
+        ],
+    ));
+    stdout(&hark_with_flags(
+        cwd.path(),
+        &[
+            "user",
+            "role",
+            "--config",
+            config,
+            "bob@example.com",
+            "admin",
+        ],
+    ));
+    stdout(&hark_with_flags(
+        cwd.path(),
+        &[
+            "user",
+            "passwd",
+            "bob@example.com",
+            "--password",
+            "a new password",
+            "--data-dir",
+            dir,
+        ],
+    ));
+    let listed = stdout(&hark_with_flags(
+        cwd.path(),
+        &["user", "list", "--data-dir", dir],
+    ));
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(listed.contains("bob@example.com\tadmin"), "{listed}");
+
+    // --database-url after the sub-subcommand wins over the one derived from --data-dir.
+    stdout(&hark_with_flags(
+        cwd.path(),
+        &[
+            "user",
+            "add",
+            "cat@example.com",
+            "--password",
+            "correct horse battery",
+            "--database-url",
+            &url,
+            "--data-dir",
+            dir,
+        ],
+    ));
+    let other = stdout(&hark_with_flags(
+        cwd.path(),
+        &["user", "list", "--data-dir", dir, "--database-url", &url],
+    ));
+    assert_eq!(other.lines().count(), 1, "{other}");
+    assert!(other.contains("cat@example.com"), "{other}");
+    assert!(data.path().join("other.db").exists());
+
+    // --listen after the subcommand is read (and validated) too.
+    let bad = hark_with_flags(
+        cwd.path(),
+        &["user", "list", "--data-dir", dir, "--listen", "nowhere"],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("listen"));
+    stdout(&hark_with_flags(
+        cwd.path(),
+        &["user", "delete", "ann@example.com", "--data-dir", dir],
+    ));
+
+    assert!(
+        std::fs::read_dir(cwd.path()).expect("cwd").next().is_none(),
+        "nothing was written to the default ./data"
+    );
+}
+
 /// One HTTP/1.1 exchange over a plain socket; returns the whole answer.
 fn raw_request(addr: &str, request: &str) -> String {
     use std::io::{Read, Write};

@@ -2,6 +2,7 @@
 //! an `ingest` call. Shared by `POST /api/v1/notes` and the seed-compatible `POST /post`.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_compression::tokio::bufread::GzipDecoder;
@@ -11,10 +12,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use futures_util::TryStreamExt;
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncReadExt;
 use tokio_util::io::{ReaderStream, StreamReader};
 use utoipa::IntoParams;
 
@@ -22,7 +24,7 @@ use crate::domain::User;
 use crate::http::AppState;
 use crate::http::problem::ApiError;
 use crate::http::views;
-use crate::ingest::{Spooled, UploadFields, UploadRequest, spool};
+use crate::ingest::{IngestError, Spooled, UploadFields, UploadRequest, spool};
 use hark_api::ProblemCode;
 
 /// Upload fields given in the query string (form fields may give them too).
@@ -42,6 +44,8 @@ pub struct UploadQuery {
 }
 
 const MAX_FIELD_BYTES: usize = 4096;
+/// What a multipart body may carry beyond the file part: framing and text fields.
+const MAX_FORM_OVERHEAD: u64 = 1024 * 1024;
 
 /// Spools the body, commits it, and answers 201 with `Location` and the note.
 pub async fn receive_upload(
@@ -67,12 +71,18 @@ pub async fn receive_upload(
     };
     let mut delivery = (query.to, query.channel);
     let spooled = if is_multipart(&headers) {
-        let request = if gzip {
-            gunzip_request(request, state.notes.ingest().max_bytes)
-        } else {
-            request
-        };
-        read_form(state, request, &mut fields, &mut delivery).await?
+        let max_bytes = state.notes.ingest().max_bytes;
+        let over = Arc::new(AtomicBool::new(false));
+        let request = form_request(request, gzip, max_bytes, over.clone());
+        read_form(state, request, &mut fields, &mut delivery)
+            .await
+            .map_err(|e| {
+                if over.load(Ordering::Relaxed) {
+                    IngestError::TooLarge { limit: max_bytes }.into()
+                } else {
+                    e
+                }
+            })?
     } else {
         if fields.name.is_none() {
             fields.name = headers
@@ -168,14 +178,64 @@ fn hash_body(request: Request, hasher: Arc<Mutex<Sha256>>) -> Request {
     Request::from_parts(parts, Body::from_stream(hashed))
 }
 
-/// A gunzipping body, cut off just past the size cap: multipart framing adds little, and a
-/// bomb must not be inflated in full only to be discarded.
-fn gunzip_request(request: Request, max_bytes: u64) -> Request {
+/// A multipart body, gunzipped when `gzip`, that fails once it passes the file cap plus room
+/// for the framing and the text fields; `over` records that it did, so the answer is 413 and
+/// not a malformed form. A gzip bomb is never inflated in full: multer reads its input until
+/// it would wait, and inflating never waits, so inflated chunks are handed on one per turn,
+/// as the network would, and the file part's own cap stops the upload early.
+fn form_request(request: Request, gzip: bool, max_bytes: u64, over: Arc<AtomicBool>) -> Request {
     let (parts, body) = request.into_parts();
-    let reader = StreamReader::new(body.into_data_stream().map_err(io::Error::other));
-    let inflated = GzipDecoder::new(tokio::io::BufReader::new(reader))
-        .take(max_bytes.saturating_add(1024 * 1024));
-    Request::from_parts(parts, Body::from_stream(ReaderStream::new(inflated)))
+    let body = body.into_data_stream().map_err(io::Error::other);
+    let body = if gzip {
+        let inflated = GzipDecoder::new(tokio::io::BufReader::new(StreamReader::new(body)));
+        ReaderStream::with_capacity(inflated, 64 * 1024)
+            .then(|chunk| async move {
+                tokio::task::yield_now().await;
+                chunk
+            })
+            .boxed()
+    } else {
+        body.boxed()
+    };
+    let limit = max_bytes.saturating_add(MAX_FORM_OVERHEAD);
+    let capped = futures_util::stream::unfold((body, 0u64), move |(mut body, seen)| {
+        let over = over.clone();
+        async move {
+            if over.load(Ordering::Relaxed) {
+                return None;
+            }
+            let chunk = match body.next().await? {
+                Ok(chunk) => chunk,
+                Err(e) => return Some((Err(e), (body, seen))),
+            };
+            let seen = seen.saturating_add(chunk.len() as u64);
+            if seen > limit {
+                over.store(true, Ordering::Relaxed);
+                drain(&mut body).await;
+                let too_large = io::Error::other(format!("the form exceeds {limit} bytes"));
+                return Some((Err(too_large), (body, seen)));
+            }
+            Some((Ok(chunk), (body, seen)))
+        }
+    });
+    Request::from_parts(parts, Body::from_stream(capped))
+}
+
+/// Reads and discards a bounded amount of what the client is still sending, so that a client
+/// still writing reads the 413 instead of a reset (as the spool does for the file part).
+async fn drain(body: &mut BoxStream<'static, io::Result<Bytes>>) {
+    const DRAIN_BYTES: usize = 8 * 1024 * 1024;
+    const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+    let swallow = async {
+        let mut drained = 0;
+        while let Some(Ok(chunk)) = body.next().await {
+            drained += chunk.len();
+            if drained >= DRAIN_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, swallow).await;
 }
 
 /// Reads a multipart form: spools the `file` part, collects the text fields wherever they
