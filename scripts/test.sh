@@ -27,9 +27,15 @@ if ! reachable 5432; then
 fi
 
 # The corpus of real audio files the tests check against (ffprobe is the oracle).
+# Made in a scratch directory and moved into place, so an interrupted run leaves no half corpus.
 corpus=${HARK_CORPUS:-target/corpus}
 if [ ! -f "$corpus/manifest.tsv" ]; then
-  bash ../shared/corpus/make_corpus.sh "$corpus"
+  mkdir -p "$(dirname "$corpus")"
+  scratch="$corpus.tmp$$"
+  rm -rf "$scratch"
+  bash tests/corpus/make_corpus.sh "$scratch"
+  rmdir "$corpus" 2>/dev/null || true
+  mv -T "$scratch" "$corpus"
 fi
 export HARK_CORPUS=$(cd "$corpus" && pwd)
 

@@ -57,7 +57,7 @@ fn corpus_wav() -> std::path::PathBuf {
         std::env::var_os("HARK_CORPUS").map_or_else(|| root.join("target/corpus"), Into::into);
     if !dir.join("manifest.tsv").exists() {
         let status = Command::new("bash")
-            .arg(root.join("../shared/corpus/make_corpus.sh"))
+            .arg(root.join("tests/corpus/make_corpus.sh"))
             .arg(&dir)
             .status()
             .expect("corpus");

@@ -1,6 +1,6 @@
 //! Finds (or makes) the shared audio corpus the tests use as their oracle.
 //!
-//! The corpus is real audio made by `shared/corpus/make_corpus.sh` (espeak-ng, sox, ffmpeg) with
+//! The corpus is real audio made by `tests/corpus/make_corpus.sh` (espeak-ng, sox, ffmpeg) with
 //! ffprobe's view of every file in `manifest.tsv`. It lives outside the repository because it is
 //! generated; `HARK_CORPUS` points elsewhere if wanted.
 
@@ -33,7 +33,7 @@ pub fn corpus_dir() -> &'static Path {
             .map(PathBuf::from)
             .unwrap_or_else(|| workspace.join("target/corpus"));
         if !dir.join("manifest.tsv").is_file() {
-            generate(&workspace.join("../shared/corpus/make_corpus.sh"), &dir);
+            generate(&workspace.join("tests/corpus/make_corpus.sh"), &dir);
         }
         dir
     })

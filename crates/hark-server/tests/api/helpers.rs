@@ -262,7 +262,7 @@ async fn drop_pg_database(name: &str) {
         .await;
 }
 
-/// The corpus of real audio files, made by `shared/corpus/make_corpus.sh` when missing.
+/// The corpus of real audio files, made by `tests/corpus/make_corpus.sh` when missing.
 pub fn corpus() -> PathBuf {
     static CORPUS: OnceLock<PathBuf> = OnceLock::new();
     CORPUS
@@ -271,7 +271,7 @@ pub fn corpus() -> PathBuf {
             let dir = std::env::var_os("HARK_CORPUS")
                 .map_or_else(|| root.join("target/corpus"), PathBuf::from);
             if !dir.join("manifest.tsv").exists() {
-                let script = root.join("../shared/corpus/make_corpus.sh");
+                let script = root.join("tests/corpus/make_corpus.sh");
                 let status = std::process::Command::new("bash")
                     .arg(&script)
                     .arg(&dir)
