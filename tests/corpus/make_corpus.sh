@@ -13,6 +13,7 @@
 # (duration_seconds and decoded_seconds are explained where the manifest is written, below).
 # OUT_DIR/texts.tsv lists the sentences spoken (text_id, text), for speech-to-text checks.
 # OUT_DIR/bad/ holds inputs that must be refused (415), with bad/README listing why.
+# OUT_DIR/make_corpus.sh is a copy of this script, to tell a corpus made by an older one.
 set -euo pipefail
 out=${1:?usage: make_corpus.sh OUT_DIR}
 mkdir -p "$out/bad"
@@ -76,7 +77,7 @@ enc long long_pcm16.wav   -ar 16000 -ac 1 -c:a pcm_s16le
 printf 'file\tformat_name\tcodec\tsample_rate\tchannels\tduration_seconds\ttext_id\tdecoded_seconds\n' > "$out/manifest.tsv"
 for f in "$out"/*.*; do
   base=${f##*/}
-  case $base in manifest.tsv|texts.tsv) continue ;; esac
+  case $base in manifest.tsv|texts.tsv|make_corpus.sh) continue ;; esac
   info=$(ffprobe -v error -select_streams a:0 -show_entries stream=codec_name,sample_rate,channels \
          -show_entries format=format_name,duration -of default=nw=1 "$f")
   get() { printf '%s\n' "$info" | sed -n "s/^$1=//p" | head -1; }
@@ -108,4 +109,6 @@ truncated_head.mp3  the first 200 bytes of an MP3
 random.mp3        random bytes
 png_named.mp3     a PNG signature followed by noise
 TXT
+# The script that made the corpus goes with it: when the script changes, the corpus is stale.
+cp "${BASH_SOURCE[0]}" "$out/make_corpus.sh"
 echo "corpus: $(($(wc -l < "$out/manifest.tsv") - 1)) good files, $(ls "$out/bad" | grep -vc README) bad files in $out"

@@ -6,14 +6,16 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Makes sure `dir` holds a finished corpus, running `script` into it if not.
+/// Makes sure `dir` holds a finished corpus made by this `script`, running it if not.
 ///
 /// Processes take turns through an exclusive lock on `<dir>.lock` (released by the kernel if the
 /// holder dies, so it never goes stale); whoever gets it second finds the corpus made. The script
 /// writes into a scratch directory that is renamed into place, so an interrupted run never leaves
-/// a half corpus that would pass for a whole one.
+/// a half corpus that would pass for a whole one. The script leaves a copy of itself in the
+/// corpus; a corpus made by another version of it is made again, so that files the script has
+/// gained since are tested.
 pub(crate) fn ensure(dir: &Path, script: &Path) {
-    if is_complete(dir) {
+    if is_current(dir, script) {
         return;
     }
     if let Some(parent) = dir.parent() {
@@ -28,7 +30,7 @@ pub(crate) fn ensure(dir: &Path, script: &Path) {
         .unwrap_or_else(|e| panic!("open {}: {e}", lock_path.display()));
     lock.lock()
         .unwrap_or_else(|e| panic!("lock {}: {e}", lock_path.display()));
-    if is_complete(dir) {
+    if is_current(dir, script) {
         return;
     }
     assert!(
@@ -48,8 +50,10 @@ pub(crate) fn ensure(dir: &Path, script: &Path) {
         let _ = fs::remove_dir_all(&scratch);
         panic!("{} failed: {status}", script.display());
     }
-    // An empty directory (made by hand or by a tool) holds no corpus; anything else in the way
-    // is not ours to delete, and the rename below says so.
+    // A stale corpus makes way; so does an empty directory (made by hand or by a tool). Anything
+    // else in the way is not ours to delete, and the rename below says so.
+    let stale = sibling(dir, &format!(".old{}", std::process::id()));
+    let moved = is_complete(dir) && fs::rename(dir, &stale).is_ok();
     let _ = fs::remove_dir(dir);
     if let Err(e) = fs::rename(&scratch, dir) {
         panic!(
@@ -59,11 +63,24 @@ pub(crate) fn ensure(dir: &Path, script: &Path) {
             dir.display()
         );
     }
+    if moved {
+        let _ = fs::remove_dir_all(&stale);
+    }
     assert!(is_complete(dir), "{} left no manifest", script.display());
 }
 
 fn is_complete(dir: &Path) -> bool {
     dir.join("manifest.tsv").is_file()
+}
+
+/// Whether `dir` is a finished corpus made by this very `script` (or the script is gone, and
+/// the corpus is all there is).
+fn is_current(dir: &Path, script: &Path) -> bool {
+    is_complete(dir)
+        && match fs::read(script) {
+            Ok(ours) => fs::read(dir.join("make_corpus.sh")).is_ok_and(|theirs| theirs == ours),
+            Err(_) => true,
+        }
 }
 
 /// `dir` with `suffix` appended to its last component: `target/corpus` → `target/corpus.lock`.
@@ -81,7 +98,7 @@ mod tests {
     fn fake_generator(root: &Path) -> PathBuf {
         let script = root.join("make.sh");
         let body = format!(
-            "set -e\necho run >> {runs}\nsleep 0.3\nmkdir -p \"$1\"\nprintf 'file\\n' > \"$1/manifest.tsv\"\n",
+            "set -e\necho run >> {runs}\nsleep 0.3\nmkdir -p \"$1\"\nprintf 'file\\n' > \"$1/manifest.tsv\"\ncp \"$0\" \"$1/make_corpus.sh\"\n",
             runs = root.join("runs").display()
         );
         fs::write(&script, body).expect("write script");
@@ -106,6 +123,23 @@ mod tests {
         assert_eq!(runs(root.path()), 1);
         ensure(&dir, &script);
         assert_eq!(runs(root.path()), 1, "a finished corpus is left alone");
+    }
+
+    #[test]
+    fn a_corpus_made_by_another_version_of_the_script_is_made_again() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let script = fake_generator(root.path());
+        let dir = root.path().join("corpus");
+        ensure(&dir, &script);
+        fs::write(dir.join("old-only"), "").expect("mark the old corpus");
+        let mut changed = fs::read_to_string(&script).expect("read script");
+        changed.push_str("# now with more files\n");
+        fs::write(&script, changed).expect("change script");
+        ensure(&dir, &script);
+        assert_eq!(runs(root.path()), 2);
+        assert!(!dir.join("old-only").exists(), "the old corpus is gone");
+        assert!(is_current(&dir, &script));
+        assert!(!sibling(&dir, &format!(".old{}", std::process::id())).exists());
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! The corpus is real audio made by `tests/corpus/make_corpus.sh` (espeak-ng, sox, ffmpeg), with
 //! ffprobe's view of every good file in `manifest.tsv`, inputs that must be refused in `bad/`,
 //! and the spoken sentences in `texts.tsv`. It is generated, so it lives in
-//! `<workspace>/target/corpus`, or wherever `HARK_CORPUS` points, and is made on first use.
+//! `<workspace>/target/corpus`, or wherever `HARK_CORPUS` points, and is made on first use, and
+//! made again when the script has changed since.
 
 mod generate;
 mod manifest;
