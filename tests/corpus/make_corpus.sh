@@ -68,10 +68,27 @@ enc long long_opus.ogg    -ar 48000 -ac 1 -c:a libopus -b:a 24k
 enc long long_aac.m4a     -ar 44100 -ac 1 -c:a aac -b:a 48k
 enc long long_pcm16.wav   -ar 16000 -ac 1 -c:a pcm_s16le
 
+# Ogg streams that do not start at zero, as when recording joins a live stream (RFC 7845 §4.3;
+# the Vorbis I spec, appendix A.2): the packets of t2_opus24.ogg and t3_vorbis.ogg, copied with
+# every granule position 10 s higher (-output_ts_offset). The first audio page's granule position
+# is then 10 s plus the samples on it; the length still counts from the first sample, not zero.
+live() { # live SRC NAME
+  ffmpeg -nostdin -loglevel error -y -i "$out/$1" -c copy -output_ts_offset 10 "$out/$2"
+  local start; start=$(ffprobe -v error -show_entries format=start_time -of csv=p=0 "$out/$2")
+  awk -v s="$start" 'BEGIN { exit !(s > 9.9) }' ||
+    { echo "make_corpus.sh: $2 should start 10 s in, ffprobe says $start" >&2; exit 1; }
+}
+live t2_opus24.ogg t2_opus24_live.ogg
+live t3_vorbis.ogg t3_vorbis_live.ogg
+
 # The manifest: ffprobe is the oracle, with two refinements a server must match as well.
 # - duration_seconds is ffprobe's container duration, except where ffprobe only estimates it from the
 #   first frame's bitrate (MP3 with no Xing/VBRI header: it says "Estimating duration from bitrate");
 #   there it is the end of the last packet (ffprobe -show_packets), the real length.
+#   And where an Ogg stream starts above zero (ffprobe's start_time > 0, the *_live.ogg files),
+#   ffmpeg 5.1 leaves the time before the start in an Opus stream's duration (it takes it out for
+#   Vorbis); there it is the span of the packets, from the start of the first to the end of the
+#   last, which is what ffprobe says of the same stream starting at zero.
 # - decoded_seconds is what ffmpeg decodes, with the encoder delay and padding that the file declares
 #   removed (LAME gapless tag, Opus pre-skip, MP4 edit lists). A server may report either figure.
 printf 'file\tformat_name\tcodec\tsample_rate\tchannels\tduration_seconds\ttext_id\tdecoded_seconds\n' > "$out/manifest.tsv"
@@ -79,12 +96,15 @@ for f in "$out"/*.*; do
   base=${f##*/}
   case $base in manifest.tsv|texts.tsv|make_corpus.sh) continue ;; esac
   info=$(ffprobe -v error -select_streams a:0 -show_entries stream=codec_name,sample_rate,channels \
-         -show_entries format=format_name,duration -of default=nw=1 "$f")
+         -show_entries format=format_name,duration,start_time -of default=nw=1 "$f")
   get() { printf '%s\n' "$info" | sed -n "s/^$1=//p" | head -1; }
+  packets() { ffprobe -v error -select_streams a:0 -show_entries packet=pts_time,duration_time -of csv=p=0 "$f"; }
   duration=$(get duration)
   if ffprobe -v warning "$f" 2>&1 | grep -q 'Estimating duration from bitrate'; then
-    duration=$(ffprobe -v error -select_streams a:0 -show_entries packet=pts_time,duration_time -of csv=p=0 "$f" |
-               awk -F, '$1 != "N/A" { e = $1 + $2; if (e > m) m = e } END { printf "%.6f", m }')
+    duration=$(packets | awk -F, '$1 != "N/A" { e = $1 + $2; if (e > m) m = e } END { printf "%.6f", m }')
+  elif [ "$(get format_name)" = ogg ] && awk -v s="$(get start_time)" 'BEGIN { exit !(s > 0) }'; then
+    duration=$(packets | awk -F, '$1 != "" && $1 != "N/A" { e = $1 + $2; if (e > m) m = e; if (!n++ || $1 < s) s = $1 }
+                                  END { printf "%.6f", m - s }')
   fi
   sr=$(get sample_rate); ch=$(get channels)
   decoded=$(ffmpeg -nostdin -v error -i "$f" -map 0:a:0 -f f32le -c:a pcm_f32le - | wc -c |

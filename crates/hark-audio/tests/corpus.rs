@@ -70,7 +70,7 @@ fn check(entry: &Entry) -> (String, Vec<String>) {
 fn good_files_match_ffprobe() {
     let entries = manifest();
     assert!(
-        entries.len() >= 16,
+        entries.len() >= 18,
         "manifest lists only {} files",
         entries.len()
     );
