@@ -26,10 +26,18 @@ if ! reachable 5432; then
   reachable 5432 || { echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
 fi
 
-# The corpus of real audio files the tests check against (ffprobe is the oracle).
+# The corpus of real audio files the tests check against (ffprobe is the oracle), made again
+# when the generator has changed since (the corpus keeps a copy of it). Made in a scratch
+# directory and moved into place, so an interrupted run leaves no half corpus.
 corpus=${HARK_CORPUS:-target/corpus}
-if [ ! -f "$corpus/manifest.tsv" ]; then
-  bash ../shared/corpus/make_corpus.sh "$corpus"
+if [ ! -f "$corpus/manifest.tsv" ] || ! cmp -s tests/corpus/make_corpus.sh "$corpus/make_corpus.sh"; then
+  mkdir -p "$(dirname "$corpus")"
+  scratch="$corpus.tmp$$"
+  rm -rf "$scratch"
+  bash tests/corpus/make_corpus.sh "$scratch"
+  if [ -f "$corpus/manifest.tsv" ]; then rm -rf "$corpus"; fi
+  rmdir "$corpus" 2>/dev/null || true
+  mv -T "$scratch" "$corpus"
 fi
 export HARK_CORPUS=$(cd "$corpus" && pwd)
 

@@ -23,6 +23,9 @@ pub(crate) struct Stream {
     pub sample_rate: u32,
     pub channels: u16,
     pub duration: f64,
+    /// Where the audio starts on the stream's timeline, in seconds: above zero for a stream cut
+    /// from a live one. Readers that do not tell say 0.
+    pub start: f64,
 }
 
 /// Stop decoding after this many packets even if they hold less than a second.
@@ -240,6 +243,7 @@ fn scan(
         sample_rate,
         channels,
         duration,
+        start: start.min(end),
     })
 }
 

@@ -232,6 +232,7 @@ fn probe_webm(mut file: File, size: u64) -> Result<demux::Stream, ProbeError> {
         sample_rate: opus::OPUS_RATE,
         channels: head.channels,
         duration,
+        start: 0.0,
     })
 }
 
@@ -239,7 +240,8 @@ fn probe_webm(mut file: File, size: u64) -> Result<demux::Stream, ProbeError> {
 const OGG_PACKETS: usize = 402;
 
 /// Ogg: Opus is checked by hand; Vorbis and FLAC are decoded by symphonia. Either way the length
-/// is the last granule position, as ffprobe computes it.
+/// runs from the first sample to the last granule position, as ffprobe computes it: a stream cut
+/// from a live one starts above zero.
 fn probe_ogg(mut file: File, size: u64) -> Result<demux::Stream, ProbeError> {
     file.rewind()?;
     let mut reader = BufReader::new(file);
@@ -249,8 +251,14 @@ fn probe_ogg(mut file: File, size: u64) -> Result<demux::Stream, ProbeError> {
         "opus" => ogg_opus(&scan),
         "vorbis" | "flac" => {
             let mut stream = demux::probe(Format::Ogg, reader.into_inner(), 0)?;
+            // symphonia finds where the audio starts (the first audio page's granule position
+            // less the samples on it), but its end overshoots by the delay it adds to a stream
+            // that starts at zero; the last granule position is exact.
             if let Some(granule) = scan.last_granule.filter(|&g| g > 0) {
-                stream.duration = granule as f64 / f64::from(stream.sample_rate);
+                let duration = granule as f64 / f64::from(stream.sample_rate) - stream.start;
+                if duration > 0.0 {
+                    stream.duration = duration;
+                }
             }
             Ok(stream)
         }
@@ -284,8 +292,11 @@ fn ogg_opus(scan: &ogg::OggScan) -> Result<demux::Stream, ProbeError> {
             break;
         }
     }
+    // OpusHead and OpusTags come first; the pre-skip counts from the first sample.
+    let start = scan.start_granule(2, |p| opus::packet_samples(p).map_or(0, u64::from));
+    let first = start + u64::from(head.pre_skip);
     let granule = scan.last_granule.unwrap_or(0);
-    if good == 0 || granule <= u64::from(head.pre_skip) {
+    if good == 0 || granule <= first {
         return Err(unsupported(demux::no_audio(Format::Ogg, "opus")));
     }
     if bad > good {
@@ -297,7 +308,8 @@ fn ogg_opus(scan: &ogg::OggScan) -> Result<demux::Stream, ProbeError> {
         codec: "opus".into(),
         sample_rate: opus::OPUS_RATE,
         channels: head.channels,
-        duration: (granule - u64::from(head.pre_skip)) as f64 / f64::from(opus::OPUS_RATE),
+        duration: (granule - first) as f64 / f64::from(opus::OPUS_RATE),
+        start: start as f64 / f64::from(opus::OPUS_RATE),
     })
 }
 
@@ -348,6 +360,36 @@ mod tests {
             assert!(
                 got.contains(want),
                 "{bytes:?}: {got:?} does not mention {want:?}"
+            );
+        }
+    }
+
+    /// Ogg Opus of 50 packets of 20 ms (1 s) with a pre-skip of 312, whose first audio page
+    /// ends at `first_granule`.
+    fn ogg_opus_file(first_granule: u64) -> Vec<u8> {
+        use ogg::tests::page;
+        let packet: &[u8] = &[19 << 3, 1, 2, 3];
+        let mut file = page(7, 2, 0, &[b"OpusHead\x01\x01\x38\x01\x80\xBB\0\0\0\0\0"]);
+        file.extend(page(7, 0, 0, &[b"OpusTags"]));
+        file.extend(page(7, 0, first_granule, &[packet; 25]));
+        file.extend(page(7, 4, first_granule + 24_000, &[packet; 25]));
+        file
+    }
+
+    #[test]
+    fn ogg_opus_cut_from_a_live_stream_lasts_as_long_as_its_packets() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let expected = (48_000.0 - 312.0) / 48_000.0;
+        // From zero, and 10 s into a live stream: the same audio.
+        for start in [0, 480_000] {
+            let path = dir.path().join(format!("{start}.ogg"));
+            std::fs::write(&path, ogg_opus_file(start + 24_000)).expect("write");
+            let info = probe_file(&path).expect("probe");
+            assert_eq!((info.format, info.codec.as_str()), (Format::Ogg, "opus"));
+            assert!(
+                (info.duration_seconds - expected).abs() < 1e-9,
+                "start {start}: {} s, expected {expected} s",
+                info.duration_seconds
             );
         }
     }

@@ -1,10 +1,8 @@
 //! The corpus as oracle: every good file must probe as ffprobe sees it, every bad one must be
 //! refused with a sensible description, and no prefix of a good file may panic.
 
-mod common;
-
-use common::{Entry, bad_files, corpus_dir, manifest};
 use hark_audio::{Format, ProbeError, probe_file};
+use hark_testkit::{Entry, bad_files, manifest};
 use std::fmt::Write as _;
 
 fn expected_format(format_name: &str) -> Option<Format> {
@@ -26,7 +24,7 @@ fn close(probed: f64, oracle: f64) -> bool {
 
 /// Everything wrong with one file's probe, or nothing.
 fn check(entry: &Entry) -> (String, Vec<String>) {
-    let path = corpus_dir().join(&entry.file);
+    let path = entry.path();
     let info = match probe_file(&path) {
         Ok(info) => info,
         Err(e) => return ("error".into(), vec![format!("probe failed: {e}")]),
@@ -72,7 +70,7 @@ fn check(entry: &Entry) -> (String, Vec<String>) {
 fn good_files_match_ffprobe() {
     let entries = manifest();
     assert!(
-        entries.len() >= 16,
+        entries.len() >= 18,
         "manifest lists only {} files",
         entries.len()
     );
@@ -140,7 +138,7 @@ fn truncated_files_never_panic() {
     let scratch = tempfile::tempdir().expect("tempdir");
     let mut failures = String::new();
     for entry in manifest() {
-        let bytes = std::fs::read(corpus_dir().join(&entry.file)).expect("read corpus file");
+        let bytes = entry.bytes();
         let len = bytes.len();
         for cut in [0, 1, 10, 100, 1000, 5000, len / 2, len.saturating_sub(1)] {
             let cut = cut.min(len);
@@ -178,7 +176,7 @@ fn corrupted_headers_never_panic() {
         .unwrap_or(40);
     let mut failures = String::new();
     for entry in manifest() {
-        let original = std::fs::read(corpus_dir().join(&entry.file)).expect("read corpus file");
+        let original = entry.bytes();
         for round in 0..rounds {
             let mut bytes = original.clone();
             let span = bytes.len().min(4096) as u64;

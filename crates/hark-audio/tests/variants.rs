@@ -1,11 +1,9 @@
-//! Variants the shared corpus lacks but clients send: browser-style WebM (no Duration), RF64,
+//! Variants the corpus lacks but clients send: browser-style WebM (no Duration), RF64,
 //! tagged MP3s, fragmented MP4, and formats we must name when refusing them. Made from a corpus
 //! file with ffmpeg; skipped when ffmpeg is missing.
 
-mod common;
-
-use common::corpus_dir;
 use hark_audio::{Format, ProbeError, probe_file};
+use hark_testkit::corpus_file;
 use lofty::config::WriteOptions;
 use lofty::tag::{ItemKey, Tag, TagExt, TagType};
 use std::path::{Path, PathBuf};
@@ -18,7 +16,7 @@ const SOURCE_SECONDS: f64 = 4.875125;
 /// Runs ffmpeg on the source speech; `None` if ffmpeg is unavailable or refuses.
 fn ffmpeg(dir: &Path, name: &str, args: &[&str], piped: bool) -> Option<PathBuf> {
     let out = dir.join(name);
-    let src = corpus_dir().join(SOURCE);
+    let src = corpus_file(SOURCE);
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-nostdin", "-loglevel", "error", "-y", "-i"])
         .arg(&src)
@@ -167,7 +165,7 @@ fn refused_variants_are_named() {
 fn tagged_mp3_with_large_id3v2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("tagged.mp3");
-    std::fs::copy(corpus_dir().join("t5_cbr64.mp3"), &path).expect("copy");
+    std::fs::copy(corpus_file("t5_cbr64.mp3"), &path).expect("copy");
     let before = probe_file(&path).expect("probe untagged");
     let mut tag = Tag::new(TagType::Id3v2);
     tag.insert_text(ItemKey::TrackTitle, "Delivery".into());

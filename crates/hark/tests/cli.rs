@@ -52,18 +52,7 @@ fn serve(data_dir: &Path) -> (Child, String) {
 }
 
 fn corpus_wav() -> std::path::PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir =
-        std::env::var_os("HARK_CORPUS").map_or_else(|| root.join("target/corpus"), Into::into);
-    if !dir.join("manifest.tsv").exists() {
-        let status = Command::new("bash")
-            .arg(root.join("../shared/corpus/make_corpus.sh"))
-            .arg(&dir)
-            .status()
-            .expect("corpus");
-        assert!(status.success());
-    }
-    dir.join("t1_pcm16_16k.wav")
+    hark_testkit::corpus_file("t1_pcm16_16k.wav")
 }
 
 #[test]

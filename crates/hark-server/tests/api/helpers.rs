@@ -281,68 +281,12 @@ pub async fn drop_pg_database(name: &str) {
     .await;
 }
 
-/// The corpus of real audio files, made by `shared/corpus/make_corpus.sh` when missing.
+/// The corpus of real audio files (hark-testkit makes it when missing).
 pub fn corpus() -> PathBuf {
-    static CORPUS: OnceLock<PathBuf> = OnceLock::new();
-    CORPUS
-        .get_or_init(|| {
-            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-            let dir = std::env::var_os("HARK_CORPUS")
-                .map_or_else(|| root.join("target/corpus"), PathBuf::from);
-            if !dir.join("manifest.tsv").exists() {
-                let script = root.join("../shared/corpus/make_corpus.sh");
-                let status = std::process::Command::new("bash")
-                    .arg(&script)
-                    .arg(&dir)
-                    .status()
-                    .expect("run make_corpus.sh");
-                assert!(status.success(), "make_corpus.sh failed");
-            }
-            dir
-        })
-        .clone()
+    hark_testkit::corpus_dir().to_path_buf()
 }
 
-/// One good corpus file, as the manifest describes it.
-#[derive(Debug, Clone)]
-pub struct CorpusFile {
-    pub file: String,
-    pub format_name: String,
-    pub codec: String,
-    pub sample_rate: u32,
-    pub channels: u16,
-    pub duration_seconds: f64,
-    pub decoded_seconds: f64,
-}
-
-impl CorpusFile {
-    pub fn path(&self) -> PathBuf {
-        corpus().join(&self.file)
-    }
-
-    pub fn bytes(&self) -> Vec<u8> {
-        std::fs::read(self.path()).expect("corpus file")
-    }
-}
-
-pub fn manifest() -> Vec<CorpusFile> {
-    let text = std::fs::read_to_string(corpus().join("manifest.tsv")).expect("manifest");
-    text.lines()
-        .skip(1)
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split('\t').collect();
-            Some(CorpusFile {
-                file: f.first()?.to_string(),
-                format_name: f.get(1)?.to_string(),
-                codec: f.get(2)?.to_string(),
-                sample_rate: f.get(3)?.parse().ok()?,
-                channels: f.get(4)?.parse().ok()?,
-                duration_seconds: f.get(5)?.parse().ok()?,
-                decoded_seconds: f.get(7)?.parse().ok()?,
-            })
-        })
-        .collect()
-}
+pub use hark_testkit::manifest;
 
 /// A small good file for tests that only need some audio.
 pub fn sample(name: &str) -> Vec<u8> {

@@ -1,0 +1,79 @@
+//! Test support shared by the workspace's test binaries: the audio corpus they use as their
+//! oracle.
+//!
+//! The corpus is real audio made by `tests/corpus/make_corpus.sh` (espeak-ng, sox, ffmpeg), with
+//! ffprobe's view of every good file in `manifest.tsv`, inputs that must be refused in `bad/`,
+//! and the spoken sentences in `texts.tsv`. It is generated, so it lives in
+//! `<workspace>/target/corpus`, or wherever `HARK_CORPUS` points, and is made on first use, and
+//! made again when the script has changed since.
+
+mod generate;
+mod manifest;
+
+pub use manifest::{Entry, Text, parse_manifest, parse_texts};
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The corpus directory, generated on first use if missing (once per process, and only by one
+/// process at a time).
+pub fn corpus_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::var_os("HARK_CORPUS")
+            .map_or_else(|| workspace_root().join("target/corpus"), PathBuf::from);
+        generate::ensure(&dir, &generator());
+        dir
+    })
+}
+
+/// The root of the workspace this crate belongs to.
+pub fn workspace_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .ancestors()
+        .nth(2)
+        .unwrap_or(manifest_dir)
+        .to_path_buf()
+}
+
+/// The script that makes the corpus.
+pub fn generator() -> PathBuf {
+    workspace_root().join("tests/corpus/make_corpus.sh")
+}
+
+/// The path of one corpus file, e.g. `corpus_file("t1_pcm16_16k.wav")`.
+pub fn corpus_file(name: &str) -> PathBuf {
+    corpus_dir().join(name)
+}
+
+/// The good files listed in the manifest.
+pub fn manifest() -> Vec<Entry> {
+    let path = corpus_file("manifest.tsv");
+    let text = read(&path);
+    parse_manifest(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The files in `bad/`, except its README, sorted.
+pub fn bad_files() -> Vec<PathBuf> {
+    let bad = corpus_file("bad");
+    let entries = std::fs::read_dir(&bad)
+        .unwrap_or_else(|e| panic!("read {}: {e}", bad.display()))
+        .map(|e| e.expect("read a directory entry of bad/").path());
+    let mut files: Vec<PathBuf> = entries
+        .filter(|p| p.file_name().is_some_and(|n| n != "README"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The sentences spoken in the corpus, by text id.
+pub fn texts() -> Vec<Text> {
+    let path = corpus_file("texts.tsv");
+    let text = read(&path);
+    parse_texts(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
