@@ -58,6 +58,7 @@ impl App {
         };
         let maintenance =
             Maintenance::new(&config, repos.clone(), store.clone(), collector.clone());
+        maintenance.startup().await;
         let listener = TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;

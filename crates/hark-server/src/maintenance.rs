@@ -60,20 +60,24 @@ impl Maintenance {
         }
     }
 
-    /// Runs until cancelled: reconciles at once (at start-up, an exclusive store's unknown
-    /// blobs need no grace: no upload of this process is under way yet), then collects on
-    /// every wake-up or tick.
-    pub async fn run(self, stop: CancellationToken) {
-        let startup_grace = if self.store.exclusive() {
+    /// The start-up pass, before any request is served: an exclusive store's blobs that no
+    /// row knows belong to uploads a crash interrupted (no upload of this process is under way
+    /// yet), so they go at once; a shared store's wait for the grace period.
+    pub async fn startup(&self) {
+        let grace = if self.store.exclusive() {
             0
         } else {
             self.orphan_grace_seconds
         };
         self.report(
-            self.reconcile_with_grace(startup_grace)
+            self.reconcile_with_grace(grace)
                 .await
                 .map(|r| format!("{r:?}")),
         );
+    }
+
+    /// Runs until cancelled: collects on every wake-up or tick, and reconciles periodically.
+    pub async fn run(self, stop: CancellationToken) {
         let mut gc = tokio::time::interval(self.gc_interval);
         let mut reconcile = tokio::time::interval(self.reconcile_interval);
         reconcile.tick().await;

@@ -444,6 +444,15 @@ async fn a_service_token_reads_notes_only_with_the_notes_read_scope(backend: Bac
         "forbidden",
     )
     .await;
+    let delete = app
+        .http
+        .delete(app.url(&format!("/api/v1/notes/{}", note.id)))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .expect("request");
+    assert_problem(delete, 403, "forbidden").await;
+    // Last: the refused upload's body is left unread, which ends its connection.
     let upload = app
         .http
         .post(app.url("/api/v1/notes"))
@@ -453,14 +462,6 @@ async fn a_service_token_reads_notes_only_with_the_notes_read_scope(backend: Bac
         .await
         .expect("request");
     assert_problem(upload, 403, "forbidden").await;
-    let delete = app
-        .http
-        .delete(app.url(&format!("/api/v1/notes/{}", note.id)))
-        .bearer_auth(&reader)
-        .send()
-        .await
-        .expect("request");
-    assert_problem(delete, 403, "forbidden").await;
     app.stop().await;
 }
 

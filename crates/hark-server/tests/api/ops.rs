@@ -179,3 +179,42 @@ fn the_openapi_document_matches_its_snapshot() {
         "the OpenAPI document changed; review it and refresh the snapshot with UPDATE_SNAPSHOTS=1"
     );
 }
+
+/// The README's table of scopes and the OpenAPI document's `bearer` scopes say the same.
+#[test]
+fn the_readme_scope_table_matches_the_openapi_document() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("README");
+    let section = readme
+        .split("## Service tokens and scopes")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("the scopes section");
+    let mut documented: Vec<(String, String)> = section
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let route = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            let scope = cells.get(2)?.strip_prefix('`')?.strip_suffix('`')?;
+            Some((route.to_owned(), scope.to_owned()))
+        })
+        .collect();
+    documented.sort();
+
+    let (_, openapi) = hark_server::http::api();
+    let doc = serde_json::to_value(&openapi).expect("json");
+    let mut declared = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("item") {
+            for requirement in operation["security"].as_array().into_iter().flatten() {
+                for scope in requirement["bearer"].as_array().into_iter().flatten() {
+                    let route = format!("{} {path}", method.to_uppercase());
+                    declared.push((route, scope.as_str().unwrap_or_default().to_owned()));
+                }
+            }
+        }
+    }
+    declared.sort();
+    assert!(!declared.is_empty());
+    assert_eq!(documented, declared);
+}
