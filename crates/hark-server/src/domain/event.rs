@@ -44,14 +44,3 @@ pub struct LoggedEvent {
     pub data: EventData,
     pub audience: Vec<UserId>,
 }
-
-impl LoggedEvent {
-    pub fn to_api(&self) -> hark_api::Event {
-        hark_api::Event {
-            seq: self.seq,
-            id: self.id.clone(),
-            created_at: self.created_at.to_rfc3339(),
-            data: self.data.clone(),
-        }
-    }
-}

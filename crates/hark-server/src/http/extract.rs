@@ -63,23 +63,22 @@ pub fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
     Ok(Some(credential.trim()))
 }
 
-/// `?access_token=`: browsers cannot set headers on `<audio>`, EventSource or WebSocket.
-fn query_token(parts: &Parts) -> Option<String> {
-    let query = parts.uri.query()?;
-    url_pairs(query).find_map(|(k, v)| (k == "access_token").then_some(v))
+/// Credentials a URL can carry: `?access_token=` (browsers cannot set headers on `<audio>`,
+/// EventSource or WebSocket) and a signed link's `expires` and `sig`.
+#[derive(Default, serde::Deserialize)]
+struct UrlCredentials {
+    access_token: Option<String>,
+    expires: Option<String>,
+    sig: Option<String>,
 }
 
-fn url_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    query.split('&').filter_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(&s.replace('+', " "))
-                .decode_utf8()
-                .ok()
-                .map(|c| c.into_owned())
-        };
-        Some((decode(k)?, decode(v)?))
-    })
+impl UrlCredentials {
+    /// Unreadable query strings carry no credential; the route's own query extractor says why.
+    fn of(parts: &Parts) -> UrlCredentials {
+        axum::extract::Query::try_from_uri(&parts.uri)
+            .map(|q| q.0)
+            .unwrap_or_default()
+    }
 }
 
 /// Where a route accepts its credential from.
@@ -94,9 +93,9 @@ enum Source {
 async fn principal(parts: &Parts, state: &AppState, source: Source) -> Result<Principal, ApiError> {
     let token = match (bearer(parts)?, source) {
         (Some(token), _) => token.to_owned(),
-        (None, Source::HeaderOrQuery) => {
-            query_token(parts).ok_or_else(|| ApiError::unauthorized("missing bearer token"))?
-        }
+        (None, Source::HeaderOrQuery) => UrlCredentials::of(parts)
+            .access_token
+            .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?,
         (None, Source::Header) => return Err(ApiError::unauthorized("missing bearer token")),
     };
     Ok(state.auth.authenticate(&token).await?)
@@ -174,18 +173,11 @@ impl FromRequestParts<AppState> for AudioAccess {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let query = parts.uri.query().unwrap_or_default();
-        let (mut expires, mut sig, mut signed) = (None, None, false);
-        for (key, value) in url_pairs(query) {
-            match key.as_str() {
-                "expires" => (expires, signed) = (value.parse().ok(), true),
-                "sig" => (sig, signed) = (Some(value), true),
-                _ => {}
-            }
-        }
-        if signed {
+        let url = UrlCredentials::of(parts);
+        if url.expires.is_some() || url.sig.is_some() {
+            let expires = url.expires.and_then(|e| e.parse().ok());
             let signature = expires
-                .zip(sig)
+                .zip(url.sig)
                 .map(|(expires, sig)| LinkSignature { expires, sig });
             return Ok(AudioAccess::Link(signature));
         }

@@ -3,7 +3,7 @@
 use hark_api::{ApiKey, NoteLinks};
 
 use crate::db::ApiKeyRecord;
-use crate::domain::{Note, User};
+use crate::domain::{LoggedEvent, Note, User};
 
 pub fn note(note: &Note) -> hark_api::Note {
     let this = format!("/api/v1/notes/{}", note.id);
@@ -51,5 +51,14 @@ pub fn api_key(key: ApiKeyRecord) -> ApiKey {
         prefix: key.prefix,
         created_at: key.created_at.to_rfc3339(),
         last_used_at: key.last_used_at.map(|t| t.to_rfc3339()),
+    }
+}
+
+pub fn event(event: &LoggedEvent) -> hark_api::Event {
+    hark_api::Event {
+        seq: event.seq,
+        id: event.id.clone(),
+        created_at: event.created_at.to_rfc3339(),
+        data: event.data.clone(),
     }
 }

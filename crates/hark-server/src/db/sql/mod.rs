@@ -33,10 +33,6 @@ impl<DB: Database> SqlRepo<DB> {
     pub fn new(pool: Pool<DB>) -> SqlRepo<DB> {
         SqlRepo { pool }
     }
-
-    pub fn pool(&self) -> &Pool<DB> {
-        &self.pool
-    }
 }
 
 /// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern.

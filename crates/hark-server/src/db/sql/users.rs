@@ -10,7 +10,7 @@ use crate::db::{
     ApiKeyRecord, ApiKeyRepo, DbError, DeletedNote, EffectsOf, NewApiKeyRecord, NewUser, UserRepo,
 };
 use crate::domain::ids::ApiKeyId;
-use crate::domain::{Timestamp, User, UserId};
+use crate::domain::{Effects, NoteId, Timestamp, User, UserId};
 
 #[async_trait]
 impl<DB> UserRepo for SqlRepo<DB>
@@ -112,8 +112,8 @@ where
             .bind(id.to_string())
             .fetch_all(&mut *tx)
             .await?;
-        let mut caused = crate::domain::Effects::none();
-        for note in notes.iter().filter_map(|n| crate::domain::NoteId::parse(n)) {
+        let mut caused = Effects::none();
+        for note in notes.iter().filter_map(|n| NoteId::parse(n)) {
             if let Some(deleted) = Self::delete_note_in(&mut tx, note, id).await? {
                 caused.extend(effects(&deleted));
             }
