@@ -29,6 +29,8 @@ pub struct Limits {
     pub max_upload_bytes: u64,
     pub max_duration_seconds: f64,
     pub request_timeout_seconds: u64,
+    pub upload_timeout_seconds: u64,
+    pub body_idle_timeout_seconds: u64,
     pub max_json_bytes: usize,
 }
 
@@ -137,6 +139,20 @@ impl Config {
         }
         if self.limits.max_duration_seconds.is_nan() || self.limits.max_duration_seconds <= 0.0 {
             return invalid("limits.max_duration_seconds: must be positive".into());
+        }
+        let timeouts = [
+            (
+                "request_timeout_seconds",
+                self.limits.request_timeout_seconds,
+            ),
+            ("upload_timeout_seconds", self.limits.upload_timeout_seconds),
+            (
+                "body_idle_timeout_seconds",
+                self.limits.body_idle_timeout_seconds,
+            ),
+        ];
+        if let Some((key, _)) = timeouts.iter().find(|(_, seconds)| *seconds == 0) {
+            return invalid(format!("limits.{key}: must be positive"));
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return invalid(format!(

@@ -3,10 +3,11 @@
 pub mod extract;
 pub mod problem;
 pub mod routes;
+mod timeouts;
 pub mod views;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -143,14 +144,14 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 /// The whole application: API, docs, and the layers every request passes.
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = api();
-    let timeout = Duration::from_secs(state.config.limits.request_timeout_seconds);
+    let timeouts = timeouts::Timeouts::new(&state.config.limits);
     let json_limit = state.config.limits.max_json_bytes;
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { ApiError::new(ProblemCode::NotFound, "no such route") })
         .method_not_allowed_fallback(|| async { ApiError::new(ProblemCode::MethodNotAllowed, "method not allowed on this route") })
         .layer(DefaultBodyLimit::max(json_limit))
         .layer(middleware::from_fn(record_metrics))
-        .layer(middleware::from_fn_with_state(timeout, limit_duration))
+        .layer(middleware::from_fn_with_state(timeouts, timeouts::limit_duration))
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::new(ProblemCode::Internal, "the server could not complete the request"))
         }))
@@ -161,22 +162,6 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
-}
-
-/// Answers 408 as a problem when a request outlives the configured timeout. A commit already
-/// under way is not cut short: ingest runs it in a task of its own.
-async fn limit_duration(
-    axum::extract::State(timeout): axum::extract::State<Duration>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match tokio::time::timeout(timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => axum::response::IntoResponse::into_response(ApiError::new(
-            ProblemCode::RequestTimeout,
-            format!("the request took longer than {} s", timeout.as_secs()),
-        )),
-    }
 }
 
 /// Counts requests and their latency by route (the matched pattern, so ids do not explode

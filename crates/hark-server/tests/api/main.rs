@@ -10,5 +10,6 @@ mod isolation;
 mod listing;
 mod ops;
 mod repository;
+mod slow_uploads;
 mod storage;
 mod uploads;
