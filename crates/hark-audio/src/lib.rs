@@ -6,6 +6,7 @@
 //! server can show to the client; no input makes it panic.
 
 mod demux;
+mod guard;
 mod lacing;
 mod mp4;
 mod mpeg;
@@ -19,7 +20,6 @@ mod webm;
 use sniff::{Sniffed, label};
 use std::fs::File;
 use std::io::{BufReader, Seek};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
 /// What a valid audio file holds.
@@ -141,13 +141,14 @@ pub fn probe_file(path: &Path) -> Result<AudioInfo, ProbeError> {
     }
     // The container readers are third-party code fed untrusted bytes; a panic in them is a
     // damaged file to us, not a crashed request.
-    let stream = catch_unwind(AssertUnwindSafe(|| match format {
+    let reader = format!("{} reader", label(format));
+    let stream = guard::guarded(path, &reader, || match format {
         Format::Ogg => probe_ogg(file, size),
         Format::Mp4 => probe_mp4(file, size),
         Format::Webm => probe_webm(file, size),
         _ => demux::probe(format, file, offset),
-    }))
-    .unwrap_or_else(|_| Err(unsupported(format!("damaged {} file", label(format)))))?;
+    })
+    .unwrap_or_else(|| Err(unsupported(format!("damaged {} file", label(format)))))?;
     Ok(AudioInfo {
         format,
         codec: stream.codec,

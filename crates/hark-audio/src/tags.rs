@@ -11,8 +11,7 @@ use std::path::Path;
 /// Reads the tags of the file at `path`; missing or unreadable tags give `Tags::default()`.
 pub(crate) fn read(path: &Path) -> Tags {
     // lofty is careful with bad input, but a tag is never worth a failed upload.
-    std::panic::catch_unwind(|| read_inner(path))
-        .ok()
+    crate::guard::guarded(path, "tag reader", || read_inner(path))
         .flatten()
         .unwrap_or_default()
 }
