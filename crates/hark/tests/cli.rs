@@ -182,20 +182,7 @@ fn shutdown_lets_an_upload_in_flight_finish() {
     ));
     let (mut server, base) = serve(dir);
     let addr = base.trim_start_matches("http://").to_owned();
-    let login = r#"{"email":"ann@example.com","password":"correct horse battery"}"#;
-    let token_answer = raw_request(
-        &addr,
-        &format!(
-            "POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{login}",
-            login.len()
-        ),
-    );
-    let token = token_answer
-        .split("\"access_token\":\"")
-        .nth(1)
-        .and_then(|t| t.split('"').next())
-        .expect("token")
-        .to_owned();
+    let token = sign_in(&addr);
 
     let wav = std::fs::read(corpus_wav()).expect("wav");
     let mut upload = std::net::TcpStream::connect(&addr).expect("connect");
@@ -347,6 +334,24 @@ fn server_flags_work_before_and_after_the_subcommand() {
     );
 }
 
+/// Signs ann@example.com in over a plain socket and returns the token.
+fn sign_in(addr: &str) -> String {
+    let login = r#"{"email":"ann@example.com","password":"correct horse battery"}"#;
+    let answer = raw_request(
+        addr,
+        &format!(
+            "POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{login}",
+            login.len()
+        ),
+    );
+    answer
+        .split("\"access_token\":\"")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .expect("token")
+        .to_owned()
+}
+
 /// One HTTP/1.1 exchange over a plain socket; returns the whole answer.
 fn raw_request(addr: &str, request: &str) -> String {
     use std::io::{Read, Write};
@@ -381,4 +386,162 @@ fn the_default_configuration_is_printed_and_bad_configuration_is_refused() {
     );
     stdout(&hark(data.path(), &["migrate"]));
     assert!(data.path().join("hark.db").exists());
+}
+
+/// Like `raw_request`, but `None` when the server is gone mid-exchange.
+fn try_request(addr: &str, head: &str, body: &[u8]) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.write_all(head.as_bytes()).ok()?;
+    stream.write_all(body).ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    Some(answer)
+}
+
+/// The body of a JSON answer.
+fn json_body(answer: &str) -> serde_json::Value {
+    let body = answer.split("\r\n\r\n").nth(1).expect("answer has a body");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"))
+}
+
+#[test]
+fn after_kill_9_during_uploads_a_restart_keeps_every_acknowledged_note_and_no_stray_blob() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let data = tempfile::tempdir().expect("temp dir");
+    let dir = data.path();
+    stdout(&hark(
+        dir,
+        &[
+            "user",
+            "add",
+            "ann@example.com",
+            "--password",
+            "correct horse battery",
+        ],
+    ));
+    let (mut server, base) = serve(dir);
+    let addr = base.trim_start_matches("http://").to_owned();
+    let token = sign_in(&addr);
+
+    // Clients upload distinct bytes (the last sample differs) until the server dies.
+    let wav = std::fs::read(corpus_wav()).expect("wav");
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let dead = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..6u16)
+        .map(|client| {
+            let (addr, token, acknowledged, dead) =
+                (addr.clone(), token.clone(), acknowledged.clone(), dead.clone());
+            let mut body = wav.clone();
+            std::thread::spawn(move || {
+                for n in 0u16.. {
+                    let at = body.len() - 2;
+                    body[at..].copy_from_slice(&(client * 10_000 + n).to_le_bytes());
+                    let head = format!(
+                        "POST /api/v1/notes?name=n.wav HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: audio/wav\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    match try_request(&addr, &head, &body) {
+                        Some(answer) if answer.starts_with("HTTP/1.1 201") => {
+                            let id = json_body(&answer)["id"].as_str().expect("id").to_owned();
+                            acknowledged.lock().expect("lock").push(id);
+                        }
+                        _ if dead.load(Ordering::Relaxed) => return,
+                        Some(answer) => panic!("upload refused: {answer}"),
+                        None => {}
+                    }
+                }
+            })
+        })
+        .collect();
+    while acknowledged.lock().expect("lock").len() < 12 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    dead.store(true, Ordering::Relaxed);
+    server.kill().expect("kill -9");
+    let _ = server.wait();
+    for client in clients {
+        client.join().expect("client");
+    }
+
+    // What a crash between writing a blob and committing its row leaves, made certain: a
+    // fresh blob no note references, and a half-written upload.
+    let stray = "ab".repeat(32);
+    let stray_blob = dir.join("blobs/ab/ab").join(&stray);
+    std::fs::create_dir_all(stray_blob.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&stray_blob, &wav).expect("stray blob");
+    std::fs::write(dir.join("tmp/upload-interrupted"), &wav[..100]).expect("stray upload");
+
+    let (mut server, base) = serve(dir);
+    let addr = base.trim_start_matches("http://").to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (listed, blobs) = loop {
+        let answer = raw_request(
+            &addr,
+            &format!(
+                "GET /api/v1/notes?limit=500 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+            ),
+        );
+        let notes = json_body(&answer)["items"]
+            .as_array()
+            .expect("items")
+            .clone();
+        let mut shas: Vec<String> = notes
+            .iter()
+            .map(|n| n["sha256"].as_str().expect("sha256").to_owned())
+            .collect();
+        shas.sort();
+        let mut blobs: Vec<String> = files_in(&dir.join("blobs"))
+            .iter()
+            .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+            .collect();
+        blobs.sort();
+        if blobs == shas || std::time::Instant::now() > deadline {
+            break (notes, blobs);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    server.kill().expect("stop");
+    let _ = server.wait();
+
+    assert!(
+        !stray_blob.exists(),
+        "the stray blob outlived the restart by 30 s"
+    );
+    assert!(
+        files_in(&dir.join("tmp")).is_empty(),
+        "half-written uploads remain"
+    );
+    let mut shas: Vec<String> = listed
+        .iter()
+        .map(|n| n["sha256"].as_str().expect("sha256").to_owned())
+        .collect();
+    shas.sort();
+    assert_eq!(
+        blobs, shas,
+        "every blob belongs to a note and every note has its blob"
+    );
+    for id in acknowledged.lock().expect("lock").iter() {
+        let note = listed.iter().find(|n| n["id"] == id.as_str());
+        let note = note.unwrap_or_else(|| panic!("acknowledged note {id} was lost"));
+        assert_ne!(note["status"], "failed", "{note}");
+    }
+}
+
+/// Every file under `dir`, at any depth.
+fn files_in(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
 }
