@@ -170,19 +170,7 @@ fn shutdown_lets_an_upload_in_flight_finish() {
     use std::io::{Read, Write};
     let data = tempfile::tempdir().expect("temp dir");
     let dir = data.path();
-    stdout(&hark(
-        dir,
-        &[
-            "user",
-            "add",
-            "ann@example.com",
-            "--password",
-            "correct horse battery",
-        ],
-    ));
-    let (mut server, base) = serve(dir);
-    let addr = base.trim_start_matches("http://").to_owned();
-    let token = sign_in(&addr);
+    let (mut server, addr, token) = serve_signed_in(dir);
 
     let wav = std::fs::read(corpus_wav()).expect("wav");
     let mut upload = std::net::TcpStream::connect(&addr).expect("connect");
@@ -334,6 +322,25 @@ fn server_flags_work_before_and_after_the_subcommand() {
     );
 }
 
+/// Adds ann@example.com, starts `hark serve` and signs her in: the server, its address and
+/// her token.
+fn serve_signed_in(dir: &Path) -> (Child, String, String) {
+    stdout(&hark(
+        dir,
+        &[
+            "user",
+            "add",
+            "ann@example.com",
+            "--password",
+            "correct horse battery",
+        ],
+    ));
+    let (server, base) = serve(dir);
+    let addr = base.trim_start_matches("http://").to_owned();
+    let token = sign_in(&addr);
+    (server, addr, token)
+}
+
 /// Signs ann@example.com in over a plain socket and returns the token.
 fn sign_in(addr: &str) -> String {
     let login = r#"{"email":"ann@example.com","password":"correct horse battery"}"#;
@@ -411,19 +418,7 @@ fn after_kill_9_during_uploads_a_restart_keeps_every_acknowledged_note_and_no_st
     use std::sync::{Arc, Mutex};
     let data = tempfile::tempdir().expect("temp dir");
     let dir = data.path();
-    stdout(&hark(
-        dir,
-        &[
-            "user",
-            "add",
-            "ann@example.com",
-            "--password",
-            "correct horse battery",
-        ],
-    ));
-    let (mut server, base) = serve(dir);
-    let addr = base.trim_start_matches("http://").to_owned();
-    let token = sign_in(&addr);
+    let (mut server, addr, token) = serve_signed_in(dir);
 
     // Clients upload distinct bytes (the last sample differs) until the server dies.
     let wav = std::fs::read(corpus_wav()).expect("wav");
