@@ -4,15 +4,20 @@
 //! header: headers can be missing (browser WebM), estimated (MP3 without Xing) or wrong
 //! (truncated uploads). Only the first second or so is decoded; the rest is only demuxed.
 
+use crate::mpeg;
 use crate::opus::{self, OPUS_RATE};
 use crate::sniff::label;
 use crate::source::Window;
 use crate::{Format, ProbeError, unsupported};
 use std::fs::File;
-use symphonia::core::codecs::{CODEC_TYPE_NULL, CODEC_TYPE_OPUS, CodecParameters, DecoderOptions};
+use symphonia::core::codecs::audio::well_known::CODEC_ID_OPUS;
+use symphonia::core::codecs::audio::{
+    AudioCodecParameters, AudioDecoder, AudioDecoderOptions, CODEC_ID_NULL_AUDIO,
+};
 use symphonia::core::errors::Error as SymError;
-use symphonia::core::formats::{FormatOptions, FormatReader, Packet, Track};
+use symphonia::core::formats::{FormatOptions, FormatReader, Track};
 use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
+use symphonia::core::packet::Packet;
 use symphonia::core::units::TimeBase;
 use symphonia::default::formats::{FlacReader, IsoMp4Reader, MpaReader, OggReader, WavReader};
 
@@ -45,29 +50,30 @@ pub(crate) fn probe(format: Format, file: File, offset: u64) -> Result<Stream, P
     let mss = MediaSourceStream::new(Box::new(source), MediaSourceStreamOptions::default());
     let opts = FormatOptions::default();
     let opened = match format {
-        Format::Wav => WavReader::try_new(mss, &opts).map(boxed),
-        Format::Mp3 => MpaReader::try_new(mss, &opts).map(boxed),
-        Format::Ogg => OggReader::try_new(mss, &opts).map(boxed),
-        Format::Flac => FlacReader::try_new(mss, &opts).map(boxed),
-        Format::Mp4 => IsoMp4Reader::try_new(mss, &opts).map(boxed),
+        Format::Wav => WavReader::try_new(mss, opts).map(boxed),
+        Format::Mp3 => MpaReader::try_new(mss, opts).map(boxed),
+        Format::Ogg => OggReader::try_new(mss, opts).map(boxed),
+        Format::Flac => FlacReader::try_new(mss, opts).map(boxed),
+        Format::Mp4 => IsoMp4Reader::try_new(mss, opts).map(boxed),
         // WebM has its own reader (webm.rs); symphonia's is not safe on damaged input.
         Format::Webm => return Err(unsupported("WebM/Matroska")),
     };
     let mut reader = opened.map_err(|e| open_error(format, e))?;
-    let track = pick_track(reader.tracks()).ok_or_else(|| no_track(format, reader.tracks()))?;
-    scan(format, reader.as_mut(), &track)
+    let (track, params) =
+        pick_track(reader.tracks()).ok_or_else(|| no_track(format, reader.tracks()))?;
+    scan(format, reader.as_mut(), &track, &params)
 }
 
-fn boxed<R: FormatReader + 'static>(reader: R) -> Box<dyn FormatReader> {
+fn boxed<'s, R: FormatReader + 's>(reader: R) -> Box<dyn FormatReader + 's> {
     Box::new(reader)
 }
 
-/// The first track with a codec symphonia recognises (video tracks come out as the null codec).
-fn pick_track(tracks: &[Track]) -> Option<Track> {
-    tracks
-        .iter()
-        .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
-        .cloned()
+/// The first audio track with a codec symphonia recognises, and its parameters.
+fn pick_track(tracks: &[Track]) -> Option<(Track, AudioCodecParameters)> {
+    tracks.iter().find_map(|t| {
+        let params = t.codec_params.as_ref()?.audio()?;
+        (params.codec != CODEC_ID_NULL_AUDIO).then(|| (t.clone(), params.clone()))
+    })
 }
 
 fn no_track(format: Format, tracks: &[Track]) -> ProbeError {
@@ -99,29 +105,27 @@ fn open_error(format: Format, e: SymError) -> ProbeError {
 }
 
 /// ffmpeg's name for a codec, which is what clients and the manifest use.
-pub(crate) fn codec_name(params: &CodecParameters) -> String {
-    if params.codec == CODEC_TYPE_OPUS {
+pub(crate) fn codec_name(params: &AudioCodecParameters) -> String {
+    if params.codec == CODEC_ID_OPUS {
         return "opus".into();
     }
     symphonia::default::get_codecs()
-        .get_codec(params.codec)
-        .map_or_else(|| "unknown".into(), |d| d.short_name.to_owned())
+        .get_audio_decoder(params.codec)
+        .map_or_else(|| "unknown".into(), |d| d.codec.info.short_name.to_owned())
 }
 
-/// Seconds of `ts` in `tb`, without symphonia's asserting conversion.
-fn seconds(tb: Option<TimeBase>, ts: u64, sample_rate: u32) -> f64 {
+/// Seconds of `ticks` in `tb`, or at `sample_rate` when the track has no time base.
+fn seconds(tb: Option<TimeBase>, ticks: f64, sample_rate: u32) -> f64 {
     match tb {
-        Some(tb) if tb.numer > 0 && tb.denom > 0 => {
-            ts as f64 * f64::from(tb.numer) / f64::from(tb.denom)
-        }
-        _ if sample_rate > 0 => ts as f64 / f64::from(sample_rate),
-        _ => 0.0,
+        Some(tb) => ticks * f64::from(tb.numer.get()) / f64::from(tb.denom.get()),
+        None if sample_rate > 0 => ticks / f64::from(sample_rate),
+        None => 0.0,
     }
 }
 
 /// How we check packets: a symphonia decoder, or Opus framing rules.
 enum Checker {
-    Decoder(Box<dyn symphonia::core::codecs::Decoder>),
+    Decoder(Box<dyn AudioDecoder>),
     Opus,
 }
 
@@ -139,11 +143,11 @@ fn scan(
     format: Format,
     reader: &mut dyn FormatReader,
     track: &Track,
+    params: &AudioCodecParameters,
 ) -> Result<Stream, ProbeError> {
-    let params = &track.codec_params;
     let codec = codec_name(params);
     let what = format!("{} with codec {codec}", label(format));
-    let opus_head = if params.codec == CODEC_TYPE_OPUS {
+    let opus_head = if params.codec == CODEC_ID_OPUS {
         let head = params.extra_data.as_deref().and_then(opus::parse_head);
         Some(head.ok_or_else(|| unsupported(format!("{what} and no valid OpusHead")))?)
     } else {
@@ -153,7 +157,7 @@ fn scan(
         Some(_) => Checker::Opus,
         None => Checker::Decoder(
             symphonia::default::get_codecs()
-                .make(params, &DecoderOptions::default())
+                .make_audio_decoder(params, &AudioDecoderOptions::default())
                 .map_err(|_| unsupported(format!("{what}, which is not supported")))?,
         ),
     };
@@ -166,12 +170,12 @@ fn scan(
     let (mut start, mut end) = (f64::INFINITY, 0f64);
     loop {
         let packet = match reader.next_packet() {
-            Ok(packet) => packet,
+            Ok(Some(packet)) => packet,
             Err(SymError::IoError(e)) if e.raw_os_error().is_some() => return Err(e.into()),
             // End of stream, a damaged tail, or a chained stream: the audio ends here.
-            Err(_) => break,
+            Ok(None) | Err(_) => break,
         };
-        if packet.track_id() != track.id {
+        if packet.track_id != track.id {
             continue;
         }
         let checking = tally.good + tally.bad < MAX_DECODED_PACKETS
@@ -194,14 +198,15 @@ fn scan(
                 if check {
                     decode_one(decoder.as_mut(), &packet, &mut tally);
                 }
+                let dur = decoded_frames(format, &packet);
                 let dur = match pcm_frame_bytes {
-                    Some(bytes) => packet.dur.min((packet.data.len() / bytes) as u64),
-                    None => packet.dur,
+                    Some(bytes) => dur.min((packet.data.len() / bytes) as u64),
+                    None => dur,
                 };
-                seconds(params.time_base, dur, sample_rate)
+                seconds(track.time_base, dur as f64, sample_rate)
             }
         };
-        let ts = seconds(params.time_base, packet.ts, sample_rate);
+        let ts = seconds(track.time_base, packet.pts.get() as f64, sample_rate);
         start = start.min(ts);
         end = end.max(ts + dur_secs);
     }
@@ -220,6 +225,7 @@ fn scan(
         Some(head) => head.channels,
         None => params
             .channels
+            .as_ref()
             .and_then(|c| u16::try_from(c.count()).ok())
             .or(tally.decoded_channels)
             .unwrap_or(0),
@@ -232,33 +238,48 @@ fn scan(
     // Encoder delay and padding the file declares (LAME tag, OpusHead pre-skip) are not audio.
     let trimmed = match opus_head {
         Some(head) => u64::from(head.pre_skip),
-        None => u64::from(params.delay.unwrap_or(0)) + u64::from(params.padding.unwrap_or(0)),
+        None => u64::from(track.delay.unwrap_or(0)) + u64::from(track.padding.unwrap_or(0)),
     };
     let duration = (end - start.min(end)) - trimmed as f64 / f64::from(sample_rate);
     if duration <= 0.0 {
         return Err(unsupported(no_audio(format, &codec)));
     }
+    // Readers place the encoder delay just before the first sample (MP3 below zero, Ogg before
+    // the first granule position).
+    let delay = match opus_head {
+        Some(_) => 0.0,
+        None => seconds(
+            track.time_base,
+            f64::from(track.delay.unwrap_or(0)),
+            sample_rate,
+        ),
+    };
     Ok(Stream {
         codec,
         sample_rate,
         channels,
         duration,
-        start: start.min(end),
+        start: start.min(end) + delay,
     })
 }
 
+/// Frames the packet decodes to, encoder delay and padding included. symphonia 0.6 reports this
+/// as `block_dur()`, but its MP3 reader (0.6.1) also counts the trimmed frames in `dur`, so for
+/// MP3 the frame header says it.
+fn decoded_frames(format: Format, packet: &Packet) -> u64 {
+    let mp3 = (format == Format::Mp3).then(|| mpeg::parse_header(&packet.data));
+    mp3.flatten()
+        .map_or_else(|| packet.block_dur().get(), |header| header.samples())
+}
+
 /// Decodes one packet, counting it as good if it yields audio.
-fn decode_one(
-    decoder: &mut dyn symphonia::core::codecs::Decoder,
-    packet: &Packet,
-    tally: &mut Tally,
-) {
+fn decode_one(decoder: &mut dyn AudioDecoder, packet: &Packet, tally: &mut Tally) {
     match decoder.decode(packet) {
         Ok(buf) if buf.frames() > 0 => {
             tally.good += 1;
             tally.frames += buf.frames() as u64;
-            tally.decoded_rate = Some(buf.spec().rate);
-            tally.decoded_channels = u16::try_from(buf.spec().channels.count()).ok();
+            tally.decoded_rate = Some(buf.spec().rate());
+            tally.decoded_channels = u16::try_from(buf.spec().channels().count()).ok();
         }
         // Priming packets (AAC, Vorbis) legitimately decode to nothing.
         Ok(_) => {}
@@ -267,10 +288,10 @@ fn decode_one(
 }
 
 /// Bytes per frame for PCM, so a short final packet (truncated file) counts only what it holds.
-fn pcm_frame_bytes(params: &CodecParameters) -> Option<usize> {
+fn pcm_frame_bytes(params: &AudioCodecParameters) -> Option<usize> {
     let is_pcm = codec_name(params).starts_with("pcm_");
     let bits = params.bits_per_coded_sample.or(params.bits_per_sample)?;
-    let channels = params.channels?.count();
+    let channels = params.channels.as_ref()?.count();
     let bytes = (bits as usize).div_ceil(8) * channels;
     (is_pcm && bytes > 0).then_some(bytes)
 }

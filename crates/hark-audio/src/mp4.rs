@@ -1,4 +1,4 @@
-//! The MP4 edit list of the audio track, which symphonia 0.5 ignores.
+//! The MP4 edit list of the audio track, which symphonia ignores.
 //!
 //! AAC encoders prepend priming samples (1024 for ffmpeg, 2112 for Apple) and pad the last
 //! frame; the edit list says which part of the media timeline is actually presented. Without it

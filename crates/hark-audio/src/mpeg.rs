@@ -17,6 +17,17 @@ pub(crate) struct FrameHeader {
     pub len: usize,
 }
 
+impl FrameHeader {
+    /// Samples per channel that the frame decodes to.
+    pub fn samples(&self) -> u64 {
+        match (self.layer, self.version) {
+            (1, _) => 384,
+            (3, 2 | 25) => 576,
+            _ => 1152,
+        }
+    }
+}
+
 const BITRATES_V1: [[u32; 14]; 3] = [
     [
         32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448,
@@ -186,6 +197,7 @@ mod tests {
             (h.version, h.layer, h.sample_rate, h.channels, h.len),
             (1, 3, 44_100, 2, 417)
         );
+        assert_eq!(h.samples(), 1152);
     }
 
     #[test]
@@ -196,6 +208,7 @@ mod tests {
             (h.version, h.sample_rate, h.channels, h.len),
             (2, 22_050, 1, 208)
         );
+        assert_eq!(h.samples(), 576);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Opus without an Opus decoder: the identification header (RFC 7845 §5.1) and packet framing
-//! (RFC 6716 §3). symphonia 0.5 cannot decode Opus, but a packet's TOC byte and framing fully
+//! (RFC 6716 §3). symphonia cannot decode Opus, but a packet's TOC byte and framing fully
 //! determine how many samples it holds and whether it is well formed.
 
 /// The parts of an `OpusHead` we report or need.

@@ -28,7 +28,7 @@ impl Window {
         })
     }
 
-    /// Shows `magic` in place of the first four bytes. symphonia 0.5 cannot read RF64 (WAV with
+    /// Shows `magic` in place of the first four bytes. symphonia cannot read RF64 (WAV with
     /// 64-bit sizes), but an RF64 file whose data fits the 32-bit fields reads fine as RIFF.
     pub(crate) fn with_magic(mut self, magic: [u8; 4]) -> Self {
         self.magic = Some(magic);

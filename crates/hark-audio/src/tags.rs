@@ -36,7 +36,7 @@ fn read_inner(path: &Path) -> Option<Tags> {
     );
     let get = |keys: &[ItemKey]| {
         tags.iter()
-            .flat_map(|t| keys.iter().filter_map(|k| t.get_string(k)))
+            .flat_map(|t| keys.iter().filter_map(|k| t.get_string(*k)))
             .map(str::trim)
             .find(|s| !s.is_empty())
             .map(str::to_owned)

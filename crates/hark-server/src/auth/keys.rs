@@ -4,7 +4,7 @@ use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore;
+use rand::Rng;
 use sha2::{Digest, Sha256};
 
 const API_KEY_PREFIX: &str = "hark_";
@@ -25,7 +25,7 @@ pub fn load_or_create_secret(configured: &str, data_dir: &Path) -> std::io::Resu
         Err(e) => return Err(e),
     }
     let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
+    rand::rng().fill_bytes(&mut bytes);
     let secret = hex::encode(bytes);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -39,7 +39,7 @@ pub fn load_or_create_secret(configured: &str, data_dir: &Path) -> std::io::Resu
 
 pub fn generate_api_key() -> String {
     let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
+    rand::rng().fill_bytes(&mut bytes);
     format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 

@@ -111,7 +111,7 @@ impl AuthService {
         let dummy_hash = password::hash_blocking("dummy password for timing")?;
         Ok(Arc::new(AuthService {
             repos,
-            tokens: TokenKeys::new(secret),
+            tokens: TokenKeys::new(secret)?,
             config,
             throttle,
             dummy_hash,

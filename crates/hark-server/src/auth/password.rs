@@ -2,15 +2,15 @@
 //! blocking pool.
 
 use argon2::Argon2;
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
 use super::AuthError;
 
 pub fn hash_blocking(password: &str) -> Result<String, AuthError> {
-    let salt = SaltString::generate(&mut OsRng);
+    // A random salt comes from the operating system.
     Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
+        .hash_password(password.as_bytes())
         .map(|h| h.to_string())
         .map_err(|e| AuthError::Hashing(e.to_string()))
 }

@@ -28,16 +28,18 @@ pub struct TokenKeys {
 }
 
 impl TokenKeys {
-    pub fn new(secret: &[u8]) -> TokenKeys {
+    /// Fails only for an empty secret, which HMAC keys may not be.
+    pub fn new(secret: &[u8]) -> Result<TokenKeys, AuthError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
-        TokenKeys {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+        let empty = |_| AuthError::Invalid("the token signing secret is empty".into());
+        Ok(TokenKeys {
+            encoding: EncodingKey::from_secret(secret).map_err(empty)?,
+            decoding: DecodingKey::from_secret(secret).map_err(empty)?,
             validation,
-        }
+        })
     }
 
     pub fn issue_user(&self, user: &User, ttl: u64) -> TokenResponse {

@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 use hark_api::Role;
-use hark_server::auth::AuthService;
+use hark_server::auth::{AuthService, load_or_create_secret};
 use hark_server::db::Repos;
 use hark_server::domain::{Email, User};
 use secrecy::ExposeSecret;
@@ -43,8 +43,9 @@ pub async fn run(args: ServerArgs, command: UserCommand) -> anyhow::Result<()> {
     let config = load_config(args)?;
     std::fs::create_dir_all(&config.data_dir)?;
     let repos = hark_server::db::connect(config.database_url.expose_secret(), true).await?;
-    // Only password hashing is used here; tokens are never issued.
-    let auth = AuthService::new(repos.clone(), config.auth.clone(), b"")?;
+    // Only password hashing is used here, but token keys may not be empty: take the server's.
+    let secret = load_or_create_secret(config.auth.jwt_secret.expose_secret(), &config.data_dir)?;
+    let auth = AuthService::new(repos.clone(), config.auth.clone(), &secret)?;
     match command {
         UserCommand::Add {
             email,
