@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: unit tests, the audio corpus tests and the integration suite on
-# SQLite and PostgreSQL. Installs what it needs on a fresh Debian machine (as root) and starts
-# PostgreSQL when it is not running.
+# Runs the whole test suite: unit tests, the audio corpus tests, the integration suite on
+# SQLite and PostgreSQL, and Schemathesis against the OpenAPI document
+# (scripts/schemathesis.sh). Installs what it needs on a fresh Debian machine (as root) and
+# starts PostgreSQL when it is not running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,12 +42,21 @@ if [ ! -f "$corpus/manifest.tsv" ] || ! cmp -s tests/corpus/make_corpus.sh "$cor
 fi
 export HARK_CORPUS=$(cd "$corpus" && pwd)
 
-# Unit, corpus, integration and CLI tests (doc tests are not used), then one closing tally.
+# Unit, corpus, integration and CLI tests (doc tests are not used), then the OpenAPI document
+# checked against the running server (counted as one test), then one closing tally.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
 cargo test --workspace --lib --bins --tests --locked 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+bash scripts/schemathesis.sh
+openapi_status=$?
 set -e
+if [ "$openapi_status" = 0 ]; then
+  echo "test result: ok. 1 passed; 0 failed (schemathesis)" >>"$log"
+else
+  echo "test result: FAILED. 0 passed; 1 failed (schemathesis)" >>"$log"
+  status=1
+fi
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

@@ -31,7 +31,11 @@ impl Role {
 /// Email and password, to register or to sign in.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Credentials {
+    /// Compared case-insensitively.
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
+    /// 8 to 1024 characters.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
 }
 
@@ -80,6 +84,11 @@ pub struct TokenClaims {
 /// A request for a new personal API key.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NewApiKey {
+    /// 1 to 100 characters, not all blank, no control characters; stored trimmed.
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: String,
 }
 

@@ -245,8 +245,8 @@ impl AuthService {
     }
 
     pub async fn create_api_key(&self, user: UserId, name: &str) -> Result<CreatedKey, AuthError> {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        let trimmed = name.trim();
+        if trimmed.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err(AuthError::Invalid(
                 "name must be 1 to 100 characters, none of them control characters".into(),
             ));
@@ -255,7 +255,7 @@ impl AuthService {
         let record = NewApiKeyRecord {
             id: ApiKeyId::generate(),
             user_id: user,
-            name: name.to_owned(),
+            name: trimmed.to_owned(),
             prefix: key.chars().take(12).collect(),
             key_hash: keys::hash_api_key(&key),
             created_at: Timestamp::now(),

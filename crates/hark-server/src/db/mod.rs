@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hark_api::{NoteStatus, Role};
+use hark_api::{NoteStatus, Role, Sort};
 
 use crate::domain::ids::ApiKeyId;
 use crate::domain::{Effects, LoggedEvent, NewNote, Note, NoteId, Timestamp, User, UserId};
@@ -98,57 +98,6 @@ pub struct DeletedNote {
     pub recipients: Vec<UserId>,
 }
 
-/// Orders a note list can take. Every order ends with the id, so it is total.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoteSort {
-    CreatedAsc,
-    CreatedDesc,
-    DurationAsc,
-    DurationDesc,
-    NameAsc,
-    NameDesc,
-}
-
-impl NoteSort {
-    pub fn parse(s: &str) -> Option<NoteSort> {
-        Some(match s {
-            "created_at" => Self::CreatedAsc,
-            "-created_at" => Self::CreatedDesc,
-            "duration" => Self::DurationAsc,
-            "-duration" => Self::DurationDesc,
-            "name" => Self::NameAsc,
-            "-name" => Self::NameDesc,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::CreatedAsc => "created_at",
-            Self::CreatedDesc => "-created_at",
-            Self::DurationAsc => "duration",
-            Self::DurationDesc => "-duration",
-            Self::NameAsc => "name",
-            Self::NameDesc => "-name",
-        }
-    }
-
-    fn column(self) -> &'static str {
-        match self {
-            Self::CreatedAsc | Self::CreatedDesc => "created_at",
-            Self::DurationAsc | Self::DurationDesc => "duration_seconds",
-            Self::NameAsc | Self::NameDesc => "name",
-        }
-    }
-
-    fn descending(self) -> bool {
-        matches!(
-            self,
-            Self::CreatedDesc | Self::DurationDesc | Self::NameDesc
-        )
-    }
-}
-
 /// The sort key of the last item of a page: the next page starts strictly after it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SortKey {
@@ -170,7 +119,8 @@ pub struct NoteFilter {
     pub format: Option<String>,
     pub created_after: Option<Timestamp>,
     pub created_before: Option<Timestamp>,
-    pub sort: NoteSort,
+    /// Every order ends with the id, so it is total.
+    pub sort: Sort,
     pub after: Option<(SortKey, NoteId)>,
     pub limit: u32,
 }
@@ -189,7 +139,7 @@ impl NoteFilter {
             format: None,
             created_after: None,
             created_before: None,
-            sort: NoteSort::CreatedDesc,
+            sort: Sort::CreatedAtDesc,
             after: None,
             limit,
         }

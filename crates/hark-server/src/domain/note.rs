@@ -12,12 +12,12 @@ pub struct NoteName(String);
 impl NoteName {
     /// `Ok(None)` when nothing usable is left (the server then names the note itself).
     pub fn parse(raw: &str) -> Result<Option<NoteName>, String> {
+        if raw.chars().count() > 255 {
+            return Err("name must be at most 255 characters".into());
+        }
         let last = raw.rsplit(['/', '\\']).next().unwrap_or_default();
         let cleaned: String = last.chars().filter(|c| !c.is_control()).collect();
         let cleaned = cleaned.trim();
-        if cleaned.len() > 255 {
-            return Err("name must be at most 255 bytes".into());
-        }
         if cleaned.is_empty() || cleaned == "." || cleaned == ".." {
             return Ok(None);
         }

@@ -2,10 +2,13 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use hark_api::ProblemCode;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
@@ -14,20 +17,87 @@ use crate::auth::{LinkSignature, Principal, Scope};
 use crate::domain::User;
 use crate::notes::Viewer;
 
-/// JSON body; a malformed body is a 400 problem, not axum's plain-text answer.
+/// JSON object body (`Content-Type: application/json` or `*/*+json`): 415 without that type,
+/// 413 past the configured size, 400 for anything but a well-formed object of the right shape.
 pub struct AppJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(AppJson(value)),
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
-                hark_api::ProblemCode::UnsupportedMediaType,
+        if !is_json(req.headers()) {
+            return Err(ApiError::new(
+                ProblemCode::UnsupportedMediaType,
                 "expected Content-Type: application/json",
-            )),
-            Err(rejection) => Err(ApiError::validation(rejection.body_text())),
+            ));
+        }
+        let body = read_body(req, state).await?;
+        json_object(&body).map(AppJson)
+    }
+}
+
+/// A JSON object body that may be left out: an empty body (of any content type) or `null`
+/// asks for the defaults.
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let body = read_body(req, state).await?;
+        if matches!(body.trim_ascii(), b"" | b"null") {
+            return Ok(OptionalJson(T::default()));
+        }
+        json_object(&body).map(OptionalJson)
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|m| {
+            m.type_() == mime::APPLICATION
+                && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
+        })
+}
+
+/// The whole body, within the configured limit (413 past it).
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(ProblemCode::PayloadTooLarge, rejection.body_text())
+        } else {
+            ApiError::validation(rejection.body_text())
+        }
+    })
+}
+
+/// Every body the API takes is an object; serde would also read a struct from an array of its
+/// fields in order, which no client means.
+fn json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ApiError::validation("the body must be a JSON object"));
+    }
+    axum::Json::<T>::from_bytes(body)
+        .map(|json| json.0)
+        .map_err(|rejection| ApiError::validation(rejection.body_text()))
+}
+
+/// Path parameters; a segment that does not decode (not UTF-8, say) is a 400 problem.
+pub struct AppPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for AppPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(path) => Ok(AppPath(path.0)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                Err(ApiError::validation(e.body_text()))
+            }
+            Err(e) => Err(ApiError::internal(&e)),
         }
     }
 }

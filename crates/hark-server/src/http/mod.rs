@@ -1,6 +1,7 @@
 //! The HTTP edge: the only module that knows axum.
 
 pub mod extract;
+pub mod openapi;
 pub mod problem;
 pub mod routes;
 mod timeouts;
@@ -19,8 +20,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
@@ -84,42 +84,13 @@ impl AppState {
     }
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "Hark", description = "A self-hosted voice-note and audio server."),
-    modifiers(&BearerAuth),
-    tags((name = "notes", description = "Upload, list, stream and share audio notes"),
-         (name = "tokens", description = "Sign-in and token verification"),
-         (name = "users", description = "Accounts"), (name = "api-keys", description = "Personal API keys"),
-         (name = "compat", description = "Seed-compatible routes"), (name = "ops", description = "Health and metrics")),
-    components(schemas(hark_api::Problem, hark_api::ProblemCode))
-)]
-struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT or API key")
-                    .build(),
-            ),
-        );
-    }
-}
-
 /// The API routes and their OpenAPI document.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let uploads = OpenApiRouter::new()
         .routes(routes!(notes::upload_note, notes::list_notes))
         .routes(routes!(compat::post_audio))
         .layer(DefaultBodyLimit::disable());
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(uploads)
         .routes(routes!(notes::get_note, notes::delete_note))
         .routes(routes!(audio::get_note_audio))
@@ -138,7 +109,9 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
-        .split_for_parts()
+        .split_for_parts();
+    openapi::complete(&mut document);
+    (router, document)
 }
 
 /// The whole application: API, docs, and the layers every request passes.

@@ -52,6 +52,19 @@ pub struct UploadFields {
     pub series: Option<String>,
 }
 
+impl UploadFields {
+    /// Refuses values no note can take, as `commit` would: for the query's fields, which a
+    /// form field may replace before the commit sees them.
+    pub fn check(&self) -> Result<(), IngestError> {
+        if let Some(name) = &self.name {
+            NoteName::parse(name).map_err(IngestError::Invalid)?;
+        }
+        clean_text(self.title.as_deref(), "title")?;
+        clean_text(self.series.as_deref(), "series")?;
+        Ok(())
+    }
+}
+
 /// Everything about an upload besides its bytes.
 #[derive(Debug, Clone)]
 pub struct UploadRequest {
@@ -235,16 +248,16 @@ impl Ingest {
     }
 }
 
-/// Optional free text: trimmed, empty means absent, at most 500 characters.
+/// Optional free text: at most 500 characters as given, trimmed, empty means absent.
 fn clean_text(value: Option<&str>, field: &str) -> Result<Option<String>, IngestError> {
-    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
-        return Ok(None);
-    };
-    if value.chars().count() > 500 {
+    if value.is_some_and(|v| v.chars().count() > 500) {
         return Err(IngestError::Invalid(format!(
             "{field} must be at most 500 characters"
         )));
     }
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
     Ok(Some(value.chars().filter(|c| !c.is_control()).collect()))
 }
 

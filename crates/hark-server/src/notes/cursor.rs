@@ -2,10 +2,11 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hark_api::Sort;
 use serde::{Deserialize, Serialize};
 
 use super::NoteError;
-use crate::db::{NoteSort, SortKey};
+use crate::db::SortKey;
 use crate::domain::{Note, NoteId};
 
 /// Where the next page starts: the sort it belongs to and the last item's key.
@@ -16,15 +17,15 @@ struct Cursor {
     i: String,
 }
 
-pub fn encode(sort: NoteSort, note: &Note) -> String {
+pub fn encode(sort: Sort, note: &Note) -> String {
     let k = match sort {
-        NoteSort::CreatedAsc | NoteSort::CreatedDesc => serde_json::json!(note.created_at.micros()),
+        Sort::CreatedAt | Sort::CreatedAtDesc => serde_json::json!(note.created_at.micros()),
         // The float's bits, not its decimal form: a decimal round trip may land one ULP off and
         // then skip or repeat the notes of that duration.
-        NoteSort::DurationAsc | NoteSort::DurationDesc => {
+        Sort::Duration | Sort::DurationDesc => {
             serde_json::json!(note.audio.duration_seconds.to_bits())
         }
-        NoteSort::NameAsc | NoteSort::NameDesc => serde_json::json!(note.name),
+        Sort::Name | Sort::NameDesc => serde_json::json!(note.name),
     };
     let cursor = Cursor {
         s: sort.as_str().into(),
@@ -34,7 +35,7 @@ pub fn encode(sort: NoteSort, note: &Note) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(&cursor).unwrap_or_default())
 }
 
-pub fn decode(raw: &str, sort: NoteSort) -> Result<(SortKey, NoteId), NoteError> {
+pub fn decode(raw: &str, sort: Sort) -> Result<(SortKey, NoteId), NoteError> {
     let invalid =
         || NoteError::Invalid("cursor is invalid; pass next_cursor from the previous page".into());
     let bytes = URL_SAFE_NO_PAD.decode(raw.trim()).map_err(|_| invalid())?;
@@ -46,17 +47,17 @@ pub fn decode(raw: &str, sort: NoteSort) -> Result<(SortKey, NoteId), NoteError>
     }
     let id = NoteId::parse(&cursor.i).ok_or_else(invalid)?;
     let key = match sort {
-        NoteSort::CreatedAsc | NoteSort::CreatedDesc => {
+        Sort::CreatedAt | Sort::CreatedAtDesc => {
             SortKey::Created(cursor.k.as_i64().ok_or_else(invalid)?)
         }
-        NoteSort::DurationAsc | NoteSort::DurationDesc => {
+        Sort::Duration | Sort::DurationDesc => {
             let duration = f64::from_bits(cursor.k.as_u64().ok_or_else(invalid)?);
             if !duration.is_finite() {
                 return Err(invalid());
             }
             SortKey::Duration(duration)
         }
-        NoteSort::NameAsc | NoteSort::NameDesc => {
+        Sort::Name | Sort::NameDesc => {
             let name = cursor.k.as_str().ok_or_else(invalid)?;
             SortKey::Name(super::plain_text(name, "cursor")?.to_owned())
         }

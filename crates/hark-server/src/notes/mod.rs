@@ -7,16 +7,14 @@ pub mod effects;
 
 use std::sync::Arc;
 
-use hark_api::{LinkRequest, ListNotesQuery, NoteStatus};
+use hark_api::{LinkRequest, ListNotesQuery, Rendition};
 use tokio::sync::Notify;
 
 use crate::auth::{LinkSignature, SignedLinks};
-use crate::db::{DbError, NoteFilter, NoteSort, Repos};
+use crate::db::{DbError, NoteFilter, Repos};
 use crate::domain::{Email, Note, NoteId, Timestamp, UserId};
 use crate::ingest::{Ingest, IngestError, Ingested, Spooled, UploadRequest};
 
-/// The renditions a note can have; none exist until processing makes them.
-pub const RENDITIONS: [&str; 3] = ["mp3", "opus", "corrected"];
 /// The longest a signed link may live.
 pub const MAX_LINK_SECONDS: u64 = 7 * 24 * 3600;
 /// The default and the largest page of a note list.
@@ -113,12 +111,14 @@ impl NotesService {
     pub async fn linked(
         &self,
         id: &str,
-        rendition: Option<&str>,
+        rendition: Option<Rendition>,
         signature: Option<LinkSignature>,
     ) -> Result<Note, NoteError> {
         let id = NoteId::parse(id).ok_or(NoteError::NotFound("note"))?;
-        let genuine =
-            signature.is_some_and(|sig| self.links.verify(id, rendition, &sig, Timestamp::now()));
+        let genuine = signature.is_some_and(|sig| {
+            let rendition = rendition.map(Rendition::as_str);
+            self.links.verify(id, rendition, &sig, Timestamp::now())
+        });
         if !genuine {
             return Err(NoteError::BadLink);
         }
@@ -127,14 +127,10 @@ impl NotesService {
     }
 
     /// The newest note of that name `viewer` may see (the seed routes' `?name=`).
-    pub async fn newest_named(
-        &self,
-        viewer: UserId,
-        name: Option<&str>,
-    ) -> Result<Note, NoteError> {
-        let name = name
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| NoteError::Invalid("name is required".into()))?;
+    pub async fn newest_named(&self, viewer: UserId, name: &str) -> Result<Note, NoteError> {
+        if name.is_empty() {
+            return Err(NoteError::Invalid("name must not be empty".into()));
+        }
         let name = plain_text(name, "name")?;
         let note = self.repos.notes.newest_named(viewer, name).await?;
         note.ok_or(NoteError::NotFound("note"))
@@ -168,7 +164,6 @@ impl NotesService {
                 "expires_in must be 1 to {MAX_LINK_SECONDS} seconds"
             )));
         }
-        let rendition = rendition(request.rendition.as_deref())?;
         let expires_at = Timestamp(
             Timestamp::now()
                 .unix_seconds()
@@ -176,7 +171,11 @@ impl NotesService {
                 * 1_000_000,
         );
         Ok(Link {
-            query: self.links.sign(note.id, rendition, expires_at),
+            query: self.links.sign(
+                note.id,
+                request.rendition.map(Rendition::as_str),
+                expires_at,
+            ),
             expires_at,
         })
     }
@@ -205,12 +204,7 @@ impl NotesService {
         query: &ListNotesQuery,
     ) -> Result<NoteFilter, NoteError> {
         let invalid = |message: &str| NoteError::Invalid(message.to_owned());
-        let sort = match query.sort.as_deref() {
-            None => NoteSort::CreatedDesc,
-            Some(s) => NoteSort::parse(s).ok_or_else(|| {
-                invalid("sort must be created_at, -created_at, duration, -duration, name or -name")
-            })?,
-        };
+        let sort = query.sort.unwrap_or_default();
         if query.q.is_some() {
             return Err(invalid(
                 "q searches transcripts, and this server makes none yet",
@@ -219,22 +213,6 @@ impl NotesService {
         let limit = query.limit.unwrap_or(DEFAULT_PAGE);
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(invalid("limit must be 1 to 500"));
-        }
-        let status =
-            match query.status.as_deref() {
-                None => None,
-                Some(s) => Some(NoteStatus::parse(s).ok_or_else(|| {
-                    invalid("status must be pending, processing, ready or failed")
-                })?),
-            };
-        if let Some(format) = &query.format
-            && hark_audio::Format::parse(format).is_none()
-        {
-            let names: Vec<&str> = hark_audio::Format::ALL.iter().map(|f| f.name()).collect();
-            return Err(NoteError::Invalid(format!(
-                "format must be one of {}",
-                names.join(", ")
-            )));
         }
         let sender = match query.sender.as_deref() {
             None => None,
@@ -247,14 +225,15 @@ impl NotesService {
             name_contains: optional_text(query.name.as_deref(), "name")?,
             sender,
             channel: optional_text(query.channel.as_deref(), "channel")?,
-            status,
-            format: query.format.clone(),
+            status: query.status,
+            format: query.format.map(|f| f.as_str().to_owned()),
             created_after: instant(query.created_after.as_deref(), "created_after")?,
             created_before: instant(query.created_before.as_deref(), "created_before")?,
             sort,
             after: query
                 .cursor
                 .as_deref()
+                .filter(|c| !c.is_empty())
                 .map(|c| cursor::decode(c, sort))
                 .transpose()?,
             // One more than asked: whether it comes back tells if there is a next page.
@@ -276,23 +255,12 @@ impl NotesService {
     }
 }
 
-/// A rendition name from a request: one of `RENDITIONS`, or none for the original.
-pub fn rendition(requested: Option<&str>) -> Result<Option<&str>, NoteError> {
-    match requested {
-        Some(r) if !RENDITIONS.contains(&r) => Err(NoteError::Invalid(format!(
-            "rendition must be one of {}",
-            RENDITIONS.join(", ")
-        ))),
-        other => Ok(other),
-    }
-}
-
 /// The original bytes, or `RenditionMissing`: no rendition exists until processing makes it.
-pub fn require_original(note: &Note, rendition: Option<&str>) -> Result<(), NoteError> {
+pub fn require_original(note: &Note, rendition: Option<Rendition>) -> Result<(), NoteError> {
     match rendition {
         None => Ok(()),
         Some(r) => Err(NoteError::RenditionMissing {
-            rendition: r.to_owned(),
+            rendition: r.as_str().to_owned(),
             status: note.status.as_str().to_owned(),
         }),
     }
@@ -345,4 +313,16 @@ fn instant(value: Option<&str>, field: &str) -> Result<Option<Timestamp>, NoteEr
                 .ok_or_else(|| NoteError::Invalid(format!("{field} must be an RFC 3339 instant")))
         })
         .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use hark_api::AudioFormat;
+
+    #[test]
+    fn the_wire_formats_are_the_formats_the_probe_detects() {
+        let probed: Vec<&str> = hark_audio::Format::ALL.iter().map(|f| f.name()).collect();
+        let wire: Vec<&str> = AudioFormat::ALL.iter().map(|f| f.as_str()).collect();
+        assert_eq!(probed, wire);
+    }
 }

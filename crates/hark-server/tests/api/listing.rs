@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use hark_api::ListNotesQuery;
+use hark_api::{ListNotesQuery, Sort};
 use hark_client::UploadOptions;
 
 use crate::helpers::{Backend, TestUser, assert_problem, sample, spawn_app};
@@ -139,11 +139,16 @@ async fn pagination_neither_skips_nor_repeats_while_notes_arrive(backend: Backen
             .await
             .expect("upload");
     }
-    for sort in ["-created_at", "created_at", "name", "-duration"] {
+    for sort in [
+        Sort::CreatedAtDesc,
+        Sort::CreatedAt,
+        Sort::Name,
+        Sort::DurationDesc,
+    ] {
         let mut seen = Vec::new();
         let mut query = ListNotesQuery {
             limit: Some(5),
-            sort: Some(sort.into()),
+            sort: Some(sort),
             ..Default::default()
         };
         let existing: HashSet<String> = user

@@ -131,6 +131,56 @@ async fn unknown_routes_and_methods_answer_problems(backend: Backend) {
     app.stop().await;
 }
 
+async fn malformed_requests_answer_problems_never_plain_text(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.user("ann@example.com").await;
+    // Bodies over the limit are refused unread, and the server then closes the connection:
+    // none is reused.
+    let close =
+        |request: reqwest::RequestBuilder| request.header(reqwest::header::CONNECTION, "close");
+    // A struct would also be read from an array of its fields; no client means that.
+    let array = close(app.http.post(app.url("/token")))
+        .json(&serde_json::json!([
+            "ann@example.com",
+            "correct horse battery"
+        ]))
+        .send()
+        .await
+        .expect("send");
+    assert_problem(array, 400, "validation").await;
+    let oversized = serde_json::json!({"email": "ann@example.com", "password": "p".repeat(70_000)});
+    let response = close(app.http.post(app.url("/token")))
+        .json(&oversized)
+        .send()
+        .await
+        .expect("send");
+    assert_problem(response, 413, "payload_too_large").await;
+    let note = user
+        .client
+        .upload_bytes(sample_wav(), &Default::default())
+        .await
+        .expect("upload");
+    let response = close(user.post(&format!("/api/v1/notes/{}/link", note.id)))
+        .json(&oversized)
+        .send()
+        .await
+        .expect("send");
+    assert_problem(response, 413, "payload_too_large").await;
+    let response = close(user.post(&format!("/api/v1/notes/{}/link", note.id)))
+        .json(&serde_json::json!([60]))
+        .send()
+        .await
+        .expect("send");
+    assert_problem(response, 400, "validation").await;
+    // A path segment that is not UTF-8 once decoded.
+    let response = close(user.get("/api/v1/notes/%FF%FE"))
+        .send()
+        .await
+        .expect("send");
+    assert_problem(response, 400, "validation").await;
+    app.stop().await;
+}
+
 async fn every_response_carries_a_request_id(backend: Backend) {
     let app = spawn_app(backend).await;
     let response = app
@@ -157,6 +207,7 @@ backend_tests!(
     metrics_count_requests_by_route_and_status,
     the_openapi_document_lists_every_route_and_the_docs_render,
     unknown_routes_and_methods_answer_problems,
+    malformed_requests_answer_problems_never_plain_text,
     every_response_carries_a_request_id,
 );
 
@@ -178,6 +229,24 @@ fn the_openapi_document_matches_its_snapshot() {
         actual == expected,
         "the OpenAPI document changed; review it and refresh the snapshot with UPDATE_SNAPSHOTS=1"
     );
+}
+
+/// Clients name their methods after operation ids, so no two operations share one.
+#[test]
+fn every_operation_has_an_id_of_its_own() {
+    let (_, openapi) = hark_server::http::api();
+    let doc = serde_json::to_value(&openapi).expect("json");
+    let mut ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .flat_map(|item| item.as_object().expect("item").values())
+        .map(|operation| operation["operationId"].as_str().expect("operationId"))
+        .collect();
+    let count = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "{ids:?}");
 }
 
 /// The README's table of scopes and the OpenAPI document's `bearer` scopes say the same.

@@ -263,19 +263,24 @@ async fn content_digest_is_verified(backend: Backend) {
         "sha-256=:{}:",
         base64::engine::general_purpose::STANDARD.encode([0u8; 32])
     );
+    // A malformed digest is refused before the body is read, and the server then closes the
+    // connection: none is reused.
     let send = |digest: String| {
         user.post("/api/v1/notes")
+            .header(reqwest::header::CONNECTION, "close")
             .header("content-digest", digest)
             .body(wav.clone())
             .send()
     };
     assert_problem(send(wrong).await.expect("send"), 400, "checksum_mismatch").await;
-    assert_problem(
-        send("sha-256=garbage".into()).await.expect("send"),
-        400,
-        "validation",
-    )
-    .await;
+    for malformed in ["sha-256=garbage", "md5=garbage", "0"] {
+        assert_problem(
+            send(malformed.into()).await.expect("send"),
+            400,
+            "validation",
+        )
+        .await;
+    }
     assert_nothing_stored(&app, &user).await;
     use sha2::Digest;
     let right = format!(
@@ -505,6 +510,56 @@ async fn delivery_fields_are_refused_until_delivery_exists(backend: Backend) {
     app.stop().await;
 }
 
+async fn upload_fields_and_headers_are_checked_wherever_they_come_from(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.user("ann@example.com").await;
+    // Some of these are refused before their body is read, and the server then closes the
+    // connection: none is reused.
+    let post = |path: &str| user.post(path).header(reqwest::header::CONNECTION, "close");
+    // A query name too long for a note is refused even though a form field replaces it.
+    let form = reqwest::multipart::Form::new()
+        .text("name", "memo.wav")
+        .part("file", reqwest::multipart::Part::bytes(sample_wav()));
+    let long_name = "n".repeat(256);
+    let response = post(&format!("/api/v1/notes?name={long_name}"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("send");
+    assert_problem(response, 400, "validation").await;
+    let form = reqwest::multipart::Form::new()
+        .text("correct", "maybe")
+        .part("file", reqwest::multipart::Part::bytes(sample_wav()));
+    let response = post("/api/v1/notes")
+        .multipart(form)
+        .send()
+        .await
+        .expect("send");
+    assert_problem(response, 400, "validation").await;
+    let response = post("/api/v1/notes?correct=maybe")
+        .body(sample_wav())
+        .send()
+        .await
+        .expect("send");
+    assert_problem(response, 400, "validation").await;
+    let response = post("/api/v1/notes")
+        .header("content-encoding", "")
+        .body(sample_wav())
+        .send()
+        .await
+        .expect("send");
+    assert_problem(response, 415, "unsupported_media_type").await;
+    let response = post("/api/v1/notes")
+        .header("idempotency-key", format!("\"{}\"", "k".repeat(254)))
+        .body(sample_wav())
+        .send()
+        .await
+        .expect("send");
+    assert_problem(response, 400, "validation").await;
+    assert_nothing_stored(&app, &user).await;
+    app.stop().await;
+}
+
 async fn a_digest_of_the_gzip_bytes_or_of_the_audio_both_verify(backend: Backend) {
     let app = spawn_app(backend).await;
     let user = app.user("ann@example.com").await;
@@ -544,6 +599,7 @@ backend_tests!(
     names_are_kept_safe,
     identical_bytes_are_stored_once_and_deleting_one_note_keeps_the_other,
     an_idempotency_key_replays_the_first_upload,
+    upload_fields_and_headers_are_checked_wherever_they_come_from,
     uploads_need_a_user,
     delivery_fields_are_refused_until_delivery_exists,
 );

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use hark_api::ListNotesQuery;
+use hark_api::{AudioFormat, ListNotesQuery, NoteStatus, Sort};
 use hark_client::{Client, UploadOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -32,13 +32,15 @@ pub struct ListArgs {
     /// Name contains.
     #[arg(long)]
     name: Option<String>,
+    /// pending, processing, ready or failed.
     #[arg(long)]
-    status: Option<String>,
+    status: Option<NoteStatus>,
+    /// wav, mp3, ogg, flac, m4a or webm.
     #[arg(long)]
-    format: Option<String>,
+    format: Option<AudioFormat>,
     /// created_at, -created_at, duration, -duration, name, -name.
-    #[arg(long)]
-    sort: Option<String>,
+    #[arg(long, allow_hyphen_values = true)]
+    sort: Option<Sort>,
     /// How many notes at most (all pages are followed).
     #[arg(long, default_value_t = 1000)]
     limit: usize,

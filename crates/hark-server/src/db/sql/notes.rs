@@ -2,7 +2,7 @@
 //! with filters and keyset cursors, deleting with their blob release.
 
 use async_trait::async_trait;
-use hark_api::NoteStatus;
+use hark_api::{NoteStatus, Sort};
 use sqlx::{
     ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, QueryBuilder, Type,
 };
@@ -112,10 +112,10 @@ where
         qb.push(" AND n.created_at < ").push_bind(before.micros());
     }
     if let Some((key, id)) = &filter.after {
-        let op = if filter.sort.descending() { "<" } else { ">" };
+        let op = if descending(filter.sort) { "<" } else { ">" };
         qb.push(format_args!(
             " AND (n.{}, n.id) {op} (",
-            filter.sort.column()
+            sort_column(filter.sort)
         ));
         match key {
             SortKey::Created(v) => qb.push_bind(*v),
@@ -131,14 +131,14 @@ where
     DB: Database,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
 {
-    let dir = if filter.sort.descending() {
+    let dir = if descending(filter.sort) {
         "DESC"
     } else {
         "ASC"
     };
     qb.push(format_args!(
         " ORDER BY {alias}.{col} {dir}, {alias}.id {dir} LIMIT ",
-        col = filter.sort.column()
+        col = sort_column(filter.sort)
     ))
     .push_bind(i64::from(filter.limit));
 }
@@ -358,4 +358,19 @@ where
         tx.commit().await?;
         Ok(failed.len() as u64)
     }
+}
+
+fn sort_column(sort: Sort) -> &'static str {
+    match sort {
+        Sort::CreatedAt | Sort::CreatedAtDesc => "created_at",
+        Sort::Duration | Sort::DurationDesc => "duration_seconds",
+        Sort::Name | Sort::NameDesc => "name",
+    }
+}
+
+fn descending(sort: Sort) -> bool {
+    matches!(
+        sort,
+        Sort::CreatedAtDesc | Sort::DurationDesc | Sort::NameDesc
+    )
 }

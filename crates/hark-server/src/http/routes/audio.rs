@@ -1,7 +1,7 @@
 //! Serving a note's bytes: ranges, conditional requests, HEAD, and a safe Content-Disposition.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -11,16 +11,17 @@ use utoipa::IntoParams;
 use crate::blob::BlobKey;
 use crate::domain::Note;
 use crate::http::AppState;
-use crate::http::extract::{AppQuery, AudioAccess};
+use crate::http::extract::{AppPath, AppQuery, AudioAccess};
+use crate::http::openapi;
 use crate::http::problem::ApiError;
 use crate::notes;
-use hark_api::ProblemCode;
+use hark_api::{ProblemCode, Rendition};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AudioQuery {
-    /// mp3, opus or corrected: a derived rendition instead of the original.
-    pub rendition: Option<String>,
+    /// A derived rendition instead of the original.
+    pub rendition: Option<Rendition>,
     /// A token, for clients that cannot set headers (`<audio>`, EventSource).
     pub access_token: Option<String>,
     /// Signed-link expiry (Unix seconds). Anything that is not a genuine signature is 403.
@@ -31,22 +32,31 @@ pub struct AudioQuery {
 
 /// The original bytes of a note (or a rendition), with `Range`, `If-None-Match`, `If-Range`
 /// and `HEAD`. Authorised by a bearer token, `?access_token=`, or a signed link.
-#[utoipa::path(get, path = "/api/v1/notes/{id}/audio", tag = "notes",
-    params(("id" = String, Path, description = "Note id"), AudioQuery),
-    responses((status = 200, description = "The audio", content_type = "audio/*"),
-              (status = 206, description = "Part of the audio"), (status = 304, description = "Not modified"),
-              (status = 403, description = "Tampered or expired link", body = hark_api::Problem),
-              (status = 404, description = "No such note", body = hark_api::Problem),
-              (status = 416, description = "Range not satisfiable", body = hark_api::Problem)),
+#[utoipa::path(method(get, head), path = "/api/v1/notes/{id}/audio", tag = "notes",
+    params(("id" = String, Path, format = Uuid, description = "The note's id"), AudioQuery, openapi::AudioHeaders),
+    responses(
+        (status = 200, description = "The audio", content((openapi::AudioBytes = "audio/*")),
+         headers(("ETag" = String), ("Last-Modified" = String), ("Accept-Ranges" = String, description = "`bytes`"),
+                 ("Cache-Control" = String), ("Content-Length" = u64),
+                 ("Content-Disposition" = String, description = "`inline` with the note's name"))),
+        (status = 206, description = "The requested range", content((openapi::AudioBytes = "audio/*")),
+         headers(("Content-Range" = String, description = "`bytes <first>-<last>/<size>`"), ("ETag" = String),
+                 ("Last-Modified" = String), ("Accept-Ranges" = String), ("Cache-Control" = String),
+                 ("Content-Length" = u64), ("Content-Disposition" = String))),
+        (status = 304, description = "Not modified: the `If-None-Match` validator matches",
+         headers(("ETag" = String), ("Last-Modified" = String), ("Cache-Control" = String))),
+        (status = 400, response = openapi::BadRequest), (status = 401, response = openapi::Unauthorized),
+        (status = 403, response = openapi::Forbidden), (status = 404, response = openapi::NotFound),
+        (status = 416, response = openapi::RangeNotSatisfiable), (status = 503, response = openapi::Unavailable)),
     security((), ("bearer" = ["notes:read"])))]
 pub async fn get_note_audio(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     AppQuery(query): AppQuery<AudioQuery>,
     access: AudioAccess,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let rendition = notes::rendition(query.rendition.as_deref())?;
+    let rendition = query.rendition;
     let note = match access {
         AudioAccess::Link(signature) => state.notes.linked(&id, rendition, signature).await?,
         AudioAccess::Reader(viewer) => state.notes.visible(viewer, &id).await?,

@@ -12,6 +12,7 @@ use super::notes::list_for;
 use super::upload::{UploadQuery, receive_upload};
 use crate::http::AppState;
 use crate::http::extract::{AppQuery, Auth};
+use crate::http::openapi;
 use crate::http::problem::ApiError;
 use crate::http::views;
 
@@ -19,13 +20,23 @@ use crate::http::views;
 #[into_params(parameter_in = Query)]
 pub struct NameQuery {
     /// The note's file name; the newest visible note of that name is meant.
-    pub name: Option<String>,
+    #[param(min_length = 1, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
+    pub name: String,
 }
 
 /// Uploads audio, exactly as `POST /api/v1/notes`.
-#[utoipa::path(post, path = "/post", tag = "compat", params(UploadQuery),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 201, body = hark_api::Note), (status = 415, body = hark_api::Problem)),
+#[utoipa::path(post, path = "/post", tag = "compat", params(UploadQuery, openapi::UploadHeaders),
+    request_body(description = "The audio: raw bytes, or a form with a `file` part",
+        content((openapi::AudioBytes = "audio/*"), (openapi::AudioBytes = "application/octet-stream"),
+                (openapi::UploadForm = "multipart/form-data"))),
+    responses(
+        (status = 201, description = "Stored, its metadata probed", body = hark_api::Note,
+         headers(("Location" = String, description = "The note's URL"),
+                 ("Idempotent-Replayed" = String, description = "`true` when this answers a retry with the same `Idempotency-Key`"))),
+        (status = 400, response = openapi::BadRequest), (status = 401, response = openapi::Unauthorized),
+        (status = 403, response = openapi::Forbidden), (status = 404, response = openapi::NotFound),
+        (status = 413, response = openapi::PayloadTooLarge), (status = 415, response = openapi::UnsupportedMediaType),
+        (status = 422, response = openapi::IdempotencyKeyReused), (status = 503, response = openapi::Unavailable)),
     security(("bearer" = [])))]
 pub async fn post_audio(
     State(state): State<AppState>,
@@ -38,7 +49,10 @@ pub async fn post_audio(
 
 /// Lists notes: `?maxduration=` (seconds) and every native filter.
 #[utoipa::path(get, path = "/list", tag = "compat", params(ListNotesQuery),
-    responses((status = 200, body = NoteList)), security(("bearer" = [])))]
+    responses((status = 200, body = NoteList, description = "One page"),
+              (status = 400, response = openapi::BadRequest), (status = 401, response = openapi::Unauthorized),
+              (status = 403, response = openapi::Forbidden), (status = 503, response = openapi::Unavailable)),
+    security(("bearer" = [])))]
 pub async fn list_audio(
     State(state): State<AppState>,
     Auth(user): Auth,
@@ -47,9 +61,23 @@ pub async fn list_audio(
     Ok(Json(list_for(&state, &user, &query).await?))
 }
 
-/// Downloads the newest note of that name.
-#[utoipa::path(get, path = "/download", tag = "compat", params(NameQuery),
-    responses((status = 200, description = "The audio"), (status = 404, body = hark_api::Problem)),
+/// Downloads the newest note of that name, as an attachment, with the same `Range` and
+/// conditional handling as the audio route.
+#[utoipa::path(method(get, head), path = "/download", tag = "compat", params(NameQuery, openapi::AudioHeaders),
+    responses(
+        (status = 200, description = "The audio", content((openapi::AudioBytes = "audio/*")),
+         headers(("ETag" = String), ("Last-Modified" = String), ("Accept-Ranges" = String, description = "`bytes`"),
+                 ("Cache-Control" = String), ("Content-Length" = u64),
+                 ("Content-Disposition" = String, description = "`attachment` with the note's name"))),
+        (status = 206, description = "The requested range", content((openapi::AudioBytes = "audio/*")),
+         headers(("Content-Range" = String, description = "`bytes <first>-<last>/<size>`"), ("ETag" = String),
+                 ("Last-Modified" = String), ("Accept-Ranges" = String), ("Cache-Control" = String),
+                 ("Content-Length" = u64), ("Content-Disposition" = String))),
+        (status = 304, description = "Not modified: the `If-None-Match` validator matches",
+         headers(("ETag" = String), ("Last-Modified" = String), ("Cache-Control" = String))),
+        (status = 400, response = openapi::BadRequest), (status = 401, response = openapi::Unauthorized),
+        (status = 403, response = openapi::Forbidden), (status = 404, response = openapi::NotFound),
+        (status = 416, response = openapi::RangeNotSatisfiable), (status = 503, response = openapi::Unavailable)),
     security(("bearer" = [])))]
 pub async fn download_audio(
     State(state): State<AppState>,
@@ -57,25 +85,22 @@ pub async fn download_audio(
     AppQuery(query): AppQuery<NameQuery>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let note = state
-        .notes
-        .newest_named(user.id, query.name.as_deref())
-        .await?;
+    let note = state.notes.newest_named(user.id, &query.name).await?;
     serve_note(&state, &note, request.headers(), Disposition::Attachment).await
 }
 
 /// Metadata of the newest note of that name.
 #[utoipa::path(get, path = "/info", tag = "compat", params(NameQuery),
-    responses((status = 200, body = hark_api::Note), (status = 404, body = hark_api::Problem)),
+    responses((status = 200, body = hark_api::Note, description = "The note"),
+              (status = 400, response = openapi::BadRequest), (status = 401, response = openapi::Unauthorized),
+              (status = 403, response = openapi::Forbidden), (status = 404, response = openapi::NotFound),
+              (status = 503, response = openapi::Unavailable)),
     security(("bearer" = [])))]
 pub async fn audio_info(
     State(state): State<AppState>,
     Auth(user): Auth,
     AppQuery(query): AppQuery<NameQuery>,
 ) -> Result<Json<hark_api::Note>, ApiError> {
-    let note = state
-        .notes
-        .newest_named(user.id, query.name.as_deref())
-        .await?;
+    let note = state.notes.newest_named(user.id, &query.name).await?;
     Ok(Json(views::note(&note)))
 }

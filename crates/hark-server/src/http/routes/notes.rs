@@ -1,26 +1,34 @@
 //! The native notes API. Handlers parse and answer; the use cases live in `crate::notes`.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use hark_api::{LinkRequest, ListNotesQuery, NoteList, SignedLink};
 
 use super::upload::{UploadQuery, receive_upload};
 use crate::domain::User;
 use crate::http::AppState;
-use crate::http::extract::{AppQuery, Auth, NoteReader};
+use crate::http::extract::{AppPath, AppQuery, Auth, NoteReader, OptionalJson};
+use crate::http::openapi;
 use crate::http::problem::ApiError;
 use crate::http::views;
 
 /// Uploads audio: a raw body (`audio/*`, `application/octet-stream`) or a multipart form with
 /// a `file` part, optionally `Content-Encoding: gzip`. The bytes are validated by decoding and
 /// probed before the answer. `Content-Digest` is verified; `Idempotency-Key` replays.
-#[utoipa::path(post, path = "/api/v1/notes", tag = "notes", params(UploadQuery),
-    request_body(content = Vec<u8>, description = "Audio bytes, or multipart/form-data with a file part", content_type = "application/octet-stream"),
-    responses((status = 201, body = hark_api::Note, description = "Stored"),
-              (status = 400, body = hark_api::Problem), (status = 401, body = hark_api::Problem),
-              (status = 413, body = hark_api::Problem), (status = 415, body = hark_api::Problem)),
+#[utoipa::path(post, path = "/api/v1/notes", tag = "notes", params(UploadQuery, openapi::UploadHeaders),
+    request_body(description = "The audio: raw bytes, or a form with a `file` part",
+        content((openapi::AudioBytes = "audio/*"), (openapi::AudioBytes = "application/octet-stream"),
+                (openapi::UploadForm = "multipart/form-data"))),
+    responses(
+        (status = 201, description = "Stored, its metadata probed", body = hark_api::Note,
+         headers(("Location" = String, description = "The note's URL"),
+                 ("Idempotent-Replayed" = String, description = "`true` when this answers a retry with the same `Idempotency-Key`"))),
+        (status = 400, response = openapi::BadRequest), (status = 401, response = openapi::Unauthorized),
+        (status = 403, response = openapi::Forbidden),
+        (status = 404, response = openapi::NotFound),
+        (status = 413, response = openapi::PayloadTooLarge), (status = 415, response = openapi::UnsupportedMediaType),
+        (status = 422, response = openapi::IdempotencyKeyReused), (status = 503, response = openapi::Unavailable)),
     security(("bearer" = [])))]
 pub async fn upload_note(
     State(state): State<AppState>,
@@ -33,7 +41,9 @@ pub async fn upload_note(
 
 /// Lists the notes the caller owns or received, filtered, sorted and paginated by cursor.
 #[utoipa::path(get, path = "/api/v1/notes", tag = "notes", params(ListNotesQuery),
-    responses((status = 200, body = NoteList), (status = 400, body = hark_api::Problem), (status = 401, body = hark_api::Problem)),
+    responses((status = 200, body = NoteList, description = "One page"),
+              (status = 400, response = openapi::BadRequest), (status = 401, response = openapi::Unauthorized),
+              (status = 403, response = openapi::Forbidden), (status = 503, response = openapi::Unavailable)),
     security(("bearer" = [])))]
 pub async fn list_notes(
     State(state): State<AppState>,
@@ -44,51 +54,58 @@ pub async fn list_notes(
 }
 
 /// A note with its metadata, status and links.
-#[utoipa::path(get, path = "/api/v1/notes/{id}", tag = "notes", params(("id" = String, Path)),
-    responses((status = 200, body = hark_api::Note), (status = 404, body = hark_api::Problem)),
+#[utoipa::path(get, path = "/api/v1/notes/{id}", tag = "notes",
+    params(("id" = String, Path, format = Uuid, description = "The note's id")),
+    responses((status = 200, body = hark_api::Note, description = "The note"),
+              (status = 400, response = openapi::BadRequest), (status = 401, response = openapi::Unauthorized),
+              (status = 403, response = openapi::Forbidden), (status = 404, response = openapi::NotFound),
+              (status = 503, response = openapi::Unavailable)),
     security(("bearer" = ["notes:read"])))]
 pub async fn get_note(
     State(state): State<AppState>,
     NoteReader(viewer): NoteReader,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
 ) -> Result<Json<hark_api::Note>, ApiError> {
     let note = state.notes.visible(viewer, &id).await?;
     Ok(Json(views::note(&note)))
 }
 
 /// Deletes an owned note; its bytes go once nothing else references them.
-#[utoipa::path(delete, path = "/api/v1/notes/{id}", tag = "notes", params(("id" = String, Path)),
-    responses((status = 204, description = "Deleted"), (status = 404, body = hark_api::Problem)),
+#[utoipa::path(delete, path = "/api/v1/notes/{id}", tag = "notes",
+    params(("id" = String, Path, format = Uuid, description = "The note's id")),
+    responses((status = 204, description = "Deleted"),
+              (status = 400, response = openapi::BadRequest), (status = 401, response = openapi::Unauthorized),
+              (status = 403, response = openapi::Forbidden),
+              (status = 404, response = openapi::NotFound),
+              (status = 503, response = openapi::Unavailable)),
     security(("bearer" = [])))]
 pub async fn delete_note(
     State(state): State<AppState>,
     Auth(user): Auth,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
 ) -> Result<StatusCode, ApiError> {
     state.notes.delete(user.id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// A signed URL that serves the note's audio with no other credential until it expires.
-#[utoipa::path(post, path = "/api/v1/notes/{id}/link", tag = "notes", params(("id" = String, Path)),
-    request_body(content = LinkRequest, content_type = "application/json"),
-    responses((status = 200, body = SignedLink), (status = 400, body = hark_api::Problem), (status = 404, body = hark_api::Problem)),
+#[utoipa::path(post, path = "/api/v1/notes/{id}/link", tag = "notes",
+    params(("id" = String, Path, format = Uuid, description = "The note's id")),
+    request_body(content = Option<LinkRequest>, content_type = "application/json",
+                 description = "Optional: an empty body asks for the defaults"),
+    responses((status = 200, body = SignedLink, description = "The link"),
+              (status = 400, response = openapi::BadRequest), (status = 401, response = openapi::Unauthorized),
+              (status = 403, response = openapi::Forbidden), (status = 404, response = openapi::NotFound),
+              (status = 413, response = openapi::PayloadTooLarge), (status = 503, response = openapi::Unavailable)),
     security(("bearer" = ["notes:read"])))]
 pub async fn create_link(
     State(state): State<AppState>,
     NoteReader(viewer): NoteReader,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     headers: HeaderMap,
-    body: Bytes,
+    OptionalJson(request): OptionalJson<LinkRequest>,
 ) -> Result<Json<SignedLink>, ApiError> {
     let note = state.notes.visible(viewer, &id).await?;
-    // The body is optional: an empty one asks for the defaults.
-    let request: LinkRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        LinkRequest::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::validation(format!("invalid JSON body: {e}")))?
-    };
     let link = state.notes.link(&note, &request)?;
     let url = format!(
         "{}/api/v1/notes/{}/audio?{}",

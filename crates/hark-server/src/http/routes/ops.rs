@@ -4,21 +4,43 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::http::AppState;
+use crate::http::openapi;
 use crate::http::problem::ApiError;
 
+/// The process answers.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    status: &'static str,
+}
+
+/// The database and the blob store answer.
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready`.
+    status: &'static str,
+    /// `ok`.
+    database: &'static str,
+    /// `ok`.
+    store: &'static str,
+}
+
 /// Alive: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "Alive")))]
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+#[utoipa::path(get, path = "/healthz", tag = "ops",
+    responses((status = 200, body = Health, description = "Alive")))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 /// Ready: the database and the blob store answer.
 #[utoipa::path(get, path = "/readyz", tag = "ops",
-    responses((status = 200, description = "Ready"), (status = 503, body = hark_api::Problem)))]
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    responses((status = 200, body = Readiness, description = "Ready"),
+              (status = 503, response = openapi::Unavailable)))]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
     state
         .repos
         .health
@@ -30,13 +52,16 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
         .check()
         .await
         .map_err(|e| ApiError::unavailable(&e))?;
-    Ok(Json(
-        json!({ "status": "ready", "database": "ok", "store": "ok" }),
-    ))
+    Ok(Json(Readiness {
+        status: "ready",
+        database: "ok",
+        store: "ok",
+    }))
 }
 
 /// Prometheus metrics in the text exposition format.
-#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format")))]
+#[utoipa::path(get, path = "/metrics", tag = "ops",
+    responses((status = 200, body = String, content_type = "text/plain", description = "Prometheus text format, version 0.0.4")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut response = state.metrics.render().into_response();
     response.headers_mut().insert(

@@ -31,16 +31,23 @@ use hark_api::ProblemCode;
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UploadQuery {
-    /// The file name; otherwise from the form part or `Content-Disposition`.
+    /// The file name (the part after the last `/` or `\`, control characters removed);
+    /// otherwise from the form part or `Content-Disposition`, else `<id>.<format>`.
+    #[param(max_length = 255)]
     pub name: Option<String>,
+    #[param(max_length = 500)]
     pub title: Option<String>,
+    #[param(max_length = 500)]
     pub series: Option<String>,
-    /// Recipients (delivery): comma-separated emails or user ids.
+    /// Recipients (delivery): comma-separated emails or user ids. Delivery is not available
+    /// on this server yet, so this answers 400 (and is left out of the document until it works).
+    #[param(ignore)]
     pub to: Option<String>,
-    /// A channel to deliver to.
+    /// A channel to deliver to; as `to`.
+    #[param(ignore)]
     pub channel: Option<String>,
-    /// Ask for a grammar-corrected transcript.
-    pub correct: Option<String>,
+    /// Accepted; this server makes no corrected transcripts yet.
+    pub correct: Option<bool>,
 }
 
 const MAX_FIELD_BYTES: usize = 4096;
@@ -64,11 +71,12 @@ pub async fn receive_upload(
         Some(hasher) => hash_body(request, hasher.clone()),
         None => request,
     };
-    let mut fields = UploadFields {
+    let from_query = UploadFields {
         name: query.name,
         title: query.title,
         series: query.series,
     };
+    let mut fields = from_query.clone();
     let mut delivery = (query.to, query.channel);
     let spooled = if is_multipart(&headers) {
         let max_bytes = state.notes.ingest().max_bytes;
@@ -99,6 +107,8 @@ pub async fn receive_upload(
         )
         .await?
     };
+    // A query value that a form field replaced is refused all the same.
+    from_query.check()?;
     if delivery.0.is_some() || delivery.1.is_some() {
         return Err(ApiError::validation(
             "delivery (to, channel) is not available on this server yet",
@@ -158,7 +168,7 @@ fn content_encoding_is_gzip(headers: &HeaderMap) -> Result<bool, ApiError> {
         .as_deref()
     {
         Ok("gzip" | "x-gzip") => Ok(true),
-        Ok("identity" | "") => Ok(false),
+        Ok("identity") => Ok(false),
         _ => Err(ApiError::new(
             ProblemCode::UnsupportedMediaType,
             "Content-Encoding must be gzip or identity",
@@ -290,7 +300,12 @@ async fn read_form(
                     "series" => fields.series = Some(value),
                     "to" => delivery.0 = Some(value),
                     "channel" => delivery.1 = Some(value),
-                    _ => {}
+                    // Checked, though no corrected transcripts are made yet.
+                    _ => {
+                        value.parse::<bool>().map_err(|_| {
+                            ApiError::validation("form field correct must be true or false")
+                        })?;
+                    }
                 }
             }
             // Unknown parts are drained and ignored, as HTML forms send extra inputs.
@@ -312,40 +327,48 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     };
     let key = value
         .to_str()
-        .map_err(|_| ApiError::validation("Idempotency-Key must be ASCII"))?
-        .trim();
-    let key = key.trim_matches('"');
-    if key.is_empty() || key.len() > 255 {
+        .map_err(|_| ApiError::validation("Idempotency-Key must be ASCII"))?;
+    let trimmed = key.trim().trim_matches('"').trim();
+    if trimmed.is_empty() || key.len() > 255 {
         return Err(ApiError::validation(
             "Idempotency-Key must be 1 to 255 characters",
         ));
     }
-    Ok(Some(key.to_owned()))
+    Ok(Some(trimmed.to_owned()))
 }
 
-/// The `sha-256` member of an RFC 9530 `Content-Digest`; other algorithms are ignored.
+/// The `sha-256` member of an RFC 9530 `Content-Digest`. Every member must be
+/// `<algorithm>=:<base64>:`; those of other algorithms are ignored.
 fn content_digest(headers: &HeaderMap) -> Result<Option<[u8; 32]>, ApiError> {
     let Some(value) = headers.get("content-digest") else {
         return Ok(None);
     };
     let invalid = || ApiError::validation("Content-Digest must look like sha-256=:<base64>:");
     let value = value.to_str().map_err(|_| invalid())?;
+    let mut sha256 = None;
     for member in value.split(',') {
-        let Some((algorithm, digest)) = member.trim().split_once('=') else {
-            return Err(invalid());
-        };
-        if !algorithm.trim().eq_ignore_ascii_case("sha-256") {
-            continue;
-        }
+        let (algorithm, digest) = member.trim().split_once('=').ok_or_else(invalid)?;
         let digest = digest
-            .trim()
             .strip_prefix(':')
             .and_then(|d| d.strip_suffix(':'))
             .ok_or_else(invalid)?;
-        let bytes = STANDARD.decode(digest).map_err(|_| invalid())?;
-        return bytes.try_into().map(Some).map_err(|_| invalid());
+        let named = !algorithm.is_empty()
+            && algorithm
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !named
+            || !digest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+        {
+            return Err(invalid());
+        }
+        if algorithm.eq_ignore_ascii_case("sha-256") && sha256.is_none() {
+            let bytes = STANDARD.decode(digest).map_err(|_| invalid())?;
+            sha256 = Some(bytes.try_into().map_err(|_| invalid())?);
+        }
     }
-    Ok(None)
+    Ok(sha256)
 }
 
 /// The file name of a `Content-Disposition` header: `filename*` (RFC 8187) over `filename`.

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Checks that the server keeps the promises of its OpenAPI document: Schemathesis generates
+# requests from /openapi.json (valid and invalid ones) and checks every answer against the
+# document (status codes, content types, headers, bodies) and against HTTP itself.
+#
+# Installs a pinned Schemathesis from PyPI into a cache directory, builds and starts
+# `hark serve` on a free port with a temporary data directory (SQLite), creates a user and a
+# token, runs every check with a fixed seed, and exits non-zero on any failure.
+#
+# Environment: SCHEMATHESIS_EXAMPLES (test cases per operation and phase, default 50),
+# SCHEMATHESIS_SEED (default 1), SCHEMATHESIS_REPORT (a directory for a JUnit and NDJSON
+# report of the run; none when unset).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+version=4.32.5
+examples=${SCHEMATHESIS_EXAMPLES:-50}
+seed=${SCHEMATHESIS_SEED:-1}
+
+# Schemathesis, once per version, in a scratch directory moved into place when complete.
+tool=${XDG_CACHE_HOME:-$HOME/.cache}/hark/schemathesis-$version
+if [ ! -f "$tool/.complete" ]; then
+  mkdir -p "$(dirname "$tool")"
+  rm -rf "$tool.tmp$$"
+  python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+    --target "$tool.tmp$$" "schemathesis==$version"
+  touch "$tool.tmp$$/.complete"
+  rm -rf "$tool"
+  mv -T "$tool.tmp$$" "$tool"
+fi
+schemathesis() {
+  PYTHONPATH="$tool${PYTHONPATH:+:$PYTHONPATH}" python3 -c 'from schemathesis.cli import schemathesis; schemathesis()' "$@"
+}
+
+cargo build --quiet --locked -p hark
+hark=$PWD/target/debug/hark
+
+# The server, on a port of its choosing, with data that lives as long as this run.
+data=$(mktemp -d)
+server=
+cleanup() {
+  if [ -n "$server" ]; then kill "$server" 2>/dev/null && wait "$server" 2>/dev/null; fi
+  rm -rf "$data"
+}
+trap cleanup EXIT
+export HARK_DATA_DIR=$data HARK_LISTEN=127.0.0.1:0 RUST_LOG=${RUST_LOG:-warn}
+"$hark" serve 2>"$data/server.log" &
+server=$!
+base=
+for _ in $(seq 100); do
+  base=$(sed -n 's/^hark: listening on \(http:[^ ]*\)$/\1/p' "$data/server.log")
+  [ -n "$base" ] && break
+  kill -0 "$server" 2>/dev/null || break
+  sleep 0.1
+done
+if [ -z "$base" ]; then
+  echo "hark serve did not start:" >&2
+  cat "$data/server.log" >&2
+  exit 1
+fi
+
+email=schemathesis@example.com
+password=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+# An admin, so that deleting a user the run registered is allowed (to a user it is 404).
+added=$("$hark" user add "$email" --password "$password" --role admin)
+token=$("$hark" login --server "$base" --email "$email" --password "$password")
+# The hooks keep this user alive and give positive test cases real audio and cursors.
+export HARK_SCHEMATHESIS_USER_ID=$(sed -n 's/^added [^ ]* (\([0-9a-f-]*\),.*/\1/p' <<<"$added")
+export SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH=$PWD/scripts
+
+report=()
+if [ -n "${SCHEMATHESIS_REPORT:-}" ]; then
+  report=(--report junit,ndjson --report-dir "$SCHEMATHESIS_REPORT")
+fi
+set +e
+# From the scratch directory: Schemathesis keeps a cache where it runs, which would make
+# one run depend on the ones before.
+(cd "$data" && schemathesis run "$base/openapi.json" \
+  --checks all \
+  --seed "$seed" \
+  --max-examples "$examples" \
+  --header "Authorization: Bearer $token" \
+  --workers 1 \
+  --suppress-health-check all \
+  --no-color \
+  "${report[@]}")
+status=$?
+set -e
+if [ "$status" != 0 ] && grep -q panicked "$data/server.log"; then
+  echo "the server panicked:" >&2
+  grep -A5 panicked "$data/server.log" >&2
+fi
+exit "$status"
