@@ -25,6 +25,10 @@ impl Backend for Sqlite {
     fn lock_event_log(_: &mut SqliteConnection) -> BoxFuture<'_, Result<(), sqlx::Error>> {
         Box::pin(std::future::ready(Ok(())))
     }
+
+    const STEER_TO_SORT_ORDER: bool = true;
+
+    const NAME_TRIGRAMS: Option<&'static str> = Some("note_names");
 }
 
 /// Opens the database, running the migrations when `migrate` is set.

@@ -9,7 +9,9 @@ use sqlx::{
 
 use super::{Backend, SqlRepo, like_pattern};
 use crate::db::rows::NoteRow;
-use crate::db::{DbError, DeletedNote, EffectsOf, InsertOutcome, NoteFilter, NoteRepo, SortKey};
+use crate::db::{
+    DbError, DeletedNote, EffectsOf, InsertOutcome, NoteFilter, NoteRepo, NoteSort, SortKey,
+};
 use crate::domain::{Effects, NewNote, Note, NoteId, Timestamp, UserId};
 
 impl<DB> SqlRepo<DB>
@@ -69,21 +71,32 @@ where
     }
 }
 
-/// Appends the conditions every list branch shares: filters and the cursor.
-fn push_list_conditions<DB>(qb: &mut QueryBuilder<DB>, filter: &NoteFilter)
+/// Appends the conditions every list branch shares: filters and the cursor. `name_matched`:
+/// the branch already keeps only names with the substring.
+fn push_list_conditions<DB>(qb: &mut QueryBuilder<DB>, filter: &NoteFilter, name_matched: bool)
 where
-    DB: Database,
+    DB: Backend,
     for<'q> String: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> f64: Encode<'q, DB> + Type<DB>,
 {
+    let off_index = |column: &str| {
+        if DB::STEER_TO_SORT_ORDER && filter.sort.column() != column {
+            "+"
+        } else {
+            ""
+        }
+    };
+    let duration = off_index("duration_seconds");
     if let Some(max) = filter.max_duration {
-        qb.push(" AND n.duration_seconds <= ").push_bind(max);
+        qb.push(format_args!(" AND {duration}n.duration_seconds <= "))
+            .push_bind(max);
     }
     if let Some(min) = filter.min_duration {
-        qb.push(" AND n.duration_seconds >= ").push_bind(min);
+        qb.push(format_args!(" AND {duration}n.duration_seconds >= "))
+            .push_bind(min);
     }
-    if let Some(name) = &filter.name_contains {
+    if let Some(name) = filter.name_contains.as_ref().filter(|_| !name_matched) {
         qb.push(" AND n.name_folded LIKE ")
             .push_bind(like_pattern(name))
             .push(" ESCAPE '\\'");
@@ -105,11 +118,14 @@ where
     if let Some(format) = &filter.format {
         qb.push(" AND n.format = ").push_bind(format.clone());
     }
+    let created = off_index("created_at");
     if let Some(after) = filter.created_after {
-        qb.push(" AND n.created_at > ").push_bind(after.micros());
+        qb.push(format_args!(" AND {created}n.created_at > "))
+            .push_bind(after.micros());
     }
     if let Some(before) = filter.created_before {
-        qb.push(" AND n.created_at < ").push_bind(before.micros());
+        qb.push(format_args!(" AND {created}n.created_at < "))
+            .push_bind(before.micros());
     }
     if let Some((key, id)) = &filter.after {
         let op = if filter.sort.descending() { "<" } else { ">" };
@@ -141,6 +157,105 @@ where
         col = filter.sort.column()
     ))
     .push_bind(i64::from(filter.limit));
+}
+
+/// The viewer's own notes that pass the filter, in its order, at most a page of them.
+fn push_owned_branch<DB>(qb: &mut QueryBuilder<DB>, filter: &NoteFilter)
+where
+    DB: Backend,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> f64: Encode<'q, DB> + Type<DB>,
+{
+    let Some((table, phrase)) = name_search_in_created_order::<DB>(filter) else {
+        qb.push("SELECT n.* FROM notes n WHERE n.owner_id = ")
+            .push_bind(filter.viewer.to_string());
+        // Another sender's notes are only ever received: no need to walk the viewer's own.
+        if filter.sender.is_some_and(|sender| sender != filter.viewer) {
+            qb.push(" AND 1 = 0");
+        }
+        push_list_conditions(qb, filter, false);
+        push_order(qb, filter, "n");
+        return;
+    };
+    // The name index yields matches in `name_key` order, which is `created_at` order, so the
+    // inner query finds the page's last match after reading about a page of them. The page is
+    // every match up to that one's microsecond (ties are ordered by id, which the key is not).
+    let (dir, bound, edge, extreme) = if filter.sort.descending() {
+        ("DESC", ">=", "", i64::MIN)
+    } else {
+        ("ASC", "<=", " + 1023", i64::MAX)
+    };
+    qb.push("SELECT n.* FROM ");
+    push_name_matches(qb, filter, table, &phrase);
+    qb.push(format_args!(
+        " AND f.rowid {bound} coalesce((SELECT f.rowid / 1024 * 1024{edge} FROM "
+    ));
+    push_name_matches(qb, filter, table, &phrase);
+    qb.push(format_args!(" ORDER BY f.rowid {dir} LIMIT 1 OFFSET "))
+        .push_bind(i64::from(filter.limit) - 1)
+        .push("), ")
+        .push_bind(extreme)
+        .push(")");
+    push_order(qb, filter, "n");
+}
+
+/// The name index joined to the viewer's notes, with every condition of the filter. The
+/// index is read first (`CROSS JOIN` fixes the order); bounds on its rowid let it skip what
+/// the cursor and the creation range leave out.
+fn push_name_matches<DB>(qb: &mut QueryBuilder<DB>, filter: &NoteFilter, table: &str, phrase: &str)
+where
+    DB: Backend,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> f64: Encode<'q, DB> + Type<DB>,
+{
+    qb.push(format_args!(
+        "{table} f CROSS JOIN notes n ON n.name_key = f.rowid WHERE f.{table} MATCH "
+    ))
+    .push_bind(phrase.to_owned())
+    .push(" AND n.owner_id = ")
+    .push_bind(filter.viewer.to_string());
+    let (from, until) = name_key_range(filter);
+    if let Some(from) = from {
+        qb.push(" AND f.rowid >= ").push_bind(from);
+    }
+    if let Some(until) = until {
+        qb.push(" AND f.rowid < ").push_bind(until);
+    }
+    push_list_conditions(qb, filter, true);
+}
+
+/// The name index and the phrase to match, when the engine has the index, the list is in
+/// creation order, and the substring is long enough to have trigrams.
+fn name_search_in_created_order<DB: Backend>(
+    filter: &NoteFilter,
+) -> Option<(&'static str, String)> {
+    let table = DB::NAME_TRIGRAMS?;
+    let folded = filter.name_contains.as_ref()?.to_lowercase();
+    let in_created_order = matches!(filter.sort, NoteSort::CreatedAsc | NoteSort::CreatedDesc);
+    (in_created_order && folded.chars().count() >= 3)
+        .then(|| (table, format!("\"{}\"", folded.replace('"', "\"\""))))
+}
+
+/// The `name_key` range (`from <= key < until`) that the creation filters and the cursor leave:
+/// a key is `created_at * 1024` plus a rank within the microsecond.
+fn name_key_range(filter: &NoteFilter) -> (Option<i64>, Option<i64>) {
+    let key = |micros: i64| micros.saturating_mul(1024);
+    let mut from = filter
+        .created_after
+        .map(|t| key(t.micros().saturating_add(1)));
+    let mut until = filter.created_before.map(|t| key(t.micros()));
+    if let Some((SortKey::Created(at), _)) = &filter.after {
+        if filter.sort.descending() {
+            let cursor = key(at.saturating_add(1));
+            until = Some(until.map_or(cursor, |u| u.min(cursor)));
+        } else {
+            let cursor = key(*at);
+            from = Some(from.map_or(cursor, |f| f.max(cursor)));
+        }
+    }
+    (from, until)
 }
 
 #[async_trait]
@@ -286,20 +401,17 @@ where
     #[tracing::instrument(skip_all)]
     async fn list_notes(&self, filter: &NoteFilter) -> Result<Vec<Note>, DbError> {
         // Owned and received notes are listed by two index-friendly branches, each already
-        // ordered and limited, then merged.
-        let viewer = filter.viewer.to_string();
-        let mut qb = QueryBuilder::<DB>::new(
-            "SELECT v.* FROM (SELECT * FROM (SELECT n.* FROM notes n WHERE n.owner_id = ",
-        );
-        qb.push_bind(viewer.clone());
-        push_list_conditions(&mut qb, filter);
-        push_order(&mut qb, filter, "n");
+        // ordered and limited, then merged. The received branch starts from the viewer's inbox
+        // (`CROSS JOIN` keeps SQLite from walking a sender's notes instead), so it costs what
+        // the inbox holds.
+        let mut qb = QueryBuilder::<DB>::new("SELECT v.* FROM (SELECT * FROM (");
+        push_owned_branch(&mut qb, filter);
         qb.push(
-            ") AS owned UNION ALL SELECT * FROM (SELECT n.* FROM notes n \
-             JOIN inbox_entries i ON i.note_id = n.id WHERE i.recipient_id = ",
+            ") AS owned UNION ALL SELECT * FROM (SELECT n.* FROM inbox_entries i \
+             CROSS JOIN notes n WHERE n.id = i.note_id AND i.recipient_id = ",
         );
-        qb.push_bind(viewer);
-        push_list_conditions(&mut qb, filter);
+        qb.push_bind(filter.viewer.to_string());
+        push_list_conditions(&mut qb, filter, false);
         push_order(&mut qb, filter, "n");
         qb.push(") AS received) AS v");
         push_order(&mut qb, filter, "v");
