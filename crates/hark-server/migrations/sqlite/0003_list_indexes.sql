@@ -52,3 +52,32 @@ CREATE TRIGGER notes_name_delete AFTER DELETE ON notes
 BEGIN
     DELETE FROM note_names WHERE rowid = OLD.name_key;
 END;
+
+-- A received note's sort keys, copied into its inbox entry: the received branch of a list walks
+-- the recipient's entries in the list's order and stops at the end of the page, as the own
+-- branch does. Triggers fill the copies and keep the name current (a note's creation time and
+-- duration never change).
+ALTER TABLE inbox_entries ADD COLUMN note_created_at INTEGER;
+ALTER TABLE inbox_entries ADD COLUMN note_duration_seconds REAL;
+ALTER TABLE inbox_entries ADD COLUMN note_name TEXT;
+UPDATE inbox_entries
+SET note_created_at = n.created_at, note_duration_seconds = n.duration_seconds, note_name = n.name
+FROM notes AS n
+WHERE n.id = inbox_entries.note_id;
+CREATE INDEX inbox_entries_created ON inbox_entries (recipient_id, note_created_at, note_id);
+CREATE INDEX inbox_entries_duration ON inbox_entries (recipient_id, note_duration_seconds, note_id);
+CREATE INDEX inbox_entries_name ON inbox_entries (recipient_id, note_name, note_id);
+
+CREATE TRIGGER inbox_entries_sort_keys AFTER INSERT ON inbox_entries
+BEGIN
+    UPDATE inbox_entries SET
+        note_created_at = (SELECT created_at FROM notes WHERE id = NEW.note_id),
+        note_duration_seconds = (SELECT duration_seconds FROM notes WHERE id = NEW.note_id),
+        note_name = (SELECT name FROM notes WHERE id = NEW.note_id)
+    WHERE recipient_id = NEW.recipient_id AND note_id = NEW.note_id;
+END;
+
+CREATE TRIGGER notes_rename_in_inboxes AFTER UPDATE OF name ON notes
+BEGIN
+    UPDATE inbox_entries SET note_name = NEW.name WHERE note_id = NEW.id;
+END;

@@ -483,6 +483,82 @@ async fn a_deleted_or_renamed_note_leaves_the_name_search(backend: Backend) {
     app.stop().await;
 }
 
+async fn received_notes_merge_into_every_order_and_follow_a_rename(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ann = app.user("ann@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let mut visible = Vec::new();
+    for (user, file, name) in [
+        (&ann, "t1_pcm16_16k.wav", "ann b.wav"),
+        (&bob, "long_opus.ogg", "bob a.ogg"),
+        (&ann, "t4.flac", "ann d.flac"),
+        (&bob, "t5_cbr64.mp3", "bob c.mp3"),
+        (&bob, "t4.flac", "bob unsent.flac"),
+    ] {
+        let note = upload_all(user, &[(file, name)]).await.remove(0);
+        if name != "bob unsent.flac" {
+            visible.push(note);
+        }
+    }
+    // No route delivers yet: the inbox entries are written as delivery will write them.
+    for note in visible.iter().filter(|n| n.name.starts_with("bob")) {
+        execute(
+            &app,
+            backend,
+            format!(
+                "INSERT INTO inbox_entries (recipient_id, note_id, sender_id, delivered_at) \
+                 VALUES ('{}', '{}', '{}', 0)",
+                ann.id, note.id, bob.id
+            ),
+        )
+        .await;
+    }
+    let ordered = |key: fn(&hark_api::Note, &hark_api::Note) -> std::cmp::Ordering| {
+        let mut notes = visible.clone();
+        notes.sort_by(|a, b| key(a, b).then_with(|| a.id.cmp(&b.id)));
+        notes.into_iter().map(|n| n.name).collect::<Vec<_>>()
+    };
+    let oldest_first: Vec<String> = visible.iter().map(|n| n.name.clone()).collect();
+    let by_duration = ordered(|a, b| a.duration_seconds.total_cmp(&b.duration_seconds));
+    let expected = [
+        ("created_at", oldest_first.clone()),
+        ("-created_at", oldest_first.iter().rev().cloned().collect()),
+        ("name", ordered(|a, b| a.name.cmp(&b.name))),
+        ("duration", by_duration.clone()),
+        ("-duration", by_duration.iter().rev().cloned().collect()),
+    ];
+    for (sort, names) in expected {
+        let query = ListNotesQuery {
+            sort: Some(sort.into()),
+            ..Default::default()
+        };
+        assert_eq!(all_pages(&ann, query).await, names, "sort={sort}");
+    }
+    let from_bob = ListNotesQuery {
+        sender: Some(bob.email.clone()),
+        ..Default::default()
+    };
+    assert_eq!(all_pages(&ann, from_bob).await, ["bob c.mp3", "bob a.ogg"]);
+    execute(
+        &app,
+        backend,
+        format!(
+            "UPDATE notes SET name = 'aaa.mp3', name_folded = 'aaa.mp3' WHERE id = '{}'",
+            visible[3].id
+        ),
+    )
+    .await;
+    let by_name = ListNotesQuery {
+        sort: Some("name".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        all_pages(&ann, by_name).await,
+        ["aaa.mp3", "ann b.wav", "ann d.flac", "bob a.ogg"]
+    );
+    app.stop().await;
+}
+
 backend_tests!(
     name_filters_fold_unicode_and_refuse_control_characters,
     filters_and_sorts_select_and_order_notes,
@@ -492,4 +568,5 @@ backend_tests!(
     name_substrings_of_any_length_match_in_every_order_and_page,
     notes_of_the_same_microsecond_page_by_id_in_a_name_search,
     a_deleted_or_renamed_note_leaves_the_name_search,
+    received_notes_merge_into_every_order_and_follow_a_rename,
 );

@@ -71,10 +71,38 @@ where
     }
 }
 
+/// Where a list branch reads the sort key and the id it orders by: the note's own columns, or
+/// their copies in the viewer's inbox entry (so the received branch walks an inbox index).
+#[derive(Clone, Copy)]
+enum SortColumns {
+    Note(&'static str),
+    Inbox,
+}
+
+impl SortColumns {
+    fn key(self, sort: NoteSort) -> String {
+        match self {
+            SortColumns::Note(alias) => format!("{alias}.{}", sort.column()),
+            SortColumns::Inbox => format!("i.note_{}", sort.column()),
+        }
+    }
+
+    fn id(self) -> String {
+        match self {
+            SortColumns::Note(alias) => format!("{alias}.id"),
+            SortColumns::Inbox => "i.note_id".to_owned(),
+        }
+    }
+}
+
 /// Appends the conditions every list branch shares: filters and the cursor. `name_matched`:
 /// the branch already keeps only names with the substring.
-fn push_list_conditions<DB>(qb: &mut QueryBuilder<DB>, filter: &NoteFilter, name_matched: bool)
-where
+fn push_list_conditions<DB>(
+    qb: &mut QueryBuilder<DB>,
+    filter: &NoteFilter,
+    name_matched: bool,
+    columns: SortColumns,
+) where
     DB: Backend,
     for<'q> String: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
@@ -130,8 +158,9 @@ where
     if let Some((key, id)) = &filter.after {
         let op = if filter.sort.descending() { "<" } else { ">" };
         qb.push(format_args!(
-            " AND (n.{}, n.id) {op} (",
-            filter.sort.column()
+            " AND ({}, {}) {op} (",
+            columns.key(filter.sort),
+            columns.id()
         ));
         match key {
             SortKey::Created(v) => qb.push_bind(*v),
@@ -142,7 +171,7 @@ where
     }
 }
 
-fn push_order<DB>(qb: &mut QueryBuilder<DB>, filter: &NoteFilter, alias: &str)
+fn push_order<DB>(qb: &mut QueryBuilder<DB>, filter: &NoteFilter, columns: SortColumns)
 where
     DB: Database,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
@@ -153,11 +182,14 @@ where
         "ASC"
     };
     qb.push(format_args!(
-        " ORDER BY {alias}.{col} {dir}, {alias}.id {dir} LIMIT ",
-        col = filter.sort.column()
+        " ORDER BY {key} {dir}, {id} {dir} LIMIT ",
+        key = columns.key(filter.sort),
+        id = columns.id()
     ))
     .push_bind(i64::from(filter.limit));
 }
+
+const NOTE: SortColumns = SortColumns::Note("n");
 
 /// The viewer's own notes that pass the filter, in its order, at most a page of them.
 fn push_owned_branch<DB>(qb: &mut QueryBuilder<DB>, filter: &NoteFilter)
@@ -174,8 +206,8 @@ where
         if filter.sender.is_some_and(|sender| sender != filter.viewer) {
             qb.push(" AND 1 = 0");
         }
-        push_list_conditions(qb, filter, false);
-        push_order(qb, filter, "n");
+        push_list_conditions(qb, filter, false, NOTE);
+        push_order(qb, filter, NOTE);
         return;
     };
     // The name index yields matches in `name_key` order, which is `created_at` order, so the
@@ -197,7 +229,7 @@ where
         .push("), ")
         .push_bind(extreme)
         .push(")");
-    push_order(qb, filter, "n");
+    push_order(qb, filter, NOTE);
 }
 
 /// The name index joined to the viewer's notes, with every condition of the filter. The
@@ -223,7 +255,7 @@ where
     if let Some(until) = until {
         qb.push(" AND f.rowid < ").push_bind(until);
     }
-    push_list_conditions(qb, filter, true);
+    push_list_conditions(qb, filter, true, NOTE);
 }
 
 /// The name index and the phrase to match, when the engine has the index, the list is in
@@ -400,10 +432,10 @@ where
 
     #[tracing::instrument(skip_all)]
     async fn list_notes(&self, filter: &NoteFilter) -> Result<Vec<Note>, DbError> {
-        // Owned and received notes are listed by two index-friendly branches, each already
-        // ordered and limited, then merged. The received branch starts from the viewer's inbox
-        // (`CROSS JOIN` keeps SQLite from walking a sender's notes instead), so it costs what
-        // the inbox holds.
+        // Owned and received notes are listed by two branches, each walking an index in the
+        // list's order and stopping at the end of the page, then merged. The received branch
+        // walks the viewer's inbox entries by the sort keys copied into them (`CROSS JOIN`
+        // keeps SQLite from starting at the notes instead).
         let mut qb = QueryBuilder::<DB>::new("SELECT v.* FROM (SELECT * FROM (");
         push_owned_branch(&mut qb, filter);
         qb.push(
@@ -411,10 +443,10 @@ where
              CROSS JOIN notes n WHERE n.id = i.note_id AND i.recipient_id = ",
         );
         qb.push_bind(filter.viewer.to_string());
-        push_list_conditions(&mut qb, filter, false);
-        push_order(&mut qb, filter, "n");
+        push_list_conditions(&mut qb, filter, false, SortColumns::Inbox);
+        push_order(&mut qb, filter, SortColumns::Inbox);
         qb.push(") AS received) AS v");
-        push_order(&mut qb, filter, "v");
+        push_order(&mut qb, filter, SortColumns::Note("v"));
         let rows: Vec<NoteRow> = qb.build_query_as().fetch_all(&self.pool).await?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
