@@ -101,7 +101,7 @@ fn rfc3339(micros: i64) -> String {
 }
 
 /// Each filter alone and with other sorts, at selective and common values.
-const QUERIES: [&str; 33] = [
+const QUERIES: [&str; 34] = [
     "",
     "sort=created_at",
     "sort=duration",
@@ -125,6 +125,7 @@ const QUERIES: [&str; 33] = [
     "name=q",
     "name=memo&sort=-duration",
     "name=brûlée&sort=name",
+    "name=xyzzy&sort=name",
     "status=failed",
     "status=ready",
     "status=pending&sort=duration",

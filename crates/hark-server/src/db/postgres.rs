@@ -38,10 +38,6 @@ impl Backend for Postgres {
 
     /// `pg_trgm` serves `LIKE` from a GIN index; the planner weighs it against the sort order.
     const NAME_TRIGRAMS: Option<&'static str> = None;
-
-    /// After five runs of a prepared statement PostgreSQL may keep a generic plan, blind to
-    /// how selective the substring or the range is.
-    const PLAN_LISTS_WITH_VALUES: bool = true;
 }
 
 /// Opens the database, running the migrations when `migrate` is set.

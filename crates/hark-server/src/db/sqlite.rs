@@ -32,9 +32,6 @@ impl Backend for Sqlite {
     const STEER_TO_SORT_ORDER: bool = true;
 
     const NAME_TRIGRAMS: Option<&'static str> = Some("note_names");
-
-    /// SQLite's plans do not depend on the values bound (there are no statistics).
-    const PLAN_LISTS_WITH_VALUES: bool = false;
 }
 
 /// Opens the database, running the migrations when `migrate` is set.

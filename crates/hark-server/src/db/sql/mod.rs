@@ -13,11 +13,10 @@ mod notes;
 mod users;
 
 use futures_util::future::BoxFuture;
-use sqlx::database::HasStatementCache;
 use sqlx::{Database, Pool};
 
 /// What differs between the engines, for the shared code.
-pub trait Backend: Database + HasStatementCache {
+pub trait Backend: Database {
     /// Rows a statement changed (each engine's result type has its own method).
     fn rows_affected(result: &Self::QueryResult) -> u64;
 
@@ -35,12 +34,6 @@ pub trait Backend: Database + HasStatementCache {
     /// as `created_at` does (`notes.name_key`), when the engine has one. Without it, name
     /// substrings are matched with `LIKE` and the engine's planner picks the index.
     const NAME_TRIGRAMS: Option<&'static str>;
-
-    /// Whether a list statement is planned afresh with each request's values instead of kept
-    /// prepared. A planner that, after a few runs, settles on one generic plan for a
-    /// statement would serve a rare name substring like a common one (walking the whole sort
-    /// order) or a common one like a rare one.
-    const PLAN_LISTS_WITH_VALUES: bool;
 }
 
 /// The repositories over one connection pool.

@@ -212,7 +212,6 @@ where
         let plan = lists::own_plan(&self.pool, filter).await?;
         let rows: Vec<NoteRow> = lists::query::<DB>(filter, &plan)
             .build_query_as()
-            .persistent(!DB::PLAN_LISTS_WITH_VALUES)
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter().map(TryInto::try_into).collect()
