@@ -32,6 +32,12 @@ impl Backend for Postgres {
                 .map(|_| ())
         })
     }
+
+    /// PostgreSQL estimates a range from its statistics and weighs both plans itself.
+    const STEER_TO_SORT_ORDER: bool = false;
+
+    /// `pg_trgm` serves `LIKE` from a GIN index; the planner weighs it against the sort order.
+    const NAME_TRIGRAMS: Option<&'static str> = None;
 }
 
 /// Opens the database, running the migrations when `migrate` is set.

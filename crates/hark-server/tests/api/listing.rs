@@ -5,7 +5,9 @@ use std::collections::HashSet;
 use hark_api::{ListNotesQuery, Sort};
 use hark_client::UploadOptions;
 
-use crate::helpers::{Backend, TestUser, assert_problem, sample, spawn_app};
+use sqlx::Connection;
+
+use crate::helpers::{Backend, TestApp, TestUser, assert_problem, sample, spawn_app};
 
 /// Uploads named corpus files; returns the notes in upload order.
 async fn upload_all(user: &TestUser, files: &[(&str, &str)]) -> Vec<hark_api::Note> {
@@ -253,10 +255,323 @@ async fn name_filters_fold_unicode_and_refuse_control_characters(backend: Backen
     app.stop().await;
 }
 
+/// Every page of a listing, following `next_cursor`; the names in order.
+async fn all_pages(user: &TestUser, query: ListNotesQuery) -> Vec<String> {
+    let mut query = ListNotesQuery {
+        limit: Some(1),
+        ..query
+    };
+    let mut names = Vec::new();
+    loop {
+        let page = user.client.list_notes(&query).await.expect("page");
+        names.extend(page.items.into_iter().map(|n| n.name));
+        match page.next_cursor {
+            Some(cursor) => query.cursor = Some(cursor),
+            None => return names,
+        }
+    }
+}
+
+/// Runs a statement straight on the app's database, for changes no route makes.
+async fn execute(app: &TestApp, backend: Backend, sql: String) {
+    let url = secrecy::ExposeSecret::expose_secret(&app.config.database_url);
+    let statement = sqlx::AssertSqlSafe(sql);
+    match backend {
+        Backend::Sqlite => {
+            let mut db = sqlx::SqliteConnection::connect(url).await.expect("db");
+            sqlx::query(statement)
+                .execute(&mut db)
+                .await
+                .expect("statement");
+        }
+        Backend::Postgres => {
+            let mut db = sqlx::PgConnection::connect(url).await.expect("db");
+            sqlx::query(statement)
+                .execute(&mut db)
+                .await
+                .expect("statement");
+        }
+    }
+}
+
+async fn name_substrings_of_any_length_match_in_every_order_and_page(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.user("ann@example.com").await;
+    let uploaded = [
+        "Émile à Zürich.wav",
+        "Straße 5.ogg",
+        "memo \"quoted\" 100%.wav",
+        "memo_2.flac",
+        "Alpha memo.mp3",
+        "zz.wav",
+    ];
+    let files = [
+        "t1_pcm16_16k.wav",
+        "long_opus.ogg",
+        "t4.flac",
+        "t5_cbr64.mp3",
+    ];
+    let pairs: Vec<(&str, &str)> = uploaded
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (files[i % files.len()], *name))
+        .collect();
+    upload_all(&user, &pairs).await;
+    let substrings = [
+        "zür",
+        "ZÜRICH",
+        "é",
+        "ße",
+        "\"quoted\"",
+        "100%",
+        "o_2",
+        "mem",
+        "MEMO",
+        "z",
+        "zz",
+        "xyz",
+        "%",
+        "_",
+        "a z",
+    ];
+    for substring in substrings {
+        let folded = substring.to_lowercase();
+        let matching: Vec<String> = uploaded
+            .iter()
+            .filter(|name| name.to_lowercase().contains(&folded))
+            .map(|name| (*name).to_owned())
+            .collect();
+        let mut by_name = matching.clone();
+        by_name.sort();
+        let newest_first: Vec<String> = matching.iter().rev().cloned().collect();
+        for (sort, expected) in [
+            ("created_at", &matching),
+            ("-created_at", &newest_first),
+            ("name", &by_name),
+        ] {
+            let query = ListNotesQuery {
+                name: Some(substring.into()),
+                sort: Some(sort.parse().expect("a sort")),
+                ..Default::default()
+            };
+            let one_page: Vec<String> = user
+                .client
+                .list_notes(&query)
+                .await
+                .expect("list")
+                .items
+                .into_iter()
+                .map(|n| n.name)
+                .collect();
+            assert_eq!(&one_page, expected, "name={substring} sort={sort}");
+            assert_eq!(
+                &all_pages(&user, query).await,
+                expected,
+                "name={substring} sort={sort}, a page at a time"
+            );
+        }
+    }
+    app.stop().await;
+}
+
+async fn notes_of_the_same_microsecond_page_by_id_in_a_name_search(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.user("ann@example.com").await;
+    let at: i64 = 1_700_000_000_000_000;
+    // Inserted out of id order, all in one microsecond, between two others.
+    let notes = [
+        ("0190a000-0000-7000-8000-000000000003", "tie c.wav", at),
+        ("0190a000-0000-7000-8000-000000000001", "tie a.wav", at),
+        ("0190a000-0000-7000-8000-000000000005", "tie e.wav", at),
+        ("0190a000-0000-7000-8000-000000000002", "tie b.wav", at),
+        ("0190a000-0000-7000-8000-000000000004", "tie d.wav", at),
+        (
+            "0190a000-0000-7000-8000-000000000009",
+            "tie late.wav",
+            at + 1,
+        ),
+        (
+            "0190a000-0000-7000-8000-000000000000",
+            "tie early.wav",
+            at - 1,
+        ),
+    ];
+    for (id, name, created_at) in notes {
+        execute(
+            &app,
+            backend,
+            format!(
+                "INSERT INTO notes (id, owner_id, name, name_folded, format, codec, mime, \
+                 duration_seconds, sample_rate, channels, bitrate, size_bytes, sha256, status, \
+                 tags, created_at) VALUES ('{id}', '{owner}', '{name}', '{name}', 'wav', \
+                 'pcm_s16le', 'audio/wav', 1.0, 16000, 1, 256000, 32000, '{sha}', 'ready', '{{}}', \
+                 {created_at})",
+                owner = user.id,
+                sha = "0".repeat(64),
+            ),
+        )
+        .await;
+    }
+    let oldest_first = [
+        "tie early.wav",
+        "tie a.wav",
+        "tie b.wav",
+        "tie c.wav",
+        "tie d.wav",
+        "tie e.wav",
+        "tie late.wav",
+    ];
+    let newest_first: Vec<&str> = oldest_first.iter().rev().copied().collect();
+    for (sort, expected) in [
+        ("created_at", oldest_first.to_vec()),
+        ("-created_at", newest_first),
+    ] {
+        for limit in [1, 2, 3] {
+            let mut query = ListNotesQuery {
+                name: Some("tie".into()),
+                sort: Some(sort.parse().expect("a sort")),
+                limit: Some(limit),
+                ..Default::default()
+            };
+            let mut names = Vec::new();
+            loop {
+                let page = user.client.list_notes(&query).await.expect("page");
+                names.extend(page.items.into_iter().map(|n| n.name));
+                match page.next_cursor {
+                    Some(cursor) => query.cursor = Some(cursor),
+                    None => break,
+                }
+            }
+            assert_eq!(names, expected, "sort={sort} limit={limit}");
+        }
+    }
+    app.stop().await;
+}
+
+async fn a_deleted_or_renamed_note_leaves_the_name_search(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.user("ann@example.com").await;
+    let notes = upload_all(
+        &user,
+        &[
+            ("t1_pcm16_16k.wav", "old name.wav"),
+            ("t4.flac", "doomed.flac"),
+        ],
+    )
+    .await;
+    let find = |name: &str| {
+        all_pages(
+            &user,
+            ListNotesQuery {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+        )
+    };
+    user.client.delete_note(&notes[1].id).await.expect("delete");
+    assert!(find("doomed").await.is_empty());
+    execute(
+        &app,
+        backend,
+        format!(
+            "UPDATE notes SET name = 'Nouveau Nom.wav', name_folded = 'nouveau nom.wav' \
+             WHERE id = '{}'",
+            notes[0].id
+        ),
+    )
+    .await;
+    assert!(find("old name").await.is_empty());
+    assert_eq!(find("NOUVEAU").await, ["Nouveau Nom.wav"]);
+    // The deleted note's name is free for a new one.
+    upload_all(&user, &[("t4.flac", "doomed.flac")]).await;
+    assert_eq!(find("doomed").await, ["doomed.flac"]);
+    app.stop().await;
+}
+
+async fn received_notes_merge_into_every_order_and_follow_a_rename(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ann = app.user("ann@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let mut visible = Vec::new();
+    for (user, file, name) in [
+        (&ann, "t1_pcm16_16k.wav", "ann b.wav"),
+        (&bob, "long_opus.ogg", "bob a.ogg"),
+        (&ann, "t4.flac", "ann d.flac"),
+        (&bob, "t5_cbr64.mp3", "bob c.mp3"),
+        (&bob, "t4.flac", "bob unsent.flac"),
+    ] {
+        let note = upload_all(user, &[(file, name)]).await.remove(0);
+        if name != "bob unsent.flac" {
+            visible.push(note);
+        }
+    }
+    // No route delivers yet: the inbox entries are written as delivery will write them.
+    for note in visible.iter().filter(|n| n.name.starts_with("bob")) {
+        execute(
+            &app,
+            backend,
+            format!(
+                "INSERT INTO inbox_entries (recipient_id, note_id, sender_id, delivered_at) \
+                 VALUES ('{}', '{}', '{}', 0)",
+                ann.id, note.id, bob.id
+            ),
+        )
+        .await;
+    }
+    let ordered = |key: fn(&hark_api::Note, &hark_api::Note) -> std::cmp::Ordering| {
+        let mut notes = visible.clone();
+        notes.sort_by(|a, b| key(a, b).then_with(|| a.id.cmp(&b.id)));
+        notes.into_iter().map(|n| n.name).collect::<Vec<_>>()
+    };
+    let oldest_first: Vec<String> = visible.iter().map(|n| n.name.clone()).collect();
+    let by_duration = ordered(|a, b| a.duration_seconds.total_cmp(&b.duration_seconds));
+    let expected = [
+        ("created_at", oldest_first.clone()),
+        ("-created_at", oldest_first.iter().rev().cloned().collect()),
+        ("name", ordered(|a, b| a.name.cmp(&b.name))),
+        ("duration", by_duration.clone()),
+        ("-duration", by_duration.iter().rev().cloned().collect()),
+    ];
+    for (sort, names) in expected {
+        let query = ListNotesQuery {
+            sort: Some(sort.parse().expect("a sort")),
+            ..Default::default()
+        };
+        assert_eq!(all_pages(&ann, query).await, names, "sort={sort}");
+    }
+    let from_bob = ListNotesQuery {
+        sender: Some(bob.email.clone()),
+        ..Default::default()
+    };
+    assert_eq!(all_pages(&ann, from_bob).await, ["bob c.mp3", "bob a.ogg"]);
+    execute(
+        &app,
+        backend,
+        format!(
+            "UPDATE notes SET name = 'aaa.mp3', name_folded = 'aaa.mp3' WHERE id = '{}'",
+            visible[3].id
+        ),
+    )
+    .await;
+    let by_name = ListNotesQuery {
+        sort: Some(hark_api::Sort::Name),
+        ..Default::default()
+    };
+    assert_eq!(
+        all_pages(&ann, by_name).await,
+        ["aaa.mp3", "ann b.wav", "ann d.flac", "bob a.ogg"]
+    );
+    app.stop().await;
+}
+
 backend_tests!(
     name_filters_fold_unicode_and_refuse_control_characters,
     filters_and_sorts_select_and_order_notes,
     bad_list_parameters_are_400,
     pagination_neither_skips_nor_repeats_while_notes_arrive,
     a_cursor_cannot_be_reused_with_another_sort,
+    name_substrings_of_any_length_match_in_every_order_and_page,
+    notes_of_the_same_microsecond_page_by_id_in_a_name_search,
+    a_deleted_or_renamed_note_leaves_the_name_search,
+    received_notes_merge_into_every_order_and_follow_a_rename,
 );

@@ -8,6 +8,7 @@
 
 mod blobs;
 mod events;
+mod lists;
 mod notes;
 mod users;
 
@@ -22,6 +23,17 @@ pub trait Backend: Database {
     /// Serialises appends to the event log until the transaction ends, so that events commit
     /// in `seq` order and a reader of `seq > n` never passes one that commits later.
     fn lock_event_log(conn: &mut Self::Connection) -> BoxFuture<'_, Result<(), sqlx::Error>>;
+
+    /// Whether the list SQL must keep range filters on other columns than the sort's off any
+    /// index (written `+column`). A planner without statistics on how many rows a range keeps
+    /// serves it from the range column's index and then sorts every row it keeps; walking
+    /// the sort order's index instead stops at the end of the page.
+    const STEER_TO_SORT_ORDER: bool;
+
+    /// The full-text table that indexes folded names by trigram, with rowids that order notes
+    /// as `created_at` does (`notes.name_key`), when the engine has one. Without it, name
+    /// substrings are matched with `LIKE` and the engine's planner picks the index.
+    const NAME_TRIGRAMS: Option<&'static str>;
 }
 
 /// The repositories over one connection pool.

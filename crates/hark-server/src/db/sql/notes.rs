@@ -1,15 +1,13 @@
 //! Notes: inserting with their blob reference, reading with the viewer's isolation, listing
-//! with filters and keyset cursors, deleting with their blob release.
+//! (the query is built in `lists`), deleting with their blob release.
 
 use async_trait::async_trait;
-use hark_api::{NoteStatus, Sort};
-use sqlx::{
-    ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, QueryBuilder, Type,
-};
+use hark_api::NoteStatus;
+use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
-use super::{Backend, SqlRepo, like_pattern};
+use super::{Backend, SqlRepo, lists};
 use crate::db::rows::NoteRow;
-use crate::db::{DbError, DeletedNote, EffectsOf, InsertOutcome, NoteFilter, NoteRepo, SortKey};
+use crate::db::{DbError, DeletedNote, EffectsOf, InsertOutcome, NoteFilter, NoteRepo};
 use crate::domain::{Effects, NewNote, Note, NoteId, Timestamp, UserId};
 
 impl<DB> SqlRepo<DB>
@@ -67,80 +65,6 @@ where
             recipients: recipients.iter().filter_map(|r| UserId::parse(r)).collect(),
         }))
     }
-}
-
-/// Appends the conditions every list branch shares: filters and the cursor.
-fn push_list_conditions<DB>(qb: &mut QueryBuilder<DB>, filter: &NoteFilter)
-where
-    DB: Database,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> f64: Encode<'q, DB> + Type<DB>,
-{
-    if let Some(max) = filter.max_duration {
-        qb.push(" AND n.duration_seconds <= ").push_bind(max);
-    }
-    if let Some(min) = filter.min_duration {
-        qb.push(" AND n.duration_seconds >= ").push_bind(min);
-    }
-    if let Some(name) = &filter.name_contains {
-        qb.push(" AND n.name_folded LIKE ")
-            .push_bind(like_pattern(name))
-            .push(" ESCAPE '\\'");
-    }
-    if let Some(sender) = filter.sender {
-        qb.push(" AND n.owner_id = ").push_bind(sender.to_string());
-    }
-    if let Some(channel) = &filter.channel {
-        qb.push(
-            " AND EXISTS (SELECT 1 FROM inbox_entries c WHERE c.note_id = n.id AND c.channel = ",
-        )
-        .push_bind(channel.clone())
-        .push(")");
-    }
-    if let Some(status) = filter.status {
-        qb.push(" AND n.status = ")
-            .push_bind(status.as_str().to_owned());
-    }
-    if let Some(format) = &filter.format {
-        qb.push(" AND n.format = ").push_bind(format.clone());
-    }
-    if let Some(after) = filter.created_after {
-        qb.push(" AND n.created_at > ").push_bind(after.micros());
-    }
-    if let Some(before) = filter.created_before {
-        qb.push(" AND n.created_at < ").push_bind(before.micros());
-    }
-    if let Some((key, id)) = &filter.after {
-        let op = if descending(filter.sort) { "<" } else { ">" };
-        qb.push(format_args!(
-            " AND (n.{}, n.id) {op} (",
-            sort_column(filter.sort)
-        ));
-        match key {
-            SortKey::Created(v) => qb.push_bind(*v),
-            SortKey::Duration(v) => qb.push_bind(*v),
-            SortKey::Name(v) => qb.push_bind(v.clone()),
-        };
-        qb.push(", ").push_bind(id.to_string()).push(")");
-    }
-}
-
-fn push_order<DB>(qb: &mut QueryBuilder<DB>, filter: &NoteFilter, alias: &str)
-where
-    DB: Database,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-{
-    let dir = if descending(filter.sort) {
-        "DESC"
-    } else {
-        "ASC"
-    };
-    qb.push(format_args!(
-        " ORDER BY {alias}.{col} {dir}, {alias}.id {dir} LIMIT ",
-        col = sort_column(filter.sort)
-    ))
-    .push_bind(i64::from(filter.limit));
 }
 
 #[async_trait]
@@ -285,25 +209,11 @@ where
 
     #[tracing::instrument(skip_all)]
     async fn list_notes(&self, filter: &NoteFilter) -> Result<Vec<Note>, DbError> {
-        // Owned and received notes are listed by two index-friendly branches, each already
-        // ordered and limited, then merged.
-        let viewer = filter.viewer.to_string();
-        let mut qb = QueryBuilder::<DB>::new(
-            "SELECT v.* FROM (SELECT * FROM (SELECT n.* FROM notes n WHERE n.owner_id = ",
-        );
-        qb.push_bind(viewer.clone());
-        push_list_conditions(&mut qb, filter);
-        push_order(&mut qb, filter, "n");
-        qb.push(
-            ") AS owned UNION ALL SELECT * FROM (SELECT n.* FROM notes n \
-             JOIN inbox_entries i ON i.note_id = n.id WHERE i.recipient_id = ",
-        );
-        qb.push_bind(viewer);
-        push_list_conditions(&mut qb, filter);
-        push_order(&mut qb, filter, "n");
-        qb.push(") AS received) AS v");
-        push_order(&mut qb, filter, "v");
-        let rows: Vec<NoteRow> = qb.build_query_as().fetch_all(&self.pool).await?;
+        let plan = lists::own_plan(&self.pool, filter).await?;
+        let rows: Vec<NoteRow> = lists::query::<DB>(filter, &plan)
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
@@ -358,19 +268,4 @@ where
         tx.commit().await?;
         Ok(failed.len() as u64)
     }
-}
-
-fn sort_column(sort: Sort) -> &'static str {
-    match sort {
-        Sort::CreatedAt | Sort::CreatedAtDesc => "created_at",
-        Sort::Duration | Sort::DurationDesc => "duration_seconds",
-        Sort::Name | Sort::NameDesc => "name",
-    }
-}
-
-fn descending(sort: Sort) -> bool {
-    matches!(
-        sort,
-        Sort::CreatedAtDesc | Sort::DurationDesc | Sort::NameDesc
-    )
 }

@@ -1,0 +1,334 @@
+//! The query of a note list: the viewer's own notes and the ones they received, each branch
+//! walking an index in the list's order and stopping at the end of the page, then merged.
+//!
+//! The own branch walks the sort order's index, whose trailing columns let duration, creation,
+//! status and format be checked without reading rows. A name substring uses the engine's
+//! trigram index where one serves: on SQLite an FTS5 table read in creation order, or, in
+//! other orders, only when it matches few notes (a common substring is found sooner by the
+//! walk). The received branch walks the viewer's inbox entries by the sort keys copied into
+//! them (`CROSS JOIN` keeps SQLite from starting at the notes instead).
+
+use hark_api::Sort;
+use sqlx::{
+    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, QueryBuilder, Type,
+};
+
+use super::{Backend, like_pattern};
+use crate::db::{DbError, NoteFilter, SortKey};
+
+/// Below this many matches in the whole name index, a search in another order than creation
+/// sorts every match instead of walking the sort order (each match costs a row lookup, each
+/// walked note a name check).
+const FEW_NAME_MATCHES: i64 = 2_000;
+
+/// A substring to find in the name index.
+pub(super) struct NameSearch {
+    table: &'static str,
+    /// The FTS5 phrase: the folded substring, quoted.
+    phrase: String,
+}
+
+/// How the own branch finds its notes.
+pub(super) enum OwnPlan {
+    /// Walk the sort order's index, checking every filter.
+    Walk,
+    /// Read the name index in creation order, stopping at the end of the page.
+    NamesInCreatedOrder(NameSearch),
+    /// Take the name index's few matches and sort them.
+    FewNameMatches(NameSearch),
+}
+
+/// Chooses the own branch's plan; in another order than creation, counts (up to
+/// `FEW_NAME_MATCHES`) the substring's matches first.
+pub(super) async fn own_plan<DB>(pool: &Pool<DB>, filter: &NoteFilter) -> Result<OwnPlan, DbError>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let Some(search) = name_search::<DB>(filter) else {
+        return Ok(OwnPlan::Walk);
+    };
+    if matches!(filter.sort, Sort::CreatedAt | Sort::CreatedAtDesc) {
+        return Ok(OwnPlan::NamesInCreatedOrder(search));
+    }
+    let table = search.table;
+    let matches: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {table} MATCH $1 LIMIT $2) AS m"
+    )))
+    .bind(search.phrase.clone())
+    .bind(FEW_NAME_MATCHES)
+    .fetch_one(pool)
+    .await?;
+    Ok(if matches < FEW_NAME_MATCHES {
+        OwnPlan::FewNameMatches(search)
+    } else {
+        OwnPlan::Walk
+    })
+}
+
+/// The whole list statement.
+pub(super) fn query<DB>(filter: &NoteFilter, plan: &OwnPlan) -> QueryBuilder<DB>
+where
+    DB: Backend,
+    for<'a> String: Encode<'a, DB> + Type<DB>,
+    for<'a> i64: Encode<'a, DB> + Type<DB>,
+    for<'a> f64: Encode<'a, DB> + Type<DB>,
+{
+    let mut qb = QueryBuilder::<DB>::new("SELECT v.* FROM (SELECT * FROM (");
+    push_owned_branch(&mut qb, filter, plan);
+    qb.push(
+        ") AS owned UNION ALL SELECT * FROM (SELECT n.* FROM inbox_entries i \
+         CROSS JOIN notes n WHERE n.id = i.note_id AND i.recipient_id = ",
+    );
+    qb.push_bind(filter.viewer.to_string());
+    push_list_conditions(&mut qb, filter, false, SortColumns::Inbox);
+    push_order(&mut qb, filter, SortColumns::Inbox);
+    qb.push(") AS received) AS v");
+    push_order(&mut qb, filter, SortColumns::Note("v"));
+    qb
+}
+
+/// Where a list branch reads the sort key and the id it orders by: the note's own columns, or
+/// their copies in the viewer's inbox entry (so the received branch walks an inbox index).
+#[derive(Clone, Copy)]
+enum SortColumns {
+    Note(&'static str),
+    Inbox,
+}
+
+impl SortColumns {
+    fn key(self, sort: Sort) -> String {
+        match self {
+            SortColumns::Note(alias) => format!("{alias}.{}", sort_column(sort)),
+            SortColumns::Inbox => format!("i.note_{}", sort_column(sort)),
+        }
+    }
+
+    fn id(self) -> String {
+        match self {
+            SortColumns::Note(alias) => format!("{alias}.id"),
+            SortColumns::Inbox => "i.note_id".to_owned(),
+        }
+    }
+}
+
+/// Appends the conditions every list branch shares: filters and the cursor. `name_matched`:
+/// the branch already keeps only names with the substring.
+fn push_list_conditions<DB>(
+    qb: &mut QueryBuilder<DB>,
+    filter: &NoteFilter,
+    name_matched: bool,
+    columns: SortColumns,
+) where
+    DB: Backend,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> f64: Encode<'q, DB> + Type<DB>,
+{
+    let off_index = |column: &str| {
+        if DB::STEER_TO_SORT_ORDER && sort_column(filter.sort) != column {
+            "+"
+        } else {
+            ""
+        }
+    };
+    let duration = off_index("duration_seconds");
+    if let Some(max) = filter.max_duration {
+        qb.push(format_args!(" AND {duration}n.duration_seconds <= "))
+            .push_bind(max);
+    }
+    if let Some(min) = filter.min_duration {
+        qb.push(format_args!(" AND {duration}n.duration_seconds >= "))
+            .push_bind(min);
+    }
+    if let Some(name) = filter.name_contains.as_ref().filter(|_| !name_matched) {
+        qb.push(" AND n.name_folded LIKE ")
+            .push_bind(like_pattern(name))
+            .push(" ESCAPE '\\'");
+    }
+    if let Some(sender) = filter.sender {
+        qb.push(" AND n.owner_id = ").push_bind(sender.to_string());
+    }
+    if let Some(channel) = &filter.channel {
+        qb.push(
+            " AND EXISTS (SELECT 1 FROM inbox_entries c WHERE c.note_id = n.id AND c.channel = ",
+        )
+        .push_bind(channel.clone())
+        .push(")");
+    }
+    if let Some(status) = filter.status {
+        qb.push(" AND n.status = ")
+            .push_bind(status.as_str().to_owned());
+    }
+    if let Some(format) = &filter.format {
+        qb.push(" AND n.format = ").push_bind(format.clone());
+    }
+    let created = off_index("created_at");
+    if let Some(after) = filter.created_after {
+        qb.push(format_args!(" AND {created}n.created_at > "))
+            .push_bind(after.micros());
+    }
+    if let Some(before) = filter.created_before {
+        qb.push(format_args!(" AND {created}n.created_at < "))
+            .push_bind(before.micros());
+    }
+    if let Some((key, id)) = &filter.after {
+        let op = if descending(filter.sort) { "<" } else { ">" };
+        qb.push(format_args!(
+            " AND ({}, {}) {op} (",
+            columns.key(filter.sort),
+            columns.id()
+        ));
+        match key {
+            SortKey::Created(v) => qb.push_bind(*v),
+            SortKey::Duration(v) => qb.push_bind(*v),
+            SortKey::Name(v) => qb.push_bind(v.clone()),
+        };
+        qb.push(", ").push_bind(id.to_string()).push(")");
+    }
+}
+
+fn push_order<DB>(qb: &mut QueryBuilder<DB>, filter: &NoteFilter, columns: SortColumns)
+where
+    DB: Database,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+{
+    let dir = if descending(filter.sort) {
+        "DESC"
+    } else {
+        "ASC"
+    };
+    qb.push(format_args!(
+        " ORDER BY {key} {dir}, {id} {dir} LIMIT ",
+        key = columns.key(filter.sort),
+        id = columns.id()
+    ))
+    .push_bind(i64::from(filter.limit));
+}
+
+const NOTE: SortColumns = SortColumns::Note("n");
+
+/// The viewer's own notes that pass the filter, in its order, at most a page of them.
+fn push_owned_branch<DB>(qb: &mut QueryBuilder<DB>, filter: &NoteFilter, plan: &OwnPlan)
+where
+    DB: Backend,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> f64: Encode<'q, DB> + Type<DB>,
+{
+    match plan {
+        OwnPlan::Walk => {
+            qb.push("SELECT n.* FROM notes n WHERE n.owner_id = ")
+                .push_bind(filter.viewer.to_string());
+            // Another sender's notes are only ever received: no need to walk the viewer's own.
+            if filter.sender.is_some_and(|sender| sender != filter.viewer) {
+                qb.push(" AND 1 = 0");
+            }
+            push_list_conditions(qb, filter, false, NOTE);
+        }
+        OwnPlan::FewNameMatches(search) => {
+            qb.push("SELECT n.* FROM ");
+            push_name_matches(qb, filter, search);
+        }
+        OwnPlan::NamesInCreatedOrder(search) => {
+            // The index yields matches in `name_key` order, which is `created_at` order, so
+            // the inner query finds the page's last match after reading about a page of them.
+            // The page is every match up to that one's microsecond (ties are ordered by id,
+            // which the key is not).
+            let (dir, bound, edge, extreme) = if descending(filter.sort) {
+                ("DESC", ">=", "", i64::MIN)
+            } else {
+                ("ASC", "<=", " + 1023", i64::MAX)
+            };
+            qb.push("SELECT n.* FROM ");
+            push_name_matches(qb, filter, search);
+            qb.push(format_args!(
+                " AND f.rowid {bound} coalesce((SELECT f.rowid / 1024 * 1024{edge} FROM "
+            ));
+            push_name_matches(qb, filter, search);
+            qb.push(format_args!(" ORDER BY f.rowid {dir} LIMIT 1 OFFSET "))
+                .push_bind(i64::from(filter.limit) - 1)
+                .push("), ")
+                .push_bind(extreme)
+                .push(")");
+        }
+    }
+    push_order(qb, filter, NOTE);
+}
+
+/// The name index joined to the viewer's notes, with every condition of the filter. The
+/// index is read first (`CROSS JOIN` fixes the order); bounds on its rowid let it skip what
+/// the cursor and the creation range leave out.
+fn push_name_matches<DB>(qb: &mut QueryBuilder<DB>, filter: &NoteFilter, search: &NameSearch)
+where
+    DB: Backend,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> f64: Encode<'q, DB> + Type<DB>,
+{
+    let table = search.table;
+    qb.push(format_args!(
+        "{table} f CROSS JOIN notes n ON n.name_key = f.rowid WHERE f.{table} MATCH "
+    ))
+    .push_bind(search.phrase.clone())
+    .push(" AND n.owner_id = ")
+    .push_bind(filter.viewer.to_string());
+    let (from, until) = name_key_range(filter);
+    if let Some(from) = from {
+        qb.push(" AND f.rowid >= ").push_bind(from);
+    }
+    if let Some(until) = until {
+        qb.push(" AND f.rowid < ").push_bind(until);
+    }
+    push_list_conditions(qb, filter, true, NOTE);
+}
+
+/// The name index and the phrase to match, when the engine has the index and the substring is
+/// long enough to have trigrams.
+fn name_search<DB: Backend>(filter: &NoteFilter) -> Option<NameSearch> {
+    let table = DB::NAME_TRIGRAMS?;
+    let folded = filter.name_contains.as_ref()?.to_lowercase();
+    (folded.chars().count() >= 3).then(|| NameSearch {
+        table,
+        phrase: format!("\"{}\"", folded.replace('"', "\"\"")),
+    })
+}
+
+/// The `name_key` range (`from <= key < until`) that the creation filters and the cursor leave:
+/// a key is `created_at * 1024` plus a rank within the microsecond.
+fn name_key_range(filter: &NoteFilter) -> (Option<i64>, Option<i64>) {
+    let key = |micros: i64| micros.saturating_mul(1024);
+    let mut from = filter
+        .created_after
+        .map(|t| key(t.micros().saturating_add(1)));
+    let mut until = filter.created_before.map(|t| key(t.micros()));
+    if let Some((SortKey::Created(at), _)) = &filter.after {
+        if descending(filter.sort) {
+            let cursor = key(at.saturating_add(1));
+            until = Some(until.map_or(cursor, |u| u.min(cursor)));
+        } else {
+            let cursor = key(*at);
+            from = Some(from.map_or(cursor, |f| f.max(cursor)));
+        }
+    }
+    (from, until)
+}
+
+fn sort_column(sort: Sort) -> &'static str {
+    match sort {
+        Sort::CreatedAt | Sort::CreatedAtDesc => "created_at",
+        Sort::Duration | Sort::DurationDesc => "duration_seconds",
+        Sort::Name | Sort::NameDesc => "name",
+    }
+}
+
+fn descending(sort: Sort) -> bool {
+    matches!(
+        sort,
+        Sort::CreatedAtDesc | Sort::DurationDesc | Sort::NameDesc
+    )
+}
