@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
@@ -120,6 +121,20 @@ impl BlobStore for LocalBlobStore {
 
     async fn exists(&self, key: &BlobKey) -> Result<bool, BlobError> {
         Ok(tokio::fs::try_exists(self.file(key)).await?)
+    }
+
+    async fn read(&self, key: &BlobKey) -> Result<Bytes, BlobError> {
+        let path = self.file(key);
+        match tokio::task::spawn_blocking(move || std::fs::read(path))
+            .await
+            .map_err(std::io::Error::other)?
+        {
+            Ok(bytes) => Ok(Bytes::from(bytes)),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                Err(BlobError::NotFound(key.as_str().to_owned()))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn read_range(&self, key: &BlobKey, range: Range<u64>) -> Result<ByteStream, BlobError> {

@@ -10,9 +10,9 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::problem::ApiError;
-use crate::auth::{LinkSignature, Principal, Scope};
-use crate::domain::User;
-use crate::notes::Viewer;
+use crate::auth::{Identified, LinkSignature, Principal, Scope};
+use crate::domain::{Note, User};
+use crate::notes::{NoteError, Viewer};
 
 /// JSON body; a malformed body is a 400 problem, not axum's plain-text answer.
 pub struct AppJson<T>(pub T);
@@ -89,31 +89,39 @@ enum Source {
     HeaderOrQuery,
 }
 
-/// Resolves the request's credential to its principal; 401 when there is none or it is bad.
-async fn principal(parts: &Parts, state: &AppState, source: Source) -> Result<Principal, ApiError> {
-    let token = match (bearer(parts)?, source) {
-        (Some(token), _) => token.to_owned(),
+/// The request's credential; 401 when there is none.
+fn credential(parts: &Parts, source: Source) -> Result<String, ApiError> {
+    match (bearer(parts)?, source) {
+        (Some(token), _) => Ok(token.to_owned()),
         (None, Source::HeaderOrQuery) => UrlCredentials::of(parts)
             .access_token
-            .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?,
-        (None, Source::Header) => return Err(ApiError::unauthorized("missing bearer token")),
-    };
-    Ok(state.auth.authenticate(&token).await?)
+            .ok_or_else(|| ApiError::unauthorized("missing bearer token")),
+        (None, Source::Header) => Err(ApiError::unauthorized("missing bearer token")),
+    }
+}
+
+/// Resolves the request's credential to its principal; 401 when there is none or it is bad.
+async fn principal(parts: &Parts, state: &AppState, source: Source) -> Result<Principal, ApiError> {
+    Ok(state.auth.authenticate(&credential(parts, source)?).await?)
 }
 
 /// How a caller sees notes on a route that grants service tokens `scope`: 403 for a service
 /// token without it.
 fn viewer(principal: &Principal, scope: Scope) -> Result<Viewer, ApiError> {
     if !principal.has_scope(scope) {
-        return Err(ApiError::forbidden(format!(
-            "this route needs a service token with the {} scope",
-            scope.as_str()
-        )));
+        return Err(forbidden(scope));
     }
     Ok(match principal {
         Principal::User(user) => Viewer::User(user.id),
         Principal::Service { .. } => Viewer::Service,
     })
+}
+
+fn forbidden(scope: Scope) -> ApiError {
+    ApiError::forbidden(format!(
+        "this route needs a service token with the {} scope",
+        scope.as_str()
+    ))
 }
 
 /// An authenticated user. Service tokens get 403: routes that take this act on the caller's
@@ -166,7 +174,7 @@ impl FromRequestParts<AppState> for NoteReader {
 /// comes in the header or as `?access_token=`.
 pub enum AudioAccess {
     Link(Option<LinkSignature>),
-    Reader(Viewer),
+    Reader(Reader),
 }
 
 impl FromRequestParts<AppState> for AudioAccess {
@@ -181,8 +189,45 @@ impl FromRequestParts<AppState> for AudioAccess {
                 .map(|(expires, sig)| LinkSignature { expires, sig });
             return Ok(AudioAccess::Link(signature));
         }
-        let caller = principal(parts, state, Source::HeaderOrQuery).await?;
-        Ok(AudioAccess::Reader(viewer(&caller, Scope::NotesRead)?))
+        let token = credential(parts, Source::HeaderOrQuery)?;
+        let caller = state.auth.identify(&token).await?;
+        if !caller.has_scope(Scope::NotesRead) {
+            return Err(forbidden(Scope::NotesRead));
+        }
+        Ok(AudioAccess::Reader(match caller {
+            Identified::Token(user) => Reader {
+                viewer: Viewer::User(user),
+                account_loaded: false,
+            },
+            Identified::Principal(principal) => Reader {
+                viewer: viewer(&principal, Scope::NotesRead)?,
+                account_loaded: true,
+            },
+        }))
+    }
+}
+
+/// A note reader whose user account may not be loaded yet: a note they own or received
+/// proves it exists (the rows reference it), so the lookup is left for a miss.
+pub struct Reader {
+    viewer: Viewer,
+    account_loaded: bool,
+}
+
+impl Reader {
+    /// The note if this reader may see it. A token whose user is gone answers 401, as on
+    /// every route, not 404.
+    pub async fn note(&self, state: &AppState, id: &str) -> Result<Note, ApiError> {
+        match state.notes.visible(self.viewer, id).await {
+            Ok(note) => Ok(note),
+            Err(missing @ NoteError::NotFound(_)) => {
+                if let (false, Viewer::User(user)) = (self.account_loaded, self.viewer) {
+                    state.auth.account(user).await?;
+                }
+                Err(missing.into())
+            }
+            Err(other) => Err(other.into()),
+        }
     }
 }
 

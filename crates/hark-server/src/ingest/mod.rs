@@ -2,6 +2,7 @@
 //! client's digest, probe the bytes, then commit: blob first (durable), then the row with its
 //! event. Any failure on the way leaves no note, and the spool file goes when dropped.
 
+mod committer;
 mod spool;
 
 use std::path::PathBuf;
@@ -10,10 +11,11 @@ use std::sync::Arc;
 use hark_audio::ProbeError;
 
 use crate::blob::{BlobError, BlobKey, BlobStore};
-use crate::db::{DbError, EffectsOf, InsertOutcome, Repos};
+use crate::db::{DbError, EffectsOf, InsertOutcome, NoteInsert, Repos};
 use crate::domain::{AudioFacts, NewNote, Note, NoteId, NoteName, UserId};
 use crate::metrics::PROBE_FAILURES;
 
+pub use committer::Committer;
 pub use spool::{Spooled, spool};
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +79,8 @@ const COLLECTOR_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 #[derive(Clone)]
 pub struct Ingest {
     pub repos: Repos,
+    /// Commits notes in batches (group commit).
+    pub committer: Committer,
     pub store: Arc<dyn BlobStore>,
     pub tmp_dir: PathBuf,
     pub max_bytes: u64,
@@ -123,12 +127,12 @@ impl Ingest {
         let new = self.new_note(&request, &spooled, info)?;
         let key = BlobKey::parse(&sha256)?;
         self.store.put_file(&key, &spooled.path).await?;
-        match self
-            .repos
-            .notes
-            .insert_note(&new, request.idempotency_key.as_deref(), &effects(&new))
-            .await?
-        {
+        let insert = NoteInsert {
+            effects: effects(&new),
+            note: new,
+            idempotency_key: request.idempotency_key.clone(),
+        };
+        match self.committer.commit(insert).await? {
             InsertOutcome::Inserted {
                 note,
                 blob_deleting,

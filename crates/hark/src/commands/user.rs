@@ -42,7 +42,8 @@ pub enum UserCommand {
 pub async fn run(args: ServerArgs, command: UserCommand) -> anyhow::Result<()> {
     let config = load_config(args)?;
     std::fs::create_dir_all(&config.data_dir)?;
-    let repos = hark_server::db::connect(config.database_url.expose_secret(), true).await?;
+    let url = config.database_url.expose_secret();
+    let repos = hark_server::db::connect(url, true).await?;
     // Only password hashing is used here; tokens are never issued.
     let auth = AuthService::new(repos.clone(), config.auth.clone(), b"")?;
     match command {
@@ -87,6 +88,21 @@ pub async fn run(args: ServerArgs, command: UserCommand) -> anyhow::Result<()> {
             println!("{} is now {role}", user.email.as_str());
         }
         UserCommand::Delete { email } => {
+            // A server on this data directory keeps notes in memory and must learn of the
+            // deletion: then it goes through the server's API.
+            let _lock = if hark_server::db::exclusive(url, &config.data_dir) {
+                Some(
+                    hark_server::app::lock_data_dir(&config.data_dir).map_err(|_| {
+                        anyhow::anyhow!(
+                            "a hark server is using {}: delete the user through it \
+                         (DELETE /api/v1/users/{{id}}, as an admin) or stop it first",
+                            config.data_dir.display()
+                        )
+                    })?,
+                )
+            } else {
+                None
+            };
             let user = find(&repos, &email).await?;
             hark_server::notes::delete_user(&repos, user.id).await?;
             println!("deleted {} and their notes", user.email.as_str());

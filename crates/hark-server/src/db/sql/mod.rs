@@ -8,6 +8,7 @@
 
 mod blobs;
 mod events;
+mod inserts;
 mod notes;
 mod users;
 

@@ -8,7 +8,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::blob::BlobKey;
+use crate::blob::{BlobError, BlobKey, CACHED_BLOB_BYTES};
 use crate::domain::Note;
 use crate::http::AppState;
 use crate::http::extract::{AppQuery, AudioAccess};
@@ -49,7 +49,7 @@ pub async fn get_note_audio(
     let rendition = notes::rendition(query.rendition.as_deref())?;
     let note = match access {
         AudioAccess::Link(signature) => state.notes.linked(&id, rendition, signature).await?,
-        AudioAccess::Reader(viewer) => state.notes.visible(viewer, &id).await?,
+        AudioAccess::Reader(reader) => reader.note(&state, &id).await?,
     };
     notes::require_original(&note, rendition)?;
     serve_note(&state, &note, &headers, Disposition::Inline).await
@@ -127,11 +127,18 @@ pub async fn serve_note(
         header::CONTENT_LENGTH,
         &(end - start).to_string(),
     );
-    let body = if end > start {
-        let key = BlobKey::parse(&note.audio.sha256)?;
-        Body::from_stream(state.store.read_range(&key, start..end).await?)
-    } else {
+    let key = BlobKey::parse(&note.audio.sha256)?;
+    let body = if end == start {
         Body::empty()
+    } else if size <= CACHED_BLOB_BYTES {
+        // One buffer, shared with the store's cache: no copy per answer.
+        let bytes = state.store.read(&key).await?;
+        let part = bytes
+            .get(start as usize..end as usize)
+            .map(|_| bytes.slice(start as usize..end as usize));
+        Body::from(part.ok_or_else(|| BlobError::NotFound(key.as_str().to_owned()))?)
+    } else {
+        Body::from_stream(state.store.read_range(&key, start..end).await?)
     };
     Ok((status, headers, body).into_response())
 }
