@@ -4,8 +4,10 @@
 mod helpers;
 
 mod auth;
+mod caching;
 mod compat;
 mod downloads;
+mod group_commit;
 mod isolation;
 mod listing;
 mod ops;

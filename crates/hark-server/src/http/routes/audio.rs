@@ -77,11 +77,10 @@ pub async fn serve_note(
     let mut headers = HeaderMap::new();
     insert(&mut headers, header::ETAG, &etag);
     insert(&mut headers, header::LAST_MODIFIED, &last_modified);
-    insert(&mut headers, header::ACCEPT_RANGES, "bytes");
-    insert(
-        &mut headers,
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    headers.insert(
         header::CACHE_CONTROL,
-        "private, max-age=0, must-revalidate",
+        HeaderValue::from_static("private, max-age=0, must-revalidate"),
     );
     if etag_matches(request.get(header::IF_NONE_MATCH), &etag) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
@@ -122,11 +121,7 @@ pub async fn serve_note(
             ));
         }
     };
-    insert(
-        &mut headers,
-        header::CONTENT_LENGTH,
-        &(end - start).to_string(),
-    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
     let key = BlobKey::parse(&note.audio.sha256)?;
     let body = if end == start {
         Body::empty()
