@@ -3,15 +3,11 @@
 //! Listing goes through `object_store`'s local filesystem store. Writes and reads do not: its
 //! `put` neither fsyncs nor can adopt a file that is already on the same disk, and its reads
 //! stream in small chunks with a blocking task each, which cut GET throughput by an order of
-//! magnitude in the benchmark. So a blob is written by hard-linking the spool file into place
-//! (no copy, atomic, and the spool file stays for the caller), falling back to copy + fsync +
-//! rename across filesystems, and read through a file handle in large chunks.
-//!
-//! Each fsync waits for the disk to flush its cache, so a put issues all of its fsyncs at once
-//! (the bytes, the blob's directory, and any directory it had to create), in parallel, after
-//! the link: one flush's wait instead of three or four in a row. Until they return, the bytes
-//! under the blob's name may not survive a crash; no row references the blob by then, and the
-//! next put of the same key replaces such a file rather than trusting it.
+//! magnitude in the benchmark. So a blob is written by hard-linking the (already durable) spool
+//! file into place (no copy, atomic, and the spool file stays for the caller), falling back to
+//! copy + fsync + rename across filesystems, and read through a file handle in large chunks.
+//! One blocking call does a whole put: each hop to the blocking pool costs two context
+//! switches, which is much of what an upload costs besides its flushes.
 
 use std::io::ErrorKind;
 use std::ops::Range;
@@ -61,44 +57,39 @@ impl LocalBlobStore {
     }
 }
 
-/// Links `source` in as `target`, creating the directories on the way; returns what must be
-/// fsynced before the blob is durable (the bytes, and each directory that gained an entry).
-fn link_blocking(root: &Path, source: &Path, target: &Path) -> std::io::Result<Vec<PathBuf>> {
+/// Links the durable `source` in as `target`, creating the directories on the way, then makes
+/// the new entries durable.
+fn put_blocking(root: &Path, source: &Path, target: &Path) -> std::io::Result<()> {
     let dir = target
         .parent()
         .ok_or_else(|| std::io::Error::other("blob path has no parent"))?;
-    let mut to_sync = create_dirs(root, dir)?;
-    let name = target
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("blob");
-    let staging = dir.join(format!("{name}.{}{STAGING_SUFFIX}", uuid::Uuid::now_v7()));
+    let gained = create_dirs(root, dir)?;
     match std::fs::hard_link(source, target) {
-        Ok(()) => to_sync.push(source.to_owned()),
-        // A file of this name may hold what a crash left of an earlier put: replace it with
-        // these bytes, made durable first, so that a committed blob is never worse.
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-            std::fs::File::open(source)?.sync_all()?;
-            replace(&staging, target, std::fs::hard_link(source, &staging))?;
-        }
+        Ok(()) => {}
+        // The key names the content: an existing blob already holds these bytes.
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
         Err(e) if e.kind() == ErrorKind::CrossesDevices => {
+            let name = target
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("blob");
+            let staging = dir.join(format!("{name}.{}{STAGING_SUFFIX}", uuid::Uuid::now_v7()));
             let copied = std::fs::copy(source, &staging)
-                .and_then(|_| std::fs::File::open(&staging)?.sync_all());
-            replace(&staging, target, copied)?;
+                .and_then(|_| std::fs::File::open(&staging)?.sync_all())
+                .and_then(|()| std::fs::rename(&staging, target));
+            if copied.is_err() {
+                let _ = std::fs::remove_file(&staging);
+            }
+            copied?;
         }
         Err(e) => return Err(e),
     }
-    to_sync.push(dir.to_owned());
-    Ok(to_sync)
+    sync_dir(dir)?;
+    gained.iter().try_for_each(|parent| sync_dir(parent))
 }
 
-/// Renames the staged file over `target` once staging it succeeded; removes it otherwise.
-fn replace(staging: &Path, target: &Path, staged: std::io::Result<()>) -> std::io::Result<()> {
-    let replaced = staged.and_then(|()| std::fs::rename(staging, target));
-    if replaced.is_err() {
-        let _ = std::fs::remove_file(staging);
-    }
-    replaced
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Creates the fan-out directories one level at a time; returns each parent that gained an
@@ -122,26 +113,15 @@ fn create_dirs(root: &Path, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(gained)
 }
 
-/// fsyncs every path at once, each on its own blocking thread, so the waits overlap.
-async fn sync_all(paths: Vec<PathBuf>) -> std::io::Result<()> {
-    let syncs = paths
-        .into_iter()
-        .map(|path| tokio::task::spawn_blocking(move || std::fs::File::open(path)?.sync_all()));
-    for synced in futures_util::future::join_all(syncs).await {
-        synced.map_err(std::io::Error::other)??;
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl BlobStore for LocalBlobStore {
     async fn put_file(&self, key: &BlobKey, source: &Path) -> Result<(), BlobError> {
         let (source, target) = (source.to_owned(), self.file(key));
         let root = self.root.clone();
-        let to_sync = tokio::task::spawn_blocking(move || link_blocking(&root, &source, &target))
+        tokio::task::spawn_blocking(move || put_blocking(&root, &source, &target))
             .await
             .map_err(std::io::Error::other)??;
-        Ok(sync_all(to_sync).await?)
+        Ok(())
     }
 
     async fn exists(&self, key: &BlobKey) -> Result<bool, BlobError> {

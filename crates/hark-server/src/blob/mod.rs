@@ -75,11 +75,10 @@ pub type EntryStream<'a> = BoxStream<'a, Result<BlobEntry, BlobError>>;
 /// Where audio bytes live.
 #[async_trait]
 pub trait BlobStore: Send + Sync {
-    /// Stores the file's bytes under `key`. MUST be atomic (a reader sees all the bytes or no
-    /// blob), durable when it returns, idempotent (the key names the content, so storing it
-    /// again changes no byte), and MUST leave the file at `source` in place. A put that never
-    /// returned (a crash) may leave a blob short of its bytes, which no row references: a
-    /// later put of the same key MUST replace it rather than keep it.
+    /// Stores the bytes of the file at `source`, which the caller MUST have made durable
+    /// (fsynced), under `key`. MUST be atomic (a reader sees all the bytes or no blob), durable
+    /// when it returns, idempotent (the key names the content, so an existing blob is kept),
+    /// and MUST leave the file at `source` in place.
     async fn put_file(&self, key: &BlobKey, source: &Path) -> Result<(), BlobError>;
     async fn exists(&self, key: &BlobKey) -> Result<bool, BlobError>;
     /// The whole blob in memory: for blobs the caller knows to be small.

@@ -35,6 +35,9 @@ pub enum DbError {
     /// A row could not be read back into the domain (an id or enum that does not parse).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A row the write refers to does not exist: a foreign key refused it.
+    #[error("missing reference: {0}")]
+    MissingReference(String),
     /// The transaction a note was committed in failed as a whole (see `insert_notes`).
     #[error("{0}")]
     Batch(String),

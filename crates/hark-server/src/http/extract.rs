@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use super::AppState;
 use super::problem::ApiError;
 use crate::auth::{Identified, LinkSignature, Principal, Scope};
-use crate::domain::{Note, User};
+use crate::domain::{Note, User, UserId};
 use crate::notes::{NoteError, Viewer};
 
 /// JSON body; a malformed body is a 400 problem, not axum's plain-text answer.
@@ -117,6 +117,12 @@ fn viewer(principal: &Principal, scope: Scope) -> Result<Viewer, ApiError> {
     })
 }
 
+fn users_only() -> ApiError {
+    ApiError::forbidden(
+        "this route is for users; service tokens have no notes or account of their own",
+    )
+}
+
 fn forbidden(scope: Scope) -> ApiError {
     ApiError::forbidden(format!(
         "this route needs a service token with the {} scope",
@@ -134,9 +140,28 @@ impl FromRequestParts<AppState> for Auth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match principal(parts, state, Source::Header).await? {
             Principal::User(user) => Ok(Auth(user)),
-            Principal::Service { .. } => Err(ApiError::forbidden(
-                "this route is for users; service tokens have no notes or account of their own",
-            )),
+            Principal::Service { .. } => Err(users_only()),
+        }
+    }
+}
+
+/// A user adding a note. The token is verified but the account is not loaded: the note's row
+/// references it, so a user deleted since the token was issued is refused at the commit (401,
+/// as here). Service tokens get 403, as with [`Auth`].
+pub struct Uploader(pub UserId);
+
+impl FromRequestParts<AppState> for Uploader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match state
+            .auth
+            .identify(&credential(parts, Source::Header)?)
+            .await?
+        {
+            Identified::Token(user) => Ok(Uploader(user)),
+            Identified::Principal(Principal::User(user)) => Ok(Uploader(user.id)),
+            Identified::Principal(Principal::Service { .. }) => Err(users_only()),
         }
     }
 }

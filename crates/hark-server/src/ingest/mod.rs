@@ -38,6 +38,9 @@ pub enum IngestError {
     ReplayedNoteGone,
     #[error("invalid field: {0}")]
     Invalid(String),
+    /// The uploader's account was deleted since their token was issued.
+    #[error("invalid token: unknown user")]
+    UnknownOwner,
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
@@ -132,7 +135,11 @@ impl Ingest {
             note: new,
             idempotency_key: request.idempotency_key.clone(),
         };
-        match self.committer.commit(insert).await? {
+        let committed = match self.committer.commit(insert).await {
+            Err(DbError::MissingReference(_)) => return Err(IngestError::UnknownOwner),
+            other => other?,
+        };
+        match committed {
             InsertOutcome::Inserted {
                 note,
                 blob_deleting,

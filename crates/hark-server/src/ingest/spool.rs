@@ -1,5 +1,6 @@
 //! Spooling an upload body to a temporary file: bounded memory, SHA-256 on the way, the size
-//! cap enforced while streaming (after gzip decompression, so a small bomb fails fast).
+//! cap enforced while streaming (after gzip decompression, so a small bomb fails fast), and the
+//! file fsynced at the end, ready to be linked into the blob store.
 
 use std::fs::File;
 use std::io::{ErrorKind, Write};
@@ -16,7 +17,8 @@ use tokio_util::io::StreamReader;
 use super::IngestError;
 use crate::metrics::UPLOAD_BYTES;
 
-/// An upload body on disk. Dropping it removes the file: a half-done ingest leaves nothing.
+/// An upload body on disk, durable. Dropping it removes the file: a half-done ingest leaves
+/// nothing.
 pub struct Spooled {
     pub path: TempPath,
     pub sha256: [u8; 32],
@@ -95,7 +97,9 @@ async fn write_capped<R: AsyncRead + Unpin>(
         }
         hasher.update(&pending[before..]);
         if n == 0 || pending.len() >= WRITE_CHUNK {
-            file = write_blocking(file, pending.split().freeze()).await?;
+            // The last write makes the file durable too, in the same blocking call: the blob
+            // store links it in as it is.
+            file = write_blocking(file, pending.split().freeze(), n == 0).await?;
         }
         if n == 0 {
             break;
@@ -109,12 +113,19 @@ async fn write_capped<R: AsyncRead + Unpin>(
     })
 }
 
-/// Writes `bytes` to the end of `file` on a blocking thread, and hands the file back.
-async fn write_blocking(mut file: File, bytes: Bytes) -> Result<File, IngestError> {
-    tokio::task::spawn_blocking(move || file.write_all(&bytes).map(|()| file))
-        .await
-        .map_err(|e| IngestError::Io(std::io::Error::other(e)))?
-        .map_err(IngestError::Io)
+/// Writes `bytes` to the end of `file` on a blocking thread, fsyncing it after if `sync`, and
+/// hands the file back.
+async fn write_blocking(mut file: File, bytes: Bytes, sync: bool) -> Result<File, IngestError> {
+    tokio::task::spawn_blocking(move || {
+        file.write_all(&bytes)?;
+        if sync {
+            file.sync_all()?;
+        }
+        Ok(file)
+    })
+    .await
+    .map_err(|e| IngestError::Io(std::io::Error::other(e)))?
+    .map_err(IngestError::Io)
 }
 
 /// Reads and discards a bounded amount of what the client is still sending. Closing a socket

@@ -4,9 +4,9 @@
 mod helpers;
 
 mod auth;
-mod caching;
 mod compat;
 mod downloads;
+mod fast_paths;
 mod group_commit;
 mod isolation;
 mod listing;

@@ -1,20 +1,14 @@
-//! Committing uploaded notes: several in one transaction, so that they share one durable write,
-//! each inside a savepoint so that one note's failure leaves the others to commit.
+//! Committing uploaded notes: several in one transaction, so that they share one durable write;
+//! should one of them fail, the batch runs again with each note inside a savepoint, so that
+//! its failure leaves the others to commit.
 
 use hark_api::NoteStatus;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
-use super::{Backend, SqlRepo};
+use super::{Backend, SqlRepo, missing_reference};
 use crate::db::rows::NoteRow;
 use crate::db::{DbError, InsertOutcome, NoteInsert};
 use crate::domain::{NoteId, Timestamp};
-
-/// What one note's statements did, before its savepoint is released or rolled back.
-enum Step {
-    Inserted(InsertOutcome),
-    /// The idempotency key was already used (`Replayed`): nothing of this note may stay.
-    KeyTaken(InsertOutcome),
-}
 
 // `NoteRow` is private to `db`, as are these helpers; the lint cannot see through `pub(super)`.
 #[allow(private_bounds)]
@@ -34,40 +28,64 @@ where
         &self,
         notes: &[NoteInsert],
     ) -> Result<Vec<Result<InsertOutcome, DbError>>, DbError> {
+        // Notes rarely fail, so first all of them plainly; savepoints cost two statements a
+        // note, each a round trip to the database.
         let mut tx = self.pool.begin().await?;
         let mut outcomes = Vec::with_capacity(notes.len());
         for insert in notes {
-            sqlx::query("SAVEPOINT note").execute(&mut *tx).await?;
-            let step = Self::insert_one(&mut tx, insert).await;
-            let release = if matches!(step, Ok(Step::Inserted(_))) {
-                "RELEASE SAVEPOINT note"
-            } else {
-                "ROLLBACK TO SAVEPOINT note"
-            };
-            sqlx::query(release).execute(&mut *tx).await?;
-            outcomes.push(step.map(|(Step::Inserted(outcome) | Step::KeyTaken(outcome))| outcome));
+            match Self::insert_one(&mut tx, insert)
+                .await
+                .map_err(missing_reference)
+            {
+                Ok(outcome) => outcomes.push(Ok(outcome)),
+                Err(e) if notes.len() == 1 => {
+                    tx.rollback().await?;
+                    return Ok(vec![Err(e)]);
+                }
+                Err(_) => {
+                    tx.rollback().await?;
+                    return self.insert_each(notes).await;
+                }
+            }
         }
         tx.commit().await?;
         Ok(outcomes)
     }
 
-    async fn insert_one(conn: &mut DB::Connection, insert: &NoteInsert) -> Result<Step, DbError> {
+    /// One transaction still, each note in its own savepoint: a failing note is undone alone.
+    async fn insert_each(
+        &self,
+        notes: &[NoteInsert],
+    ) -> Result<Vec<Result<InsertOutcome, DbError>>, DbError> {
+        let mut tx = self.pool.begin().await?;
+        let mut outcomes = Vec::with_capacity(notes.len());
+        for insert in notes {
+            sqlx::query("SAVEPOINT note").execute(&mut *tx).await?;
+            let outcome = Self::insert_one(&mut tx, insert)
+                .await
+                .map_err(missing_reference);
+            let end = if outcome.is_ok() {
+                "RELEASE SAVEPOINT note"
+            } else {
+                "ROLLBACK TO SAVEPOINT note"
+            };
+            sqlx::query(end).execute(&mut *tx).await?;
+            outcomes.push(outcome);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn insert_one(
+        conn: &mut DB::Connection,
+        insert: &NoteInsert,
+    ) -> Result<InsertOutcome, DbError> {
         let note = &insert.note;
         // The note's instant is taken here, once its bytes are durable, so that notes
         // become visible in the order of their timestamps as far as one clock allows.
         let created_at = Timestamp::now();
         let audio = &note.audio;
-        // First the blob reference: a write, and it waits for a collector marking this blob.
-        let deleting: i64 = sqlx::query_scalar(
-            "INSERT INTO blobs (sha256, size_bytes, refcount, created_at) VALUES ($1, $2, 1, $3) \
-             ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1, orphaned_at = NULL \
-             RETURNING deleting",
-        )
-        .bind(audio.sha256.clone())
-        .bind(audio.size_bytes as i64)
-        .bind(created_at.micros())
-        .fetch_one(&mut *conn)
-        .await?;
+        // The key first: a used one means this note writes nothing at all.
         if let Some(key) = &insert.idempotency_key {
             let claimed = sqlx::query(
                 "INSERT INTO idempotency_keys (user_id, key, note_id, sha256, created_at) \
@@ -81,9 +99,20 @@ where
             .execute(&mut *conn)
             .await?;
             if DB::rows_affected(&claimed) == 0 {
-                return Ok(Step::KeyTaken(Self::replayed(conn, insert).await?));
+                return Self::replayed(conn, insert).await;
             }
         }
+        // The blob reference waits for a collector marking this blob.
+        let deleting: i64 = sqlx::query_scalar(
+            "INSERT INTO blobs (sha256, size_bytes, refcount, created_at) VALUES ($1, $2, 1, $3) \
+             ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1, orphaned_at = NULL \
+             RETURNING deleting",
+        )
+        .bind(audio.sha256.clone())
+        .bind(audio.size_bytes as i64)
+        .bind(created_at.micros())
+        .fetch_one(&mut *conn)
+        .await?;
         let row: NoteRow = sqlx::query_as(
             "INSERT INTO notes (id, owner_id, name, name_folded, title, series, format, codec, \
              mime, duration_seconds, sample_rate, channels, bitrate, size_bytes, sha256, status, \
@@ -113,10 +142,10 @@ where
         .fetch_one(&mut *conn)
         .await?;
         Self::commit_effects(conn, &insert.effects).await?;
-        Ok(Step::Inserted(InsertOutcome::Inserted {
+        Ok(InsertOutcome::Inserted {
             note: Box::new(row.try_into()?),
             blob_deleting: deleting != 0,
-        }))
+        })
     }
 
     /// The note and bytes the key first produced (committed, or earlier in this batch).

@@ -15,6 +15,8 @@ mod users;
 use futures_util::future::BoxFuture;
 use sqlx::{Database, Pool};
 
+use super::DbError;
+
 /// What differs between the engines, for the shared code.
 pub trait Backend: Database {
     /// Rows a statement changed (each engine's result type has its own method).
@@ -48,6 +50,16 @@ fn like_pattern(contains: &str) -> String {
     }
     pattern.push('%');
     pattern
+}
+
+/// A foreign key's refusal as `MissingReference`; other errors as they are.
+fn missing_reference(err: DbError) -> DbError {
+    match err {
+        DbError::Sqlx(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+            DbError::MissingReference(e.message().to_owned())
+        }
+        other => other,
+    }
 }
 
 fn unique_violation(err: &sqlx::Error) -> bool {

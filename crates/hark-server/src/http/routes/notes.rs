@@ -9,7 +9,7 @@ use hark_api::{LinkRequest, ListNotesQuery, NoteList, SignedLink};
 use super::upload::{UploadQuery, receive_upload};
 use crate::domain::User;
 use crate::http::AppState;
-use crate::http::extract::{AppQuery, Auth, NoteReader};
+use crate::http::extract::{AppQuery, Auth, NoteReader, Uploader};
 use crate::http::problem::ApiError;
 use crate::http::views;
 
@@ -24,11 +24,11 @@ use crate::http::views;
     security(("bearer" = [])))]
 pub async fn upload_note(
     State(state): State<AppState>,
-    Auth(user): Auth,
+    Uploader(owner): Uploader,
     AppQuery(query): AppQuery<UploadQuery>,
     request: Request,
 ) -> Result<axum::response::Response, ApiError> {
-    receive_upload(&state, &user, query, request).await
+    receive_upload(&state, owner, query, request).await
 }
 
 /// Lists the notes the caller owns or received, filtered, sorted and paginated by cursor.
