@@ -58,19 +58,27 @@ async fn main() -> anyhow::Result<()> {
         let peer = start_peer(dir.path().join("peer")).await?;
         let note = Arc::new(note);
         let counter = Arc::new(AtomicU64::new(1));
-        let (url, auth) = (format!("{hark}/api/v1/notes?name=bench.ogg"), token.clone());
-        let (body, next) = (note.clone(), counter.clone());
-        let uploads = load(16, phase, &client, StatusCode::CREATED, move |c| {
-            let body = body.stamped(next.fetch_add(1, Ordering::Relaxed));
-            c.post(&url).bearer_auth(&auth).body(body)
-        })
-        .await;
-        let url = format!("{peer}/upload");
-        let peer_uploads = load(16, phase, &client, StatusCode::CREATED, move |c| {
-            let body = note.stamped(counter.fetch_add(1, Ordering::Relaxed));
-            c.post(&url).body(body)
-        })
-        .await;
+        let hark_url = format!("{hark}/api/v1/notes?name=bench.ogg");
+        let peer_url = format!("{peer}/upload");
+        // Alternating halves: both servers see the same background load and disk state.
+        let (mut uploads, mut peer_uploads) = (0.0, 0.0);
+        for _ in 0..2 {
+            let (url, auth) = (hark_url.clone(), token.clone());
+            let (body, next) = (note.clone(), counter.clone());
+            uploads += load(16, phase / 2, &client, StatusCode::CREATED, move |c| {
+                let body = body.stamped(next.fetch_add(1, Ordering::Relaxed));
+                c.post(&url).bearer_auth(&auth).body(body)
+            })
+            .await
+                / 2.0;
+            let (url, body, next) = (peer_url.clone(), note.clone(), counter.clone());
+            peer_uploads += load(16, phase / 2, &client, StatusCode::CREATED, move |c| {
+                let body = body.stamped(next.fetch_add(1, Ordering::Relaxed));
+                c.post(&url).body(body)
+            })
+            .await
+                / 2.0;
+        }
         println!();
         println!("{:<52} {:>10} {:>10} {:>7}", "", "hark", "peer", "ratio");
         println!(

@@ -27,6 +27,10 @@ pub trait Backend: Database {
     fn lock_event_log(conn: &mut Self::Connection) -> BoxFuture<'_, Result<(), sqlx::Error>>;
 }
 
+/// Rows one multi-row statement writes at most: well under every engine's limit on bound
+/// parameters (SQLite's is 32766) at twenty columns a row.
+const ROWS_PER_STATEMENT: usize = 500;
+
 /// The repositories over one connection pool.
 pub struct SqlRepo<DB: Database> {
     pub(super) pool: Pool<DB>,
