@@ -2,15 +2,16 @@
 
 pub mod extract;
 pub mod problem;
+mod request_metrics;
 pub mod routes;
 pub mod views;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -29,9 +30,9 @@ use crate::auth::AuthService;
 use crate::blob::BlobStore;
 use crate::config::Config;
 use crate::db::Repos;
-use crate::metrics::{HTTP_DURATION, HTTP_REQUESTS};
 use crate::notes::NotesService;
 use problem::ApiError;
+use request_metrics::RequestMetrics;
 use routes::{audio, compat, notes, ops, tokens, users};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -158,7 +159,10 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(json_limit))
-        .layer(middleware::from_fn(record_metrics))
+        .layer(middleware::from_fn_with_state(
+            RequestMetrics::default(),
+            request_metrics::record,
+        ))
         .layer(middleware::from_fn_with_state(timeout, limit_duration))
         .with_state(state);
     let service = CatchPanic::custom(routes, |_| {
@@ -220,21 +224,4 @@ async fn limit_duration(
             format!("the request took longer than {} s", timeout.as_secs()),
         )),
     }
-}
-
-/// Counts requests and their latency by route (the matched pattern, so ids do not explode
-/// the label set) and status.
-async fn record_metrics(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().to_string();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
-    metrics::counter!(HTTP_REQUESTS, &labels).increment(1);
-    metrics::histogram!(HTTP_DURATION, &labels).record(started.elapsed().as_secs_f64());
-    response
 }

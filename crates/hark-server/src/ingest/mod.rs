@@ -95,7 +95,7 @@ impl Ingest {
     #[tracing::instrument(skip_all, fields(owner = %request.owner, size = spooled.size))]
     pub async fn commit(
         &self,
-        spooled: Spooled,
+        mut spooled: Spooled,
         request: UploadRequest,
         effects: &EffectsOf<'_, NewNote>,
     ) -> Result<Ingested, IngestError> {
@@ -120,7 +120,7 @@ impl Ingest {
                 .replay(request.owner, key, note_id, &first_sha, &sha256)
                 .await;
         }
-        let info = probe(&spooled).await?;
+        let info = audio(spooled.take_audio())?;
         if info.duration_seconds > self.max_duration_seconds {
             return Err(IngestError::TooLong {
                 duration: info.duration_seconds,
@@ -259,11 +259,10 @@ fn clean_text(value: Option<&str>, field: &str) -> Result<Option<String>, Ingest
     Ok(Some(value.chars().filter(|c| !c.is_control()).collect()))
 }
 
-async fn probe(spooled: &Spooled) -> Result<hark_audio::AudioInfo, IngestError> {
-    let path = spooled.path.to_path_buf();
-    let probed = tokio::task::spawn_blocking(move || hark_audio::probe_file(&path))
-        .await
-        .map_err(|e| IngestError::Io(std::io::Error::other(e)))?;
+/// The probe's answer as an ingest outcome.
+fn audio(
+    probed: Result<hark_audio::AudioInfo, ProbeError>,
+) -> Result<hark_audio::AudioInfo, IngestError> {
     match probed {
         Ok(info) => Ok(info),
         Err(ProbeError::Unsupported { detected }) => {

@@ -1,6 +1,6 @@
 //! Spooling an upload body to a temporary file: bounded memory, SHA-256 on the way, the size
-//! cap enforced while streaming (after gzip decompression, so a small bomb fails fast), and the
-//! file fsynced at the end, ready to be linked into the blob store.
+//! cap enforced while streaming (after gzip decompression, so a small bomb fails fast), the
+//! file fsynced at the end, ready to be linked into the blob store, and probed.
 
 use std::fs::File;
 use std::io::{ErrorKind, Write};
@@ -9,6 +9,7 @@ use std::path::Path;
 use async_compression::tokio::bufread::GzipDecoder;
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, TryStreamExt};
+use hark_audio::{AudioInfo, ProbeError};
 use sha2::{Digest, Sha256};
 use tempfile::TempPath;
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
@@ -17,17 +18,25 @@ use tokio_util::io::StreamReader;
 use super::IngestError;
 use crate::metrics::UPLOAD_BYTES;
 
-/// An upload body on disk, durable. Dropping it removes the file: a half-done ingest leaves
-/// nothing.
+/// An upload body on disk, durable, with what the probe found in it. Dropping it removes the
+/// file: a half-done ingest leaves nothing.
 pub struct Spooled {
     pub path: TempPath,
     pub sha256: [u8; 32],
     pub size: u64,
+    audio: Option<Result<AudioInfo, ProbeError>>,
 }
 
 impl Spooled {
     pub fn sha256_hex(&self) -> String {
         hex::encode(self.sha256)
+    }
+
+    /// What the probe found; there is one answer, for the first to ask.
+    pub fn take_audio(&mut self) -> Result<AudioInfo, ProbeError> {
+        self.audio
+            .take()
+            .unwrap_or_else(|| Err(std::io::Error::other("the probe's answer was taken").into()))
     }
 }
 
@@ -96,36 +105,40 @@ async fn write_capped<R: AsyncRead + Unpin>(
             return Err(IngestError::TooLarge { limit: max_bytes });
         }
         hasher.update(&pending[before..]);
-        if n == 0 || pending.len() >= WRITE_CHUNK {
-            // The last write makes the file durable too, in the same blocking call: the blob
-            // store links it in as it is.
-            file = write_blocking(file, pending.split().freeze(), n == 0).await?;
-        }
         if n == 0 {
             break;
         }
+        if pending.len() >= WRITE_CHUNK {
+            file = write_blocking(file, pending.split().freeze()).await?;
+        }
     }
+    // The last write, the fsync (the blob store links the file in as it is) and the probe in
+    // one blocking call: each hop to the blocking pool costs two context switches.
+    let (to, last) = (path.to_path_buf(), pending.freeze());
+    let audio = tokio::task::spawn_blocking(move || {
+        let mut file = file;
+        file.write_all(&last)?;
+        file.sync_all()?;
+        Ok::<_, std::io::Error>(hark_audio::probe_file(&to))
+    })
+    .await
+    .map_err(|e| IngestError::Io(std::io::Error::other(e)))?
+    .map_err(IngestError::Io)?;
     metrics::counter!(UPLOAD_BYTES).increment(size);
     Ok(Spooled {
         path,
         sha256: hasher.finalize().into(),
         size,
+        audio: Some(audio),
     })
 }
 
-/// Writes `bytes` to the end of `file` on a blocking thread, fsyncing it after if `sync`, and
-/// hands the file back.
-async fn write_blocking(mut file: File, bytes: Bytes, sync: bool) -> Result<File, IngestError> {
-    tokio::task::spawn_blocking(move || {
-        file.write_all(&bytes)?;
-        if sync {
-            file.sync_all()?;
-        }
-        Ok(file)
-    })
-    .await
-    .map_err(|e| IngestError::Io(std::io::Error::other(e)))?
-    .map_err(IngestError::Io)
+/// Writes `bytes` to the end of `file` on a blocking thread, and hands the file back.
+async fn write_blocking(mut file: File, bytes: Bytes) -> Result<File, IngestError> {
+    tokio::task::spawn_blocking(move || file.write_all(&bytes).map(|()| file))
+        .await
+        .map_err(|e| IngestError::Io(std::io::Error::other(e)))?
+        .map_err(IngestError::Io)
 }
 
 /// Reads and discards a bounded amount of what the client is still sending. Closing a socket
