@@ -44,7 +44,7 @@ impl App {
             .await
             .context("opening the database")?;
         if crate::db::exclusive(config.database_url.expose_secret(), &config.data_dir) {
-            repos = repos.with_note_cache();
+            repos = repos.with_note_cache(&config.data_dir);
         }
         let store = crate::blob::open(&config).context("opening the blob store")?;
         let secret =
@@ -140,8 +140,7 @@ impl App {
     }
 }
 
-/// Takes the data directory's lock, held by a running server; fails while another holder lives.
-pub fn lock_data_dir(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+fn lock_data_dir(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
     let path = data_dir.join("hark.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)

@@ -1,13 +1,18 @@
 //! Notes kept in memory for the reads that serve them (a download checks the caller's access to
-//! the note on every request), in front of the repositories. Only for a database this process
-//! alone writes (see [`crate::db::exclusive`]): every change that could make an entry stale
+//! the note on every request), in front of the repositories. Only for a database one server
+//! alone serves (see [`crate::db::exclusive`]): every change that could make an entry stale
 //! goes through these wrappers, which forget the entry once the change has committed and before
-//! it returns, so a deleted note is never served again.
+//! it returns, so a deleted note is never served again. The one other process that changes
+//! notes, the command line's `hark user delete`, says so in a file the cache checks before
+//! every read (see [`announce_change`]).
 //!
 //! A read that raced with a change must not put back what the change removed: each change bumps
 //! a generation, and a read stores its result only if no change happened since it began.
 
 use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -34,9 +39,25 @@ struct Notes {
     generation: u64,
 }
 
-#[derive(Default)]
+/// The file in the data directory that processes beside the server append a byte to when they
+/// change notes: a stat of it costs far less than a query.
+const CHANGES_FILE: &str = "notes.changes";
+
 pub struct NoteCache {
     notes: Mutex<Notes>,
+    changes: PathBuf,
+    /// The length of `changes` when last looked at.
+    seen: AtomicU64,
+}
+
+/// Tells a server on `data_dir` that notes changed in its database behind its back (after the
+/// change has committed): it forgets what it keeps in memory before its next read.
+pub fn announce_change(data_dir: &Path) -> std::io::Result<()> {
+    let mut changes = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data_dir.join(CHANGES_FILE))?;
+    changes.write_all(b".")
 }
 
 /// Who reads: a user (their own and received notes) or anyone (a service, a signed link).
@@ -47,6 +68,21 @@ enum Reader {
 }
 
 impl NoteCache {
+    pub fn new(data_dir: &Path) -> NoteCache {
+        let changes = data_dir.join(CHANGES_FILE);
+        NoteCache {
+            notes: Mutex::default(),
+            seen: AtomicU64::new(length(&changes)),
+            changes,
+        }
+    }
+
+    /// Whether another process announced a change since the last look.
+    fn changed_elsewhere(&self) -> bool {
+        let now = length(&self.changes);
+        self.seen.swap(now, Ordering::Relaxed) != now
+    }
+
     fn notes(&self) -> MutexGuard<'_, Notes> {
         // Every update leaves the map whole, so a panic elsewhere cannot poison its meaning.
         self.notes.lock().unwrap_or_else(|p| p.into_inner())
@@ -55,6 +91,9 @@ impl NoteCache {
     /// The note if cached and known to be readable by `reader`; otherwise the generation that
     /// a later `store` must still find.
     fn lookup(&self, id: NoteId, reader: Reader) -> Result<Note, u64> {
+        if self.changed_elsewhere() {
+            self.clear();
+        }
         let notes = self.notes();
         let readable = notes.entries.get(&id).filter(|e| match reader {
             Reader::Anyone => true,
@@ -118,6 +157,10 @@ impl NoteCache {
         }
         Ok(note)
     }
+}
+
+fn length(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
 /// The notes repository with reads by id served from the cache.

@@ -8,6 +8,8 @@
 
 mod cache;
 pub mod postgres;
+
+pub use cache::announce_change;
 mod rows;
 mod sql;
 pub mod sqlite;
@@ -382,10 +384,11 @@ impl Repos {
 }
 
 impl Repos {
-    /// The same repositories with notes read by id kept in memory. Only for a database no
-    /// other process changes (see [`exclusive`]): the cache learns of the changes made here.
-    pub fn with_note_cache(mut self) -> Repos {
-        let cache = Arc::new(cache::NoteCache::default());
+    /// The same repositories with notes read by id kept in memory. Only for a database one
+    /// server alone serves (see [`exclusive`]): the cache learns of the changes made here, and
+    /// of those announced in `data_dir` by other processes (see [`announce_change`]).
+    pub fn with_note_cache(mut self, data_dir: &Path) -> Repos {
+        let cache = Arc::new(cache::NoteCache::new(data_dir));
         self.notes = Arc::new(cache::CachedNotes {
             inner: self.notes,
             cache: cache.clone(),
@@ -399,8 +402,7 @@ impl Repos {
 }
 
 /// Whether the database at `url` belongs to the data directory `data_dir` alone: a SQLite file
-/// inside it, which the server's lock on that directory keeps to one server (and the command
-/// line's deletions to when no server runs).
+/// inside it, which the server's lock on that directory keeps to one server.
 pub fn exclusive(url: &str, data_dir: &Path) -> bool {
     if !url.starts_with("sqlite:") {
         return false;

@@ -88,23 +88,12 @@ pub async fn run(args: ServerArgs, command: UserCommand) -> anyhow::Result<()> {
             println!("{} is now {role}", user.email.as_str());
         }
         UserCommand::Delete { email } => {
-            // A server on this data directory keeps notes in memory and must learn of the
-            // deletion: then it goes through the server's API.
-            let _lock = if hark_server::db::exclusive(url, &config.data_dir) {
-                Some(
-                    hark_server::app::lock_data_dir(&config.data_dir).map_err(|_| {
-                        anyhow::anyhow!(
-                            "a hark server is using {}: delete the user through it \
-                         (DELETE /api/v1/users/{{id}}, as an admin) or stop it first",
-                            config.data_dir.display()
-                        )
-                    })?,
-                )
-            } else {
-                None
-            };
             let user = find(&repos, &email).await?;
             hark_server::notes::delete_user(&repos, user.id).await?;
+            // A server on this data directory keeps notes in memory: it must forget them.
+            if hark_server::db::exclusive(url, &config.data_dir) {
+                hark_server::db::announce_change(&config.data_dir)?;
+            }
             println!("deleted {} and their notes", user.email.as_str());
         }
     }
