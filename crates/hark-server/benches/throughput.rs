@@ -1,9 +1,17 @@
-//! Throughput of the real server on SQLite, next to a minimal peer in the same run:
-//! uploads per second of a 100 KB Ogg Opus note (16 concurrent clients) and GET requests per
-//! second of a stored note (64 concurrent connections).
+//! Throughput of the real server on SQLite, next to peers a user would pick, in the same run:
+//! - uploads per second of a 100 KB Ogg Opus note, each body unique (a number stamped into a
+//!   comment tag, so deduplication cannot answer from a blob already stored), 16 concurrent
+//!   clients, against a minimal peer that writes the same bytes to a temp file, fsyncs and
+//!   renames it;
+//! - GET requests per second of the stored note, whole and a 64 KiB range, 64 connections
+//!   driven by wrk, Hark checking the bearer token and the caller's access to the note, against
+//!   nginx serving the same file from disk.
 //!
-//! `cargo bench -p hark-server --bench throughput` (needs ffmpeg to make the note).
-//! `HARK_BENCH_SECONDS` sets each phase's length (default 10).
+//! `cargo bench -p hark-server --bench throughput` (needs ffmpeg; installs Debian's wrk and
+//! nginx-light when missing and running as root). `HARK_BENCH_SECONDS` sets each phase's length
+//! (default 10); `HARK_BENCH_PHASES` picks phases from `uploads,downloads,memory,lists` (all).
+
+mod load;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,9 +20,16 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Bytes;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::post;
 use hark_server::{App, Config, Overrides};
 use tokio::io::AsyncWriteExt;
+
+use load::unique::Stampable;
+use load::wrk;
+
+/// Digits in the note's comment tag that each upload replaces with its own number.
+const PLACEHOLDER: &str = "000000000000";
+const RANGE_64K: &str = "Range: bytes=0-65535";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -22,94 +37,148 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
+    let phases = std::env::var("HARK_BENCH_PHASES")
+        .unwrap_or_else(|_| "uploads,downloads,memory,lists".into());
+    let runs = |phase: &str| phases.split(',').any(|p| p.trim() == phase);
     let phase = Duration::from_secs(seconds);
     let dir = tempfile::tempdir()?;
-    let note = Bytes::from(opus_note(dir.path())?);
+    let note = Stampable::new(opus_note(dir.path())?, PLACEHOLDER)?;
+    let original = note.stamped(0);
     println!(
-        "note: Ogg Opus, {} bytes; each phase runs {seconds} s; client and servers share this machine",
-        note.len()
+        "note: Ogg Opus, {} bytes; each phase runs {seconds} s; clients and servers share this machine",
+        original.len()
     );
 
     let (hark, token) = start_hark(dir.path()).await?;
-    let peer = start_peer(dir.path().join("peer")).await?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(128)
         .build()?;
 
-    let (peak_mb, big_mb) = peak_memory_of_big_uploads(dir.path(), &hark, &token, &client).await?;
+    if runs("uploads") {
+        let peer = start_peer(dir.path().join("peer")).await?;
+        let note = Arc::new(note);
+        let counter = Arc::new(AtomicU64::new(1));
+        let hark_url = format!("{hark}/api/v1/notes?name=bench.ogg");
+        let peer_url = format!("{peer}/upload");
+        // Alternating halves: both servers see the same background load and disk state.
+        let (mut uploads, mut peer_uploads) = (0.0, 0.0);
+        for _ in 0..2 {
+            let (url, auth) = (hark_url.clone(), token.clone());
+            let (body, next) = (note.clone(), counter.clone());
+            uploads += load(16, phase / 2, &client, StatusCode::CREATED, move |c| {
+                let body = body.stamped(next.fetch_add(1, Ordering::Relaxed));
+                c.post(&url).bearer_auth(&auth).body(body)
+            })
+            .await
+                / 2.0;
+            let (url, body, next) = (peer_url.clone(), note.clone(), counter.clone());
+            peer_uploads += load(16, phase / 2, &client, StatusCode::CREATED, move |c| {
+                let body = body.stamped(next.fetch_add(1, Ordering::Relaxed));
+                c.post(&url).body(body)
+            })
+            .await
+                / 2.0;
+        }
+        println!();
+        println!("{:<52} {:>10} {:>10} {:>7}", "", "hark", "peer", "ratio");
+        println!(
+            "{:<52} {uploads:>10.1} {peer_uploads:>10.1} {:>6.2}x",
+            "uploads/s, 100 KB Ogg Opus, unique, 16 clients",
+            uploads / peer_uploads
+        );
+    }
 
-    let hark_upload = format!("{hark}/api/v1/notes?name=bench.ogg");
-    let (url, auth, body) = (hark_upload.clone(), token.clone(), note.clone());
-    let uploads = load(
-        16,
-        phase,
-        &client,
-        move |c| c.post(&url).bearer_auth(&auth).body(body.clone()),
-        StatusCode::CREATED,
-    )
-    .await;
-    let (url, body) = (format!("{peer}/upload"), note.clone());
-    let peer_uploads = load(
-        16,
-        phase,
-        &client,
-        move |c| c.post(&url).body(body.clone()),
-        StatusCode::CREATED,
-    )
-    .await;
+    if runs("downloads") {
+        downloads(&hark, &token, &client, original, seconds, dir.path()).await?;
+    }
 
+    if runs("memory") {
+        let (peak_mb, big_mb) =
+            peak_memory_of_big_uploads(dir.path(), &hark, &token, &client).await?;
+        println!();
+        println!(
+            "peak resident memory of this process (server + client) during 50 concurrent {big_mb:.0} MB uploads: {peak_mb:.0} MB"
+        );
+    }
+
+    if runs("lists") {
+        let listing = list_latencies(dir.path(), &hark, &token, &client).await?;
+        println!();
+        println!("list latency with 100,000 notes (mean of 50 sequential requests, limit 50):");
+        for (query, ms) in listing {
+            println!("  {query:<56} {ms:>8.2} ms");
+        }
+    }
+    Ok(())
+}
+
+/// GETs of the stored note, whole and a 64 KiB range, from Hark and from nginx serving the same
+/// bytes from disk, both driven by wrk with 64 connections.
+async fn downloads(
+    hark: &str,
+    token: &str,
+    client: &reqwest::Client,
+    note: Bytes,
+    seconds: u64,
+    scratch: &std::path::Path,
+) -> anyhow::Result<()> {
     let stored: serde_json::Value = client
-        .post(&hark_upload)
-        .bearer_auth(&token)
+        .post(format!("{hark}/api/v1/notes?name=bench.ogg"))
+        .bearer_auth(token)
         .body(note.clone())
         .send()
         .await?
         .json()
         .await?;
-    let audio = format!(
-        "{hark}/api/v1/notes/{}/audio",
-        stored["id"].as_str().unwrap_or_default()
-    );
-    let auth = token.clone();
-    let gets = load(
-        64,
-        phase,
-        &client,
-        move |c| c.get(&audio).bearer_auth(&auth),
-        StatusCode::OK,
-    )
-    .await;
-    let url = format!("{peer}/file");
-    let peer_gets = load(64, phase, &client, move |c| c.get(&url), StatusCode::OK).await;
-
-    let listing = list_latencies(dir.path(), &hark, &token, &client).await?;
-
-    println!();
-    println!("{:<58} {:>10} {:>10}", "", "hark", "peer");
-    println!(
-        "{:<58} {:>10.1} {:>10.1}",
-        "uploads/s, 100 KB Ogg Opus, 16 clients", uploads, peer_uploads
-    );
-    println!(
-        "{:<58} {:>10.1} {:>10.1}",
-        "GET/s of a stored note, 64 connections", gets, peer_gets
-    );
-    println!();
-    println!(
-        "peak resident memory of this process (server + client) during 50 concurrent {big_mb:.0} MB uploads: {peak_mb:.0} MB"
-    );
-    println!();
-    println!("list latency with 100,000 notes (mean of 50 sequential requests, limit 50):");
-    for (query, ms) in listing {
-        println!("  {query:<56} {ms:>8.2} ms");
+    let id = stored["id"].as_str().unwrap_or_default();
+    let hark_url = format!("{hark}/api/v1/notes/{id}/audio");
+    let nginx = load::nginx::Nginx::start("note.ogg", &note)?;
+    let nginx_url = format!("{}/note.ogg", nginx.base);
+    let bearer = format!("Authorization: Bearer {token}");
+    for (url, headers) in [(&hark_url, vec![bearer.clone()]), (&nginx_url, vec![])] {
+        let mut request = client.get(url.as_str());
+        for header in &headers {
+            let (name, value) = header.split_once(": ").unwrap_or_default();
+            request = request.header(name, value);
+        }
+        let body = request.send().await?.error_for_status()?.bytes().await?;
+        anyhow::ensure!(body == note, "{url} does not serve the note's bytes");
     }
+    let scratch = scratch.to_owned();
+    let measure = move |url: String, headers: Vec<String>| {
+        let scratch = scratch.clone();
+        tokio::task::spawn_blocking(move || wrk::run(&url, &headers, 64, seconds, &scratch))
+    };
+    let full = measure(hark_url.clone(), vec![bearer.clone()]).await??;
+    let nginx_full = measure(nginx_url.clone(), vec![]).await??;
+    let range = measure(hark_url, vec![bearer, RANGE_64K.into()]).await??;
+    let nginx_range = measure(nginx_url, vec![RANGE_64K.into()]).await??;
+    drop(nginx);
     println!();
     println!(
-        "peer: plain axum that writes the body to an fsynced temp file / serves the bytes from memory;"
+        "{:<30} {:>10} {:>10} {:>7}   {:>17} {:>17}",
+        "GET, 64 connections (wrk)",
+        "hark/s",
+        "nginx/s",
+        "ratio",
+        "hark p50/p99 ms",
+        "nginx p50/p99 ms"
     );
-    println!(
-        "hark additionally authenticates, probes (decodes), links the blob and commits a row + event."
-    );
+    for (what, hark, nginx) in [
+        ("whole note (100 KB)", full, nginx_full),
+        ("64 KiB Range", range, nginx_range),
+    ] {
+        println!(
+            "{what:<30} {:>10.0} {:>10.0} {:>6.2}x   {:>8.2}/{:<8.2} {:>8.2}/{:<8.2}",
+            hark.requests_per_second,
+            nginx.requests_per_second,
+            hark.requests_per_second / nginx.requests_per_second,
+            hark.p50_ms,
+            hark.p99_ms,
+            nginx.p50_ms,
+            nginx.p99_ms
+        );
+    }
     Ok(())
 }
 
@@ -232,13 +301,22 @@ fn tone(path: &std::path::Path, sine: &str, codec: &[&str]) -> anyhow::Result<()
     Ok(())
 }
 
-/// About 100 KB of Ogg Opus at 24 kbit/s: 22 s of a tone.
+/// About 100 KB of Ogg Opus at 24 kbit/s: 22 s of a tone, with `PLACEHOLDER` as its comment.
 fn opus_note(dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     let path = dir.join("note.ogg");
     tone(
         &path,
         "sine=frequency=440:duration=22",
-        &["-ac", "1", "-c:a", "libopus", "-b:a", "24k"],
+        &[
+            "-ac",
+            "1",
+            "-c:a",
+            "libopus",
+            "-b:a",
+            "24k",
+            "-metadata",
+            &format!("comment={PLACEHOLDER}"),
+        ],
     )?;
     Ok(std::fs::read(path)?)
 }
@@ -265,30 +343,31 @@ async fn start_hark(dir: &std::path::Path) -> anyhow::Result<(String, String)> {
     Ok((base, token))
 }
 
+/// The upload peer: plain axum that writes the body to a temporary file, fsyncs it and renames
+/// it into place.
 async fn start_peer(dir: std::path::PathBuf) -> anyhow::Result<String> {
     std::fs::create_dir_all(&dir)?;
-    let file = Bytes::from(vec![7u8; 100_000]);
     let app = Router::new()
         .route(
             "/upload",
             post(move |body: Bytes| {
                 let dir = dir.clone();
                 async move {
-                    let path = dir.join(uuid::Uuid::now_v7().to_string());
-                    let mut out = tokio::fs::File::create(&path)
+                    let name = uuid::Uuid::now_v7().to_string();
+                    let temp = dir.join(format!("{name}.tmp"));
+                    let store = async {
+                        let mut out = tokio::fs::File::create(&temp).await?;
+                        out.write_all(&body).await?;
+                        out.sync_all().await?;
+                        tokio::fs::rename(&temp, dir.join(name)).await
+                    };
+                    store
                         .await
-                        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
-                    out.write_all(&body)
-                        .await
-                        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
-                    out.sync_all()
-                        .await
-                        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
-                    Ok::<_, StatusCode>(StatusCode::CREATED)
+                        .map(|()| StatusCode::CREATED)
+                        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)
                 }
             }),
         )
-        .route("/file", get(move || async move { file.clone() }))
         .layer(axum::extract::DefaultBodyLimit::disable());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
@@ -301,8 +380,8 @@ async fn load<F>(
     workers: usize,
     phase: Duration,
     client: &reqwest::Client,
-    request: F,
     expect: StatusCode,
+    request: F,
 ) -> f64
 where
     F: Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync + 'static,

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{AuthService, SignedLinks, load_or_create_secret};
 use crate::config::Config;
 use crate::http::{AppState, Shared};
-use crate::ingest::Ingest;
+use crate::ingest::{Committer, Ingest};
 use crate::maintenance::{Maintenance, clear_tmp_dir};
 use crate::notes::NotesService;
 
@@ -40,9 +40,12 @@ impl App {
                 "removed temporary files of interrupted uploads"
             );
         }
-        let repos = crate::db::connect(config.database_url.expose_secret(), true)
+        let mut repos = crate::db::connect(config.database_url.expose_secret(), true)
             .await
             .context("opening the database")?;
+        if crate::db::exclusive(config.database_url.expose_secret(), &config.data_dir) {
+            repos = repos.with_note_cache(&config.data_dir);
+        }
         let store = crate::blob::open(&config).context("opening the blob store")?;
         let secret =
             load_or_create_secret(config.auth.jwt_secret.expose_secret(), &config.data_dir)
@@ -50,6 +53,7 @@ impl App {
         let auth = AuthService::new(repos.clone(), config.auth.clone(), &secret)?;
         let collector = Arc::new(Notify::new());
         let ingest = Ingest {
+            committer: Committer::start(repos.notes.clone()),
             repos: repos.clone(),
             store: store.clone(),
             tmp_dir: config.tmp_dir(),
@@ -106,6 +110,10 @@ impl App {
     ) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         let background = tokio::spawn(self.maintenance.clone().run(stop.child_token()));
+        let metrics = tokio::spawn(crate::metrics::upkeep(
+            self.state.metrics.clone(),
+            stop.child_token(),
+        ));
         let grace = Duration::from_secs(self.state.config.shutdown_grace_seconds);
         let router = crate::http::router(self.state.clone());
         let draining = stop.clone();
@@ -127,6 +135,7 @@ impl App {
         };
         stop.cancel();
         let _ = background.await;
+        let _ = metrics.await;
         served
     }
 }

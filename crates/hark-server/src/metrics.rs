@@ -28,3 +28,15 @@ pub fn handle() -> PrometheusHandle {
         })
         .clone()
 }
+
+/// Folds recorded histogram samples into their buckets every few seconds until `stop`: the
+/// recorder keeps every sample until then, so a server nobody scrapes would grow without end.
+pub async fn upkeep(handle: PrometheusHandle, stop: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => handle.run_upkeep(),
+        }
+    }
+}

@@ -161,6 +161,10 @@ fn users_are_managed_without_a_terminal_and_the_client_commands_work() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("401"));
 
     stdout(&hark(dir, &["user", "delete", "ann@example.com"]));
+    // The server kept the note in memory; a deletion beside it is seen by the next request.
+    let gone = with_token(&["download", &id, "-o", target.to_str().expect("path")]);
+    assert!(!gone.status.success());
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("401"));
     server.kill().expect("stop server");
     let _ = server.wait();
 }

@@ -51,6 +51,27 @@ pub enum Principal {
     },
 }
 
+/// A verified credential, before its account is loaded.
+#[derive(Debug, Clone)]
+pub enum Identified {
+    /// A valid user token. Its user may have been deleted since it was issued: a row that
+    /// references the user (a note they own, an inbox entry) proves the account exists, and
+    /// otherwise [`AuthService::account`] tells.
+    Token(UserId),
+    /// An API key's user (looked up with the key) or a service.
+    Principal(Principal),
+}
+
+impl Identified {
+    /// Whether this caller may use a route that grants service tokens `scope`.
+    pub fn has_scope(&self, scope: Scope) -> bool {
+        match self {
+            Identified::Token(_) => true,
+            Identified::Principal(principal) => principal.has_scope(scope),
+        }
+    }
+}
+
 /// What a service token may be granted. Users need none: they act on what they own or
 /// received. A route that names no scope is for users only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,6 +240,15 @@ impl AuthService {
 
     /// Resolves a bearer credential (a token or a personal API key) to its principal.
     pub async fn authenticate(&self, bearer: &str) -> Result<Principal, AuthError> {
+        match self.identify(bearer).await? {
+            Identified::Token(id) => Ok(Principal::User(self.account(id).await?)),
+            Identified::Principal(principal) => Ok(principal),
+        }
+    }
+
+    /// Verifies a bearer credential without loading a token's account, which a route can
+    /// often prove to exist at no cost (see [`Identified::Token`]).
+    pub async fn identify(&self, bearer: &str) -> Result<Identified, AuthError> {
         if keys::is_api_key(bearer) {
             let user = self
                 .repos
@@ -226,22 +256,25 @@ impl AuthService {
                 .user_by_api_key(&keys::hash_api_key(bearer))
                 .await?;
             return user
-                .map(Principal::User)
+                .map(|user| Identified::Principal(Principal::User(user)))
                 .ok_or_else(|| AuthError::InvalidToken("unknown API key".into()));
         }
         let claims = self.tokens.verify(bearer)?;
         if let Some(client_id) = claims.sub.strip_prefix("service:") {
-            return Ok(Principal::Service {
+            return Ok(Identified::Principal(Principal::Service {
                 client_id: client_id.to_owned(),
                 scopes: claims.scopes.unwrap_or_default(),
-            });
+            }));
         }
         let id = UserId::parse(&claims.sub)
             .ok_or_else(|| AuthError::InvalidToken("bad subject".into()))?;
-        // The user may have been deleted since the token was issued.
+        Ok(Identified::Token(id))
+    }
+
+    /// The account a user token names: the user may have been deleted since it was issued.
+    pub async fn account(&self, id: UserId) -> Result<User, AuthError> {
         let user = self.repos.users.user_by_id(id).await?;
-        user.map(Principal::User)
-            .ok_or_else(|| AuthError::InvalidToken("unknown user".into()))
+        user.ok_or_else(|| AuthError::InvalidToken("unknown user".into()))
     }
 
     pub async fn create_api_key(&self, user: UserId, name: &str) -> Result<CreatedKey, AuthError> {

@@ -1,5 +1,8 @@
 //! JWTs (HS256) for users and service clients.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use hark_api::{TokenClaims, TokenResponse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -21,10 +24,17 @@ struct Claims {
     iss: String,
 }
 
+/// Tokens remembered once verified; past that many the memory starts afresh.
+const VERIFIED_TOKENS: usize = 4096;
+
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// Tokens whose signature was verified, with their claims: a client sends the same token
+    /// on every request, and checking the signature (HMAC, base64, JSON) is most of what a
+    /// cached download costs. Only the expiry needs checking again.
+    verified: Mutex<HashMap<String, TokenClaims>>,
 }
 
 impl TokenKeys {
@@ -39,6 +49,7 @@ impl TokenKeys {
             encoding: EncodingKey::from_secret(secret).map_err(empty)?,
             decoding: DecodingKey::from_secret(secret).map_err(empty)?,
             validation,
+            verified: Mutex::new(HashMap::new()),
         })
     }
 
@@ -82,15 +93,32 @@ impl TokenKeys {
     }
 
     pub fn verify(&self, token: &str) -> Result<TokenClaims, AuthError> {
+        let now = Timestamp::now().unix_seconds().max(0) as u64;
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(claims) = verified.get(token) {
+            // As the first verification would: no leeway, expired from the second after `exp`.
+            if claims.exp >= now {
+                return Ok(claims.clone());
+            }
+            verified.remove(token);
+            return Err(AuthError::InvalidToken("ExpiredSignature".into()));
+        }
+        drop(verified);
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
         let c = data.claims;
-        Ok(TokenClaims {
+        let claims = TokenClaims {
             sub: c.sub,
             role: c.role,
             scopes: c.scopes,
             exp: c.exp,
             iat: c.iat,
-        })
+        };
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= VERIFIED_TOKENS {
+            verified.clear();
+        }
+        verified.insert(token.to_owned(), claims.clone());
+        Ok(claims)
     }
 }

@@ -3,9 +3,11 @@
 //! Listing goes through `object_store`'s local filesystem store. Writes and reads do not: its
 //! `put` neither fsyncs nor can adopt a file that is already on the same disk, and its reads
 //! stream in small chunks with a blocking task each, which cut GET throughput by an order of
-//! magnitude in the benchmark. So a blob is written by hard-linking the fsynced spool file into
-//! place (no copy, atomic, and the spool file stays for the caller), falling back to copy +
-//! fsync + rename across filesystems, and read through a file handle in large chunks.
+//! magnitude in the benchmark. So a blob is written by hard-linking the (already durable) spool
+//! file into place (no copy, atomic, and the spool file stays for the caller), falling back to
+//! copy + fsync + rename across filesystems, and read through a file handle in large chunks.
+//! One blocking call does a whole put: each hop to the blocking pool costs two context
+//! switches, which is much of what an upload costs besides its flushes.
 
 use std::io::ErrorKind;
 use std::ops::Range;
@@ -14,6 +16,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
@@ -54,36 +57,13 @@ impl LocalBlobStore {
     }
 }
 
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
-}
-
-/// Creates the fan-out directories one level at a time, fsyncing each parent that gained an
-/// entry: otherwise a power loss can forget a directory, and the blob in it with it.
-fn create_dirs_durably(root: &Path, dir: &Path) -> std::io::Result<()> {
-    let mut path = root.to_path_buf();
-    for part in dir
-        .strip_prefix(root)
-        .map_err(std::io::Error::other)?
-        .components()
-    {
-        let parent = path.clone();
-        path.push(part);
-        match std::fs::create_dir(&path) {
-            Ok(()) => sync_dir(&parent)?,
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
+/// Links the durable `source` in as `target`, creating the directories on the way, then makes
+/// the new entries durable.
 fn put_blocking(root: &Path, source: &Path, target: &Path) -> std::io::Result<()> {
     let dir = target
         .parent()
         .ok_or_else(|| std::io::Error::other("blob path has no parent"))?;
-    create_dirs_durably(root, dir)?;
-    std::fs::File::open(source)?.sync_all()?;
+    let gained = create_dirs(root, dir)?;
     match std::fs::hard_link(source, target) {
         Ok(()) => {}
         // The key names the content: an existing blob already holds these bytes.
@@ -104,7 +84,33 @@ fn put_blocking(root: &Path, source: &Path, target: &Path) -> std::io::Result<()
         }
         Err(e) => return Err(e),
     }
-    sync_dir(dir)
+    sync_dir(dir)?;
+    gained.iter().try_for_each(|parent| sync_dir(parent))
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Creates the fan-out directories one level at a time; returns each parent that gained an
+/// entry, to be fsynced: otherwise a power loss can forget a directory, and the blob in it.
+fn create_dirs(root: &Path, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut gained = Vec::new();
+    let mut path = root.to_path_buf();
+    for part in dir
+        .strip_prefix(root)
+        .map_err(std::io::Error::other)?
+        .components()
+    {
+        let parent = path.clone();
+        path.push(part);
+        match std::fs::create_dir(&path) {
+            Ok(()) => gained.push(parent),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(gained)
 }
 
 #[async_trait]
@@ -120,6 +126,20 @@ impl BlobStore for LocalBlobStore {
 
     async fn exists(&self, key: &BlobKey) -> Result<bool, BlobError> {
         Ok(tokio::fs::try_exists(self.file(key)).await?)
+    }
+
+    async fn read(&self, key: &BlobKey) -> Result<Bytes, BlobError> {
+        let path = self.file(key);
+        match tokio::task::spawn_blocking(move || std::fs::read(path))
+            .await
+            .map_err(std::io::Error::other)?
+        {
+            Ok(bytes) => Ok(Bytes::from(bytes)),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                Err(BlobError::NotFound(key.as_str().to_owned()))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn read_range(&self, key: &BlobKey, range: Range<u64>) -> Result<ByteStream, BlobError> {

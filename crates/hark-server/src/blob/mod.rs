@@ -1,6 +1,7 @@
 //! The audio-bytes port: a content-addressed blob store. Keys are SHA-256 hex digests of the
 //! bytes, so identical uploads share one blob (the database counts references).
 
+mod cache;
 mod local;
 
 use std::ops::Range;
@@ -11,6 +12,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 
+pub use cache::CachedBlobStore;
 pub use local::LocalBlobStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -73,11 +75,14 @@ pub type EntryStream<'a> = BoxStream<'a, Result<BlobEntry, BlobError>>;
 /// Where audio bytes live.
 #[async_trait]
 pub trait BlobStore: Send + Sync {
-    /// Stores the file's bytes under `key`. MUST be atomic (a reader sees all the bytes or no
-    /// blob), durable when it returns, idempotent (the key names the content, so an existing
-    /// blob is kept), and MUST leave the file at `source` in place.
+    /// Stores the bytes of the file at `source`, which the caller MUST have made durable
+    /// (fsynced), under `key`. MUST be atomic (a reader sees all the bytes or no blob), durable
+    /// when it returns, idempotent (the key names the content, so an existing blob is kept),
+    /// and MUST leave the file at `source` in place.
     async fn put_file(&self, key: &BlobKey, source: &Path) -> Result<(), BlobError>;
     async fn exists(&self, key: &BlobKey) -> Result<bool, BlobError>;
+    /// The whole blob in memory: for blobs the caller knows to be small.
+    async fn read(&self, key: &BlobKey) -> Result<Bytes, BlobError>;
     /// Streams `range` of the blob; the range MUST lie within the blob.
     async fn read_range(&self, key: &BlobKey, range: Range<u64>) -> Result<ByteStream, BlobError>;
     /// Removes the blob; removing a missing blob succeeds. Callers MUST NOT hold a database
@@ -92,7 +97,12 @@ pub trait BlobStore: Send + Sync {
     async fn check(&self) -> Result<(), BlobError>;
 }
 
-/// Opens the blob store the configuration names.
+/// Blobs up to this size are kept in memory once read: voice notes, not long recordings.
+pub const CACHED_BLOB_BYTES: u64 = 1024 * 1024;
+/// Memory the blob cache may hold.
+const CACHE_BUDGET_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Opens the blob store the configuration names, with small blobs cached in memory.
 pub fn open(config: &crate::config::Config) -> Result<Arc<dyn BlobStore>, BlobError> {
     let dir = &config.storage.blob_dir;
     std::fs::create_dir_all(dir)?;
@@ -100,5 +110,10 @@ pub fn open(config: &crate::config::Config) -> Result<Arc<dyn BlobStore>, BlobEr
     let exclusive = dir
         .canonicalize()?
         .starts_with(config.data_dir.canonicalize()?);
-    Ok(Arc::new(LocalBlobStore::open(dir, exclusive)?))
+    let store = Arc::new(LocalBlobStore::open(dir, exclusive)?);
+    Ok(Arc::new(CachedBlobStore::new(
+        store,
+        CACHED_BLOB_BYTES,
+        CACHE_BUDGET_BYTES,
+    )))
 }

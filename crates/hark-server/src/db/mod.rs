@@ -6,12 +6,17 @@
 //! Repositories decide nothing: a change's effects (events and their audience) are chosen by
 //! the use case and committed here in the change's own transaction.
 
+mod cache;
 pub mod postgres;
+
+pub use cache::announce_change;
 mod rows;
 mod sql;
 pub mod sqlite;
 
 use std::collections::HashSet;
+use std::path::Path;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -32,6 +37,12 @@ pub enum DbError {
     /// A row could not be read back into the domain (an id or enum that does not parse).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A row the write refers to does not exist: a foreign key refused it.
+    #[error("missing reference: {0}")]
+    MissingReference(String),
+    /// The transaction a note was committed in failed as a whole (see `insert_notes`).
+    #[error("{0}")]
+    Batch(String),
     #[error(transparent)]
     Sqlx(#[from] sqlx::Error),
     #[error(transparent)]
@@ -88,6 +99,14 @@ pub enum InsertOutcome {
     },
     /// The idempotency key was already used; this is the note it produced and that note's bytes.
     Replayed { note_id: NoteId, sha256: String },
+}
+
+/// A note to commit, with what its commit causes.
+#[derive(Debug, Clone)]
+pub struct NoteInsert {
+    pub note: NewNote,
+    pub idempotency_key: Option<String>,
+    pub effects: Effects,
 }
 
 /// A note that was just deleted, and who could see it.
@@ -185,7 +204,25 @@ pub trait NoteRepo: Send + Sync {
         note: &NewNote,
         idempotency_key: Option<&str>,
         effects: &Effects,
-    ) -> Result<InsertOutcome, DbError>;
+    ) -> Result<InsertOutcome, DbError> {
+        let insert = NoteInsert {
+            note: note.clone(),
+            idempotency_key: idempotency_key.map(str::to_owned),
+            effects: effects.clone(),
+        };
+        let mut outcomes = self.insert_notes(std::slice::from_ref(&insert)).await?;
+        outcomes
+            .pop()
+            .unwrap_or_else(|| Err(DbError::Corrupt("a commit without an outcome".into())))
+    }
+    /// Commits each note as `insert_note` does, all in one transaction: one durable write for
+    /// them all. A note that fails MUST be rolled back alone, its error being its outcome, and
+    /// leave the others to commit; an error of the transaction itself fails them all. Outcomes
+    /// come in the order of `notes`.
+    async fn insert_notes(
+        &self,
+        notes: &[NoteInsert],
+    ) -> Result<Vec<Result<InsertOutcome, DbError>>, DbError>;
     /// The note if `viewer` owns it or received it; `None` otherwise, exactly as if missing.
     async fn note_for_viewer(&self, id: NoteId, viewer: UserId) -> Result<Option<Note>, DbError>;
     /// The note whatever its owner: for signed links and scoped service tokens.
@@ -294,6 +331,42 @@ impl Repos {
             health: backend,
         }
     }
+}
+
+impl Repos {
+    /// The same repositories with notes read by id kept in memory. Only for a database one
+    /// server alone serves (see [`exclusive`]): the cache learns of the changes made here, and
+    /// of those announced in `data_dir` by other processes (see [`announce_change`]).
+    pub fn with_note_cache(mut self, data_dir: &Path) -> Repos {
+        let cache = Arc::new(cache::NoteCache::new(data_dir));
+        self.notes = Arc::new(cache::CachedNotes {
+            inner: self.notes,
+            cache: cache.clone(),
+        });
+        self.users = Arc::new(cache::CachedUsers {
+            inner: self.users,
+            cache,
+        });
+        self
+    }
+}
+
+/// Whether the database at `url` belongs to the data directory `data_dir` alone: a SQLite file
+/// inside it, which the server's lock on that directory keeps to one server.
+pub fn exclusive(url: &str, data_dir: &Path) -> bool {
+    if !url.starts_with("sqlite:") {
+        return false;
+    }
+    let Ok(options) = sqlx::sqlite::SqliteConnectOptions::from_str(url) else {
+        return false;
+    };
+    let (Ok(file), Ok(dir)) = (
+        options.get_filename().canonicalize(),
+        data_dir.canonicalize(),
+    ) else {
+        return false;
+    };
+    file.starts_with(dir)
 }
 
 /// Connects to the database the URL names (`sqlite:` or `postgres:`), running the migrations

@@ -13,9 +13,9 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::problem::ApiError;
-use crate::auth::{LinkSignature, Principal, Scope};
-use crate::domain::User;
-use crate::notes::Viewer;
+use crate::auth::{Identified, LinkSignature, Principal, Scope};
+use crate::domain::{Note, User, UserId};
+use crate::notes::{NoteError, Viewer};
 
 /// JSON object body (`Content-Type: application/json` or `*/*+json`): 415 without that type,
 /// 413 past the configured size, 400 for anything but a well-formed object of the right shape.
@@ -159,31 +159,45 @@ enum Source {
     HeaderOrQuery,
 }
 
-/// Resolves the request's credential to its principal; 401 when there is none or it is bad.
-async fn principal(parts: &Parts, state: &AppState, source: Source) -> Result<Principal, ApiError> {
-    let token = match (bearer(parts)?, source) {
-        (Some(token), _) => token.to_owned(),
+/// The request's credential; 401 when there is none.
+fn credential(parts: &Parts, source: Source) -> Result<String, ApiError> {
+    match (bearer(parts)?, source) {
+        (Some(token), _) => Ok(token.to_owned()),
         (None, Source::HeaderOrQuery) => UrlCredentials::of(parts)
             .access_token
-            .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?,
-        (None, Source::Header) => return Err(ApiError::unauthorized("missing bearer token")),
-    };
-    Ok(state.auth.authenticate(&token).await?)
+            .ok_or_else(|| ApiError::unauthorized("missing bearer token")),
+        (None, Source::Header) => Err(ApiError::unauthorized("missing bearer token")),
+    }
+}
+
+/// Resolves the request's credential to its principal; 401 when there is none or it is bad.
+async fn principal(parts: &Parts, state: &AppState, source: Source) -> Result<Principal, ApiError> {
+    Ok(state.auth.authenticate(&credential(parts, source)?).await?)
 }
 
 /// How a caller sees notes on a route that grants service tokens `scope`: 403 for a service
 /// token without it.
 fn viewer(principal: &Principal, scope: Scope) -> Result<Viewer, ApiError> {
     if !principal.has_scope(scope) {
-        return Err(ApiError::forbidden(format!(
-            "this route needs a service token with the {} scope",
-            scope.as_str()
-        )));
+        return Err(forbidden(scope));
     }
     Ok(match principal {
         Principal::User(user) => Viewer::User(user.id),
         Principal::Service { .. } => Viewer::Service,
     })
+}
+
+fn users_only() -> ApiError {
+    ApiError::forbidden(
+        "this route is for users; service tokens have no notes or account of their own",
+    )
+}
+
+fn forbidden(scope: Scope) -> ApiError {
+    ApiError::forbidden(format!(
+        "this route needs a service token with the {} scope",
+        scope.as_str()
+    ))
 }
 
 /// An authenticated user. Service tokens get 403: routes that take this act on the caller's
@@ -196,9 +210,28 @@ impl FromRequestParts<AppState> for Auth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match principal(parts, state, Source::Header).await? {
             Principal::User(user) => Ok(Auth(user)),
-            Principal::Service { .. } => Err(ApiError::forbidden(
-                "this route is for users; service tokens have no notes or account of their own",
-            )),
+            Principal::Service { .. } => Err(users_only()),
+        }
+    }
+}
+
+/// A user adding a note. The token is verified but the account is not loaded: the note's row
+/// references it, so a user deleted since the token was issued is refused at the commit (401,
+/// as here). Service tokens get 403, as with [`Auth`].
+pub struct Uploader(pub UserId);
+
+impl FromRequestParts<AppState> for Uploader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match state
+            .auth
+            .identify(&credential(parts, Source::Header)?)
+            .await?
+        {
+            Identified::Token(user) => Ok(Uploader(user)),
+            Identified::Principal(Principal::User(user)) => Ok(Uploader(user.id)),
+            Identified::Principal(Principal::Service { .. }) => Err(users_only()),
         }
     }
 }
@@ -236,7 +269,7 @@ impl FromRequestParts<AppState> for NoteReader {
 /// comes in the header or as `?access_token=`.
 pub enum AudioAccess {
     Link(Option<LinkSignature>),
-    Reader(Viewer),
+    Reader(Reader),
 }
 
 impl FromRequestParts<AppState> for AudioAccess {
@@ -251,8 +284,45 @@ impl FromRequestParts<AppState> for AudioAccess {
                 .map(|(expires, sig)| LinkSignature { expires, sig });
             return Ok(AudioAccess::Link(signature));
         }
-        let caller = principal(parts, state, Source::HeaderOrQuery).await?;
-        Ok(AudioAccess::Reader(viewer(&caller, Scope::NotesRead)?))
+        let token = credential(parts, Source::HeaderOrQuery)?;
+        let caller = state.auth.identify(&token).await?;
+        if !caller.has_scope(Scope::NotesRead) {
+            return Err(forbidden(Scope::NotesRead));
+        }
+        Ok(AudioAccess::Reader(match caller {
+            Identified::Token(user) => Reader {
+                viewer: Viewer::User(user),
+                account_loaded: false,
+            },
+            Identified::Principal(principal) => Reader {
+                viewer: viewer(&principal, Scope::NotesRead)?,
+                account_loaded: true,
+            },
+        }))
+    }
+}
+
+/// A note reader whose user account may not be loaded yet: a note they own or received
+/// proves it exists (the rows reference it), so the lookup is left for a miss.
+pub struct Reader {
+    viewer: Viewer,
+    account_loaded: bool,
+}
+
+impl Reader {
+    /// The note if this reader may see it. A token whose user is gone answers 401, as on
+    /// every route, not 404.
+    pub async fn note(&self, state: &AppState, id: &str) -> Result<Note, ApiError> {
+        match state.notes.visible(self.viewer, id).await {
+            Ok(note) => Ok(note),
+            Err(missing @ NoteError::NotFound(_)) => {
+                if let (false, Viewer::User(user)) = (self.account_loaded, self.viewer) {
+                    state.auth.account(user).await?;
+                }
+                Err(missing.into())
+            }
+            Err(other) => Err(other.into()),
+        }
     }
 }
 

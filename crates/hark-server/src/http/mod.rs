@@ -3,23 +3,23 @@
 pub mod extract;
 pub mod openapi;
 pub mod problem;
+mod request_metrics;
 pub mod routes;
 mod timeouts;
 pub mod views;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderMap, HeaderName};
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::middleware;
 use hark_api::ProblemCode;
 use metrics_exporter_prometheus::PrometheusHandle;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::catch_panic::CatchPanic;
+use tower_http::request_id::{MakeRequestId, PropagateRequestId, RequestId, SetRequestId};
+use tower_http::trace::Trace;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -29,9 +29,9 @@ use crate::auth::AuthService;
 use crate::blob::BlobStore;
 use crate::config::Config;
 use crate::db::Repos;
-use crate::metrics::{HTTP_DURATION, HTTP_REQUESTS};
 use crate::notes::NotesService;
 use problem::ApiError;
+use request_metrics::RequestMetrics;
 use routes::{audio, compat, notes, ops, tokens, users};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -114,42 +114,73 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     (router, document)
 }
 
-/// The whole application: API, docs, and the layers every request passes.
+/// The whole application: API, docs, and the layers every request passes. The layers that do
+/// not need the matched route wrap the router once, as one stack: `Router::layer` boxes each
+/// layer around every route, and every request clones each box.
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = api();
     let timeouts = timeouts::Timeouts::new(&state.config.limits);
     let json_limit = state.config.limits.max_json_bytes;
-    api.merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+    let routes = api
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { ApiError::new(ProblemCode::NotFound, "no such route") })
-        .method_not_allowed_fallback(|| async { ApiError::new(ProblemCode::MethodNotAllowed, "method not allowed on this route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                ProblemCode::MethodNotAllowed,
+                "method not allowed on this route",
+            )
+        })
         .layer(DefaultBodyLimit::max(json_limit))
-        .layer(middleware::from_fn(record_metrics))
-        .layer(middleware::from_fn_with_state(timeouts, timeouts::limit_duration))
-        .layer(CatchPanicLayer::custom(|_| {
-            axum::response::IntoResponse::into_response(ApiError::new(ProblemCode::Internal, "the server could not complete the request"))
-        }))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-            let id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
-            tracing::info_span!("request", method = %request.method(), uri = %request.uri().path(), request_id = %id)
-        }))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(
+            RequestMetrics::default(),
+            request_metrics::record,
+        ))
+        .layer(middleware::from_fn_with_state(
+            timeouts,
+            timeouts::limit_duration,
+        ))
+        .with_state(state);
+    let service = CatchPanic::custom(routes, |_| {
+        axum::response::IntoResponse::into_response(ApiError::new(
+            ProblemCode::Internal,
+            "the server could not complete the request",
+        ))
+    });
+    let service = PropagateRequestId::new(service, REQUEST_ID);
+    let service = Trace::new_for_http(service).make_span_with(|request: &Request| {
+        let id = request
+            .headers()
+            .get(&REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        tracing::info_span!("request", method = %request.method(), uri = %request.uri().path(), request_id = %id)
+    });
+    let service = SetRequestId::new(service, REQUEST_ID, RequestIds::new());
+    Router::new().fallback_service(service)
 }
 
-/// Counts requests and their latency by route (the matched pattern, so ids do not explode
-/// the label set) and status.
-async fn record_metrics(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().to_string();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
-    metrics::counter!(HTTP_REQUESTS, &labels).increment(1);
-    metrics::histogram!(HTTP_DURATION, &labels).record(started.elapsed().as_secs_f64());
-    response
+/// Request ids: a random prefix drawn once and a counter. Unique like a random UUID, without
+/// asking the kernel for randomness on every request.
+#[derive(Clone)]
+struct RequestIds {
+    prefix: Arc<str>,
+    next: Arc<AtomicU64>,
+}
+
+impl RequestIds {
+    fn new() -> RequestIds {
+        RequestIds {
+            prefix: format!("{:016x}", rand::random::<u64>()).into(),
+            next: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}-{n:012x}", self.prefix))
+            .ok()
+            .map(RequestId::new)
+    }
 }

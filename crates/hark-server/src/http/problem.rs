@@ -153,6 +153,7 @@ impl From<IngestError> for ApiError {
                 ApiError::new(ProblemCode::PayloadTooLarge, detail)
             }
             IngestError::Unsupported { .. } => ApiError::new(ProblemCode::UnsupportedAudio, detail),
+            IngestError::UnknownOwner => ApiError::unauthorized(detail),
             IngestError::ChecksumMismatch { .. } => {
                 ApiError::new(ProblemCode::ChecksumMismatch, detail)
             }

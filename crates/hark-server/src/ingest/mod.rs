@@ -2,6 +2,7 @@
 //! client's digest, probe the bytes, then commit: blob first (durable), then the row with its
 //! event. Any failure on the way leaves no note, and the spool file goes when dropped.
 
+mod committer;
 mod spool;
 
 use std::path::PathBuf;
@@ -10,10 +11,11 @@ use std::sync::Arc;
 use hark_audio::ProbeError;
 
 use crate::blob::{BlobError, BlobKey, BlobStore};
-use crate::db::{DbError, EffectsOf, InsertOutcome, Repos};
+use crate::db::{DbError, EffectsOf, InsertOutcome, NoteInsert, Repos};
 use crate::domain::{AudioFacts, NewNote, Note, NoteId, NoteName, UserId};
 use crate::metrics::PROBE_FAILURES;
 
+pub use committer::Committer;
 pub use spool::{Spooled, spool};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +38,9 @@ pub enum IngestError {
     ReplayedNoteGone,
     #[error("invalid field: {0}")]
     Invalid(String),
+    /// The uploader's account was deleted since their token was issued.
+    #[error("invalid token: unknown user")]
+    UnknownOwner,
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
@@ -90,6 +95,8 @@ const COLLECTOR_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 #[derive(Clone)]
 pub struct Ingest {
     pub repos: Repos,
+    /// Commits notes in batches (group commit).
+    pub committer: Committer,
     pub store: Arc<dyn BlobStore>,
     pub tmp_dir: PathBuf,
     pub max_bytes: u64,
@@ -101,7 +108,7 @@ impl Ingest {
     #[tracing::instrument(skip_all, fields(owner = %request.owner, size = spooled.size))]
     pub async fn commit(
         &self,
-        spooled: Spooled,
+        mut spooled: Spooled,
         request: UploadRequest,
         effects: &EffectsOf<'_, NewNote>,
     ) -> Result<Ingested, IngestError> {
@@ -126,7 +133,7 @@ impl Ingest {
                 .replay(request.owner, key, note_id, &first_sha, &sha256)
                 .await;
         }
-        let info = probe(&spooled).await?;
+        let info = audio(spooled.take_audio())?;
         if info.duration_seconds > self.max_duration_seconds {
             return Err(IngestError::TooLong {
                 duration: info.duration_seconds,
@@ -136,12 +143,16 @@ impl Ingest {
         let new = self.new_note(&request, &spooled, info)?;
         let key = BlobKey::parse(&sha256)?;
         self.store.put_file(&key, &spooled.path).await?;
-        match self
-            .repos
-            .notes
-            .insert_note(&new, request.idempotency_key.as_deref(), &effects(&new))
-            .await?
-        {
+        let insert = NoteInsert {
+            effects: effects(&new),
+            note: new,
+            idempotency_key: request.idempotency_key.clone(),
+        };
+        let committed = match self.committer.commit(insert).await {
+            Err(DbError::MissingReference(_)) => return Err(IngestError::UnknownOwner),
+            other => other?,
+        };
+        match committed {
             InsertOutcome::Inserted {
                 note,
                 blob_deleting,
@@ -261,11 +272,10 @@ fn clean_text(value: Option<&str>, field: &str) -> Result<Option<String>, Ingest
     Ok(Some(value.chars().filter(|c| !c.is_control()).collect()))
 }
 
-async fn probe(spooled: &Spooled) -> Result<hark_audio::AudioInfo, IngestError> {
-    let path = spooled.path.to_path_buf();
-    let probed = tokio::task::spawn_blocking(move || hark_audio::probe_file(&path))
-        .await
-        .map_err(|e| IngestError::Io(std::io::Error::other(e)))?;
+/// The probe's answer as an ingest outcome.
+fn audio(
+    probed: Result<hark_audio::AudioInfo, ProbeError>,
+) -> Result<hark_audio::AudioInfo, IngestError> {
     match probed {
         Ok(info) => Ok(info),
         Err(ProbeError::Unsupported { detected }) => {

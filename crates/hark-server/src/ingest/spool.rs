@@ -1,30 +1,42 @@
 //! Spooling an upload body to a temporary file: bounded memory, SHA-256 on the way, the size
-//! cap enforced while streaming (after gzip decompression, so a small bomb fails fast).
+//! cap enforced while streaming (after gzip decompression, so a small bomb fails fast), the
+//! file fsynced at the end, ready to be linked into the blob store, and probed.
 
-use std::io::ErrorKind;
+use std::fs::File;
+use std::io::{ErrorKind, Write};
 use std::path::Path;
 
 use async_compression::tokio::bufread::GzipDecoder;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, TryStreamExt};
+use hark_audio::{AudioInfo, ProbeError};
 use sha2::{Digest, Sha256};
 use tempfile::TempPath;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 use tokio_util::io::StreamReader;
 
 use super::IngestError;
 use crate::metrics::UPLOAD_BYTES;
 
-/// An upload body on disk. Dropping it removes the file: a half-done ingest leaves nothing.
+/// An upload body on disk, durable, with what the probe found in it. Dropping it removes the
+/// file: a half-done ingest leaves nothing.
 pub struct Spooled {
     pub path: TempPath,
     pub sha256: [u8; 32],
     pub size: u64,
+    audio: Option<Result<AudioInfo, ProbeError>>,
 }
 
 impl Spooled {
     pub fn sha256_hex(&self) -> String {
         hex::encode(self.sha256)
+    }
+
+    /// What the probe found; there is one answer, for the first to ask.
+    pub fn take_audio(&mut self) -> Result<AudioInfo, ProbeError> {
+        self.audio
+            .take()
+            .unwrap_or_else(|| Err(std::io::Error::other("the probe's answer was taken").into()))
     }
 }
 
@@ -64,6 +76,10 @@ where
     }
 }
 
+/// Body bytes gathered before one write: a voice note is written in one blocking call, a long
+/// recording in pieces, so memory stays bounded.
+const WRITE_CHUNK: usize = 256 * 1024;
+
 async fn write_capped<R: AsyncRead + Unpin>(
     tmp_dir: &Path,
     mut reader: R,
@@ -73,44 +89,70 @@ async fn write_capped<R: AsyncRead + Unpin>(
         .prefix("upload-")
         .tempfile_in(tmp_dir)
         .map_err(IngestError::Io)?;
-    let (file, path) = temp.into_parts();
-    let mut file = tokio::fs::File::from_std(file);
+    let (mut file, path) = temp.into_parts();
     let mut hasher = Sha256::new();
     let mut size = 0u64;
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut pending = BytesMut::new();
     loop {
-        let n = reader.read(&mut buf).await.map_err(classify)?;
+        if pending.capacity() - pending.len() < 16 * 1024 {
+            pending.reserve(64 * 1024);
+        }
+        let before = pending.len();
+        let n = reader.read_buf(&mut pending).await.map_err(classify)?;
+        size += n as u64;
+        if size > max_bytes {
+            drain(&mut reader).await;
+            return Err(IngestError::TooLarge { limit: max_bytes });
+        }
+        hasher.update(&pending[before..]);
         if n == 0 {
             break;
         }
-        size += n as u64;
-        if size > max_bytes {
-            drain(&mut reader, &mut buf).await;
-            return Err(IngestError::TooLarge { limit: max_bytes });
+        if pending.len() >= WRITE_CHUNK {
+            file = write_blocking(file, pending.split().freeze()).await?;
         }
-        hasher.update(&buf[..n]);
-        file.write_all(&buf[..n]).await.map_err(IngestError::Io)?;
     }
-    file.flush().await.map_err(IngestError::Io)?;
+    // The last write, the fsync (the blob store links the file in as it is) and the probe in
+    // one blocking call: each hop to the blocking pool costs two context switches.
+    let (to, last) = (path.to_path_buf(), pending.freeze());
+    let audio = tokio::task::spawn_blocking(move || {
+        let mut file = file;
+        file.write_all(&last)?;
+        file.sync_all()?;
+        Ok::<_, std::io::Error>(hark_audio::probe_file(&to))
+    })
+    .await
+    .map_err(|e| IngestError::Io(std::io::Error::other(e)))?
+    .map_err(IngestError::Io)?;
     metrics::counter!(UPLOAD_BYTES).increment(size);
     Ok(Spooled {
         path,
         sha256: hasher.finalize().into(),
         size,
+        audio: Some(audio),
     })
+}
+
+/// Writes `bytes` to the end of `file` on a blocking thread, and hands the file back.
+async fn write_blocking(mut file: File, bytes: Bytes) -> Result<File, IngestError> {
+    tokio::task::spawn_blocking(move || file.write_all(&bytes).map(|()| file))
+        .await
+        .map_err(|e| IngestError::Io(std::io::Error::other(e)))?
+        .map_err(IngestError::Io)
 }
 
 /// Reads and discards a bounded amount of what the client is still sending. Closing a socket
 /// with unread data makes the kernel answer with a reset, and a client still writing would then
 /// lose the 413; a modest overshoot is swallowed so it reads the answer. A bomb is not: the
 /// drain stops after `DRAIN_BYTES` or `DRAIN_TIME`.
-async fn drain<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8]) {
+async fn drain<R: AsyncRead + Unpin>(reader: &mut R) {
     const DRAIN_BYTES: usize = 8 * 1024 * 1024;
     const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
     let swallow = async {
+        let mut buf = vec![0u8; 64 * 1024];
         let mut drained = 0;
         while drained < DRAIN_BYTES {
-            match reader.read(buf).await {
+            match reader.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => drained += n,
             }

@@ -6,6 +6,8 @@ mod helpers;
 mod auth;
 mod compat;
 mod downloads;
+mod fast_paths;
+mod group_commit;
 mod isolation;
 mod listing;
 mod ops;

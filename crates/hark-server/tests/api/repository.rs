@@ -17,7 +17,7 @@ use hark_server::notes::effects;
 
 use crate::helpers::{Backend, drop_pg_database, test_database};
 
-fn new_user(email: &str) -> NewUser {
+pub fn new_user(email: &str) -> NewUser {
     NewUser {
         id: UserId::generate(),
         email: email.into(),
@@ -27,7 +27,7 @@ fn new_user(email: &str) -> NewUser {
     }
 }
 
-fn new_note(owner: UserId, name: &str, sha: char, duration_seconds: f64) -> NewNote {
+pub fn new_note(owner: UserId, name: &str, sha: char, duration_seconds: f64) -> NewNote {
     NewNote {
         id: NoteId::generate(),
         owner_id: owner,

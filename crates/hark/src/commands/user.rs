@@ -42,7 +42,8 @@ pub enum UserCommand {
 pub async fn run(args: ServerArgs, command: UserCommand) -> anyhow::Result<()> {
     let config = load_config(args)?;
     std::fs::create_dir_all(&config.data_dir)?;
-    let repos = hark_server::db::connect(config.database_url.expose_secret(), true).await?;
+    let url = config.database_url.expose_secret();
+    let repos = hark_server::db::connect(url, true).await?;
     // Only password hashing is used here, but token keys may not be empty: take the server's.
     let secret = load_or_create_secret(config.auth.jwt_secret.expose_secret(), &config.data_dir)?;
     let auth = AuthService::new(repos.clone(), config.auth.clone(), &secret)?;
@@ -90,6 +91,10 @@ pub async fn run(args: ServerArgs, command: UserCommand) -> anyhow::Result<()> {
         UserCommand::Delete { email } => {
             let user = find(&repos, &email).await?;
             hark_server::notes::delete_user(&repos, user.id).await?;
+            // A server on this data directory keeps notes in memory: it must forget them.
+            if hark_server::db::exclusive(url, &config.data_dir) {
+                hark_server::db::announce_change(&config.data_dir)?;
+            }
             println!("deleted {} and their notes", user.email.as_str());
         }
     }

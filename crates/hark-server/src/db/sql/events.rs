@@ -1,9 +1,11 @@
 //! The event log: appended inside the transaction of the change it describes (the outbox).
 
 use async_trait::async_trait;
-use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
+use std::collections::HashMap;
 
-use super::{Backend, SqlRepo};
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Type};
+
+use super::{Backend, ROWS_PER_STATEMENT, SqlRepo};
 use crate::db::rows::EventRow;
 use crate::db::{DbError, EventLog, Health};
 use crate::domain::{Effects, LoggedEvent, Timestamp, UserId};
@@ -18,7 +20,8 @@ where
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
-    /// Appends `effects` inside the caller's transaction. Call it last before the commit: on
+    /// Appends `effects` inside the caller's transaction, a statement for many events at once
+    /// (each statement is a round trip to the database). Call it last before the commit: on
     /// PostgreSQL it holds the event log's lock until then.
     pub(super) async fn commit_effects(
         conn: &mut DB::Connection,
@@ -29,27 +32,47 @@ where
         }
         DB::lock_event_log(conn).await?;
         let now = Timestamp::now().micros();
-        for event in &effects.events {
-            let seq: i64 = sqlx::query_scalar(
-                "INSERT INTO events (id, type, note_id, payload, created_at) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING seq",
-            )
-            .bind(uuid::Uuid::now_v7().to_string())
-            .bind(event.data.kind().as_str().to_owned())
-            .bind(Some(event.data.note_id().to_owned()))
-            .bind(event.data.payload_json().to_string())
-            .bind(now)
-            .fetch_one(&mut *conn)
-            .await?;
-            for user in &event.audience {
-                sqlx::query(
-                    "INSERT INTO event_audience (user_id, seq) VALUES ($1, $2) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(user.to_string())
-                .bind(seq)
-                .execute(&mut *conn)
-                .await?;
+        for events in effects.events.chunks(ROWS_PER_STATEMENT) {
+            let ids: Vec<String> = events
+                .iter()
+                .map(|_| uuid::Uuid::now_v7().to_string())
+                .collect();
+            let mut insert = QueryBuilder::<DB>::new(
+                "INSERT INTO events (id, type, note_id, payload, created_at) ",
+            );
+            insert.push_values(events.iter().zip(&ids), |mut row, (event, id)| {
+                row.push_bind(id.clone())
+                    .push_bind(event.data.kind().as_str().to_owned())
+                    .push_bind(Some(event.data.note_id().to_owned()))
+                    .push_bind(event.data.payload_json().to_string())
+                    .push_bind(now);
+            });
+            insert.push(" RETURNING id, seq");
+            let appended: HashMap<String, i64> = insert
+                .build_query_as::<(String, i64)>()
+                .fetch_all(&mut *conn)
+                .await?
+                .into_iter()
+                .collect();
+            let audience: Vec<(String, i64)> = events
+                .iter()
+                .zip(&ids)
+                .flat_map(|(event, id)| {
+                    let seq = appended.get(id).copied();
+                    event
+                        .audience
+                        .iter()
+                        .filter_map(move |user| seq.map(|seq| (user.to_string(), seq)))
+                })
+                .collect();
+            for rows in audience.chunks(ROWS_PER_STATEMENT) {
+                let mut insert =
+                    QueryBuilder::<DB>::new("INSERT INTO event_audience (user_id, seq) ");
+                insert.push_values(rows, |mut row, (user, seq)| {
+                    row.push_bind(user.clone()).push_bind(*seq);
+                });
+                insert.push(" ON CONFLICT DO NOTHING");
+                insert.build().execute(&mut *conn).await?;
             }
         }
         Ok(())

@@ -8,12 +8,15 @@
 
 mod blobs;
 mod events;
+mod inserts;
 mod lists;
 mod notes;
 mod users;
 
 use futures_util::future::BoxFuture;
 use sqlx::{Database, Pool};
+
+use super::DbError;
 
 /// What differs between the engines, for the shared code.
 pub trait Backend: Database {
@@ -35,6 +38,10 @@ pub trait Backend: Database {
     /// substrings are matched with `LIKE` and the engine's planner picks the index.
     const NAME_TRIGRAMS: Option<&'static str>;
 }
+
+/// Rows one multi-row statement writes at most: well under every engine's limit on bound
+/// parameters (SQLite's is 32766) at twenty columns a row.
+const ROWS_PER_STATEMENT: usize = 500;
 
 /// The repositories over one connection pool.
 pub struct SqlRepo<DB: Database> {
@@ -59,6 +66,16 @@ fn like_pattern(contains: &str) -> String {
     }
     pattern.push('%');
     pattern
+}
+
+/// A foreign key's refusal as `MissingReference`; other errors as they are.
+fn missing_reference(err: DbError) -> DbError {
+    match err {
+        DbError::Sqlx(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+            DbError::MissingReference(e.message().to_owned())
+        }
+        other => other,
+    }
 }
 
 fn unique_violation(err: &sqlx::Error) -> bool {

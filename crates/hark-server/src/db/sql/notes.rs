@@ -2,13 +2,12 @@
 //! (the query is built in `lists`), deleting with their blob release.
 
 use async_trait::async_trait;
-use hark_api::NoteStatus;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
 use super::{Backend, SqlRepo, lists};
 use crate::db::rows::NoteRow;
-use crate::db::{DbError, DeletedNote, EffectsOf, InsertOutcome, NoteFilter, NoteRepo};
-use crate::domain::{Effects, NewNote, Note, NoteId, Timestamp, UserId};
+use crate::db::{DbError, DeletedNote, EffectsOf, InsertOutcome, NoteFilter, NoteInsert, NoteRepo};
+use crate::domain::{Effects, Note, NoteId, Timestamp, UserId};
 
 impl<DB> SqlRepo<DB>
 where
@@ -80,83 +79,12 @@ where
     usize: ColumnIndex<DB::Row>,
     for<'r> NoteRow: FromRow<'r, DB::Row>,
 {
-    #[tracing::instrument(skip_all, fields(note = %note.id))]
-    async fn insert_note(
+    #[tracing::instrument(skip_all, fields(notes = notes.len()))]
+    async fn insert_notes(
         &self,
-        note: &NewNote,
-        idempotency_key: Option<&str>,
-        effects: &Effects,
-    ) -> Result<InsertOutcome, DbError> {
-        let mut tx = self.pool.begin().await?;
-        // The note's instant is taken here, once its bytes are durable, so that notes
-        // become visible in the order of their timestamps as far as one clock allows.
-        let created_at = Timestamp::now();
-        let audio = &note.audio;
-        // First the blob reference: a write, and it waits for a collector marking this blob.
-        let deleting: i64 = sqlx::query_scalar(
-            "INSERT INTO blobs (sha256, size_bytes, refcount, created_at) VALUES ($1, $2, 1, $3) \
-             ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1, orphaned_at = NULL \
-             RETURNING deleting",
-        )
-        .bind(audio.sha256.clone())
-        .bind(audio.size_bytes as i64)
-        .bind(created_at.micros())
-        .fetch_one(&mut *tx)
-        .await?;
-        if let Some(key) = idempotency_key {
-            let claimed = sqlx::query(
-                "INSERT INTO idempotency_keys (user_id, key, note_id, sha256, created_at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, key) DO NOTHING",
-            )
-            .bind(note.owner_id.to_string())
-            .bind(key.to_owned())
-            .bind(note.id.to_string())
-            .bind(audio.sha256.clone())
-            .bind(created_at.micros())
-            .execute(&mut *tx)
-            .await?;
-            if DB::rows_affected(&claimed) == 0 {
-                tx.rollback().await?;
-                let first = self.idempotent_result(note.owner_id, key).await?;
-                let (note_id, sha256) =
-                    first.ok_or_else(|| DbError::Conflict("idempotency key".into()))?;
-                return Ok(InsertOutcome::Replayed { note_id, sha256 });
-            }
-        }
-        let row: NoteRow = sqlx::query_as(
-            "INSERT INTO notes (id, owner_id, name, name_folded, title, series, format, codec, \
-             mime, duration_seconds, sample_rate, channels, bitrate, size_bytes, sha256, status, \
-             failure_reason, tags, created_at) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
-             RETURNING *",
-        )
-        .bind(note.id.to_string())
-        .bind(note.owner_id.to_string())
-        .bind(note.name.clone())
-        .bind(note.name.to_lowercase())
-        .bind(note.title.clone())
-        .bind(note.series.clone())
-        .bind(audio.format.clone())
-        .bind(audio.codec.clone())
-        .bind(audio.mime.clone())
-        .bind(audio.duration_seconds)
-        .bind(i64::from(audio.sample_rate))
-        .bind(i64::from(audio.channels))
-        .bind(audio.bitrate as i64)
-        .bind(audio.size_bytes as i64)
-        .bind(audio.sha256.clone())
-        .bind(NoteStatus::Pending.as_str().to_owned())
-        .bind(None::<String>)
-        .bind(serde_json::to_string(&audio.tags).unwrap_or_else(|_| "{}".into()))
-        .bind(created_at.micros())
-        .fetch_one(&mut *tx)
-        .await?;
-        Self::commit_effects(&mut tx, effects).await?;
-        tx.commit().await?;
-        Ok(InsertOutcome::Inserted {
-            note: Box::new(row.try_into()?),
-            blob_deleting: deleting != 0,
-        })
+        notes: &[NoteInsert],
+    ) -> Result<Vec<Result<InsertOutcome, DbError>>, DbError> {
+        self.insert_batch(notes).await
     }
 
     async fn note_for_viewer(&self, id: NoteId, viewer: UserId) -> Result<Option<Note>, DbError> {

@@ -8,7 +8,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::blob::BlobKey;
+use crate::blob::{BlobError, BlobKey, CACHED_BLOB_BYTES};
 use crate::domain::Note;
 use crate::http::AppState;
 use crate::http::extract::{AppPath, AppQuery, AudioAccess};
@@ -59,7 +59,7 @@ pub async fn get_note_audio(
     let rendition = query.rendition;
     let note = match access {
         AudioAccess::Link(signature) => state.notes.linked(&id, rendition, signature).await?,
-        AudioAccess::Reader(viewer) => state.notes.visible(viewer, &id).await?,
+        AudioAccess::Reader(reader) => reader.note(&state, &id).await?,
     };
     notes::require_original(&note, rendition)?;
     serve_note(&state, &note, &headers, Disposition::Inline).await
@@ -87,11 +87,10 @@ pub async fn serve_note(
     let mut headers = HeaderMap::new();
     insert(&mut headers, header::ETAG, &etag);
     insert(&mut headers, header::LAST_MODIFIED, &last_modified);
-    insert(&mut headers, header::ACCEPT_RANGES, "bytes");
-    insert(
-        &mut headers,
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    headers.insert(
         header::CACHE_CONTROL,
-        "private, max-age=0, must-revalidate",
+        HeaderValue::from_static("private, max-age=0, must-revalidate"),
     );
     if etag_matches(request.get(header::IF_NONE_MATCH), &etag) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
@@ -132,16 +131,19 @@ pub async fn serve_note(
             ));
         }
     };
-    insert(
-        &mut headers,
-        header::CONTENT_LENGTH,
-        &(end - start).to_string(),
-    );
-    let body = if end > start {
-        let key = BlobKey::parse(&note.audio.sha256)?;
-        Body::from_stream(state.store.read_range(&key, start..end).await?)
-    } else {
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    let key = BlobKey::parse(&note.audio.sha256)?;
+    let body = if end == start {
         Body::empty()
+    } else if size <= CACHED_BLOB_BYTES {
+        // One buffer, shared with the store's cache: no copy per answer.
+        let bytes = state.store.read(&key).await?;
+        let part = bytes
+            .get(start as usize..end as usize)
+            .map(|_| bytes.slice(start as usize..end as usize));
+        Body::from(part.ok_or_else(|| BlobError::NotFound(key.as_str().to_owned()))?)
+    } else {
+        Body::from_stream(state.store.read_range(&key, start..end).await?)
     };
     Ok((status, headers, body).into_response())
 }

@@ -11,7 +11,7 @@ use super::audio::{Disposition, serve_note};
 use super::notes::list_for;
 use super::upload::{UploadQuery, receive_upload};
 use crate::http::AppState;
-use crate::http::extract::{AppQuery, Auth};
+use crate::http::extract::{AppQuery, Auth, Uploader};
 use crate::http::openapi;
 use crate::http::problem::ApiError;
 use crate::http::views;
@@ -40,11 +40,11 @@ pub struct NameQuery {
     security(("bearer" = [])))]
 pub async fn post_audio(
     State(state): State<AppState>,
-    Auth(user): Auth,
+    Uploader(owner): Uploader,
     AppQuery(query): AppQuery<UploadQuery>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    receive_upload(&state, &user, query, request).await
+    receive_upload(&state, owner, query, request).await
 }
 
 /// Lists notes: `?maxduration=` (seconds) and every native filter.

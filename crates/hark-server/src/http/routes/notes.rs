@@ -8,7 +8,7 @@ use hark_api::{LinkRequest, ListNotesQuery, NoteList, SignedLink};
 use super::upload::{UploadQuery, receive_upload};
 use crate::domain::User;
 use crate::http::AppState;
-use crate::http::extract::{AppPath, AppQuery, Auth, NoteReader, OptionalJson};
+use crate::http::extract::{AppPath, AppQuery, Auth, NoteReader, OptionalJson, Uploader};
 use crate::http::openapi;
 use crate::http::problem::ApiError;
 use crate::http::views;
@@ -32,11 +32,11 @@ use crate::http::views;
     security(("bearer" = [])))]
 pub async fn upload_note(
     State(state): State<AppState>,
-    Auth(user): Auth,
+    Uploader(owner): Uploader,
     AppQuery(query): AppQuery<UploadQuery>,
     request: Request,
 ) -> Result<axum::response::Response, ApiError> {
-    receive_upload(&state, &user, query, request).await
+    receive_upload(&state, owner, query, request).await
 }
 
 /// Lists the notes the caller owns or received, filtered, sorted and paginated by cursor.

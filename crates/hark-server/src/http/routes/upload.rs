@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use tokio_util::io::{ReaderStream, StreamReader};
 use utoipa::IntoParams;
 
-use crate::domain::User;
+use crate::domain::UserId;
 use crate::http::AppState;
 use crate::http::problem::ApiError;
 use crate::http::views;
@@ -57,7 +57,7 @@ const MAX_FORM_OVERHEAD: u64 = 1024 * 1024;
 /// Spools the body, commits it, and answers 201 with `Location` and the note.
 pub async fn receive_upload(
     state: &AppState,
-    user: &User,
+    owner: UserId,
     query: UploadQuery,
     request: Request,
 ) -> Result<Response, ApiError> {
@@ -115,7 +115,7 @@ pub async fn receive_upload(
         ));
     }
     let request = UploadRequest {
-        owner: user.id,
+        owner,
         fields,
         idempotency_key: idempotency_key(&headers)?,
         expected_sha256,

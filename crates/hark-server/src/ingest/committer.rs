@@ -1,0 +1,76 @@
+//! Group commit: uploads that reach their commit together share one database transaction, and
+//! so one durable write. A committer task takes whatever is waiting, commits it as one batch,
+//! and answers each caller with its own note's outcome; while a batch commits, the next one
+//! gathers. A caller hears back only once its batch has committed (or failed), so nothing is
+//! acknowledged before it is durable, and one note's failure is that note's alone.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::db::{DbError, InsertOutcome, NoteInsert, NoteRepo};
+
+/// Notes committed in one transaction at most.
+const MAX_BATCH: usize = 128;
+
+type Outcome = Result<InsertOutcome, DbError>;
+
+struct Pending {
+    insert: NoteInsert,
+    done: oneshot::Sender<Outcome>,
+}
+
+/// The handle callers commit through; the task ends when every handle is gone.
+#[derive(Clone)]
+pub struct Committer {
+    queue: mpsc::UnboundedSender<Pending>,
+}
+
+impl Committer {
+    /// Starts the committer task on the current runtime.
+    pub fn start(notes: Arc<dyn NoteRepo>) -> Committer {
+        let (queue, pending) = mpsc::unbounded_channel();
+        tokio::spawn(run(notes, pending));
+        Committer { queue }
+    }
+
+    /// Commits `insert` with whatever else is waiting; answers once its batch is durable.
+    pub async fn commit(&self, insert: NoteInsert) -> Outcome {
+        let (done, outcome) = oneshot::channel();
+        self.queue
+            .send(Pending { insert, done })
+            .map_err(|_| DbError::Batch("the committer has stopped".into()))?;
+        outcome
+            .await
+            .unwrap_or_else(|_| Err(DbError::Batch("the commit was abandoned".into())))
+    }
+}
+
+async fn run(notes: Arc<dyn NoteRepo>, mut pending: mpsc::UnboundedReceiver<Pending>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (inserts, callers): (Vec<_>, Vec<_>) =
+            batch.drain(..).map(|p| (p.insert, p.done)).unzip();
+        let notes = notes.clone();
+        // Its own task: a panic fails this batch's callers, not the committer.
+        let committed = tokio::spawn(async move { notes.insert_notes(&inserts).await }).await;
+        match committed {
+            Ok(Ok(outcomes)) if outcomes.len() == callers.len() => {
+                for (caller, outcome) in callers.into_iter().zip(outcomes) {
+                    let _ = caller.send(outcome);
+                }
+            }
+            failed => {
+                let reason = match failed {
+                    Ok(Err(e)) => format!("the batch's transaction failed: {e}"),
+                    Ok(Ok(_)) => "the batch's outcomes do not match its notes".to_owned(),
+                    Err(e) => format!("the batch's commit panicked: {e}"),
+                };
+                tracing::error!(notes = callers.len(), %reason, "group commit failed");
+                for caller in callers {
+                    let _ = caller.send(Err(DbError::Batch(reason.clone())));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Group commit: uploads that reach their commit together share one transaction, and each
+//! note in it stands or fails on its own.
+
+use std::collections::HashSet;
+
+use hark_api::events::EventData;
+use hark_client::UploadOptions;
+use hark_server::db::{self, InsertOutcome, NoteInsert};
+use hark_server::domain::{NewNote, UserId};
+use hark_server::notes::effects;
+
+use crate::helpers::{Backend, drop_pg_database, sample_wav, spawn_app, test_database};
+use crate::repository::{new_note, new_user};
+
+fn insert(note: NewNote, key: Option<&str>) -> NoteInsert {
+    NoteInsert {
+        effects: effects::created(&note),
+        note,
+        idempotency_key: key.map(str::to_owned),
+    }
+}
+
+async fn a_batch_where_one_note_fails_commits_the_others(backend: Backend) {
+    let (url, pg, _dir) = test_database(backend).await;
+    let repos = db::connect(&url, true).await.expect("connect");
+    let ann = repos
+        .users
+        .create_user(new_user("ann@example.com"))
+        .await
+        .expect("ann");
+    let first = new_note(ann.id, "first.wav", 'a', 1.0);
+    // Its owner does not exist: the foreign key refuses this note alone.
+    let orphan = new_note(UserId::generate(), "orphan.wav", 'b', 1.0);
+    let last = new_note(ann.id, "last.wav", 'c', 1.0);
+    let batch = [
+        insert(first.clone(), None),
+        insert(orphan.clone(), None),
+        insert(last.clone(), None),
+    ];
+    let outcomes = repos.notes.insert_notes(&batch).await.expect("batch");
+    assert!(matches!(outcomes[0], Ok(InsertOutcome::Inserted { .. })));
+    assert!(outcomes[1].is_err(), "{:?}", outcomes[1]);
+    assert!(matches!(outcomes[2], Ok(InsertOutcome::Inserted { .. })));
+    for (note, kept) in [(&first, true), (&orphan, false), (&last, true)] {
+        let found = repos.notes.note_by_id(note.id).await.expect("read");
+        assert_eq!(found.is_some(), kept, "{}", note.name);
+    }
+    // Nothing of the failed note stays: neither its event nor its blob reference.
+    let events = repos.events.events_after(0, 10).await.expect("events");
+    let created: Vec<_> = events
+        .iter()
+        .map(|e| match &e.data {
+            EventData::NoteCreated(created) => created.note_id.clone(),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(created, [first.id.to_string(), last.id.to_string()]);
+    let shas: Vec<String> = [&first, &orphan, &last]
+        .iter()
+        .map(|n| n.audio.sha256.clone())
+        .collect();
+    let known = repos.blobs.known_blobs(&shas).await.expect("blobs");
+    assert_eq!(known, HashSet::from([shas[0].clone(), shas[2].clone()]));
+    if let Some(name) = pg {
+        drop_pg_database(&name).await;
+    }
+}
+
+async fn a_key_used_twice_in_one_batch_replays_the_first_note(backend: Backend) {
+    let (url, pg, _dir) = test_database(backend).await;
+    let repos = db::connect(&url, true).await.expect("connect");
+    let ann = repos
+        .users
+        .create_user(new_user("ann@example.com"))
+        .await
+        .expect("ann");
+    let first = new_note(ann.id, "memo.wav", 'a', 1.0);
+    let retry = new_note(ann.id, "memo.wav", 'a', 1.0);
+    let batch = [
+        insert(first.clone(), Some("key")),
+        insert(retry.clone(), Some("key")),
+    ];
+    let outcomes = repos.notes.insert_notes(&batch).await.expect("batch");
+    assert!(matches!(outcomes[0], Ok(InsertOutcome::Inserted { .. })));
+    match &outcomes[1] {
+        Ok(InsertOutcome::Replayed { note_id, sha256 }) => {
+            assert_eq!((*note_id, sha256), (first.id, &first.audio.sha256));
+        }
+        other => panic!("expected a replay, got {other:?}"),
+    }
+    assert!(
+        repos
+            .notes
+            .note_by_id(retry.id)
+            .await
+            .expect("read")
+            .is_none()
+    );
+    if let Some(name) = pg {
+        drop_pg_database(&name).await;
+    }
+}
+
+async fn uploads_at_the_same_moment_each_get_their_own_note(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ann = app.user("ann@example.com").await;
+    let uploads = (0..16).map(|n| {
+        let options = UploadOptions {
+            name: Some(format!("memo-{n}.wav")),
+            ..Default::default()
+        };
+        let client = ann.client.clone();
+        async move { client.upload_bytes(sample_wav(), &options).await }
+    });
+    let notes: Vec<_> = futures_util::future::join_all(uploads)
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .expect("every upload commits");
+    let ids: HashSet<_> = notes.iter().map(|n| n.id.clone()).collect();
+    assert_eq!(ids.len(), 16);
+    for note in &notes {
+        assert_eq!(
+            ann.client.audio(&note.id).await.expect("audio"),
+            sample_wav()
+        );
+    }
+    app.stop().await;
+}
+
+backend_tests!(
+    a_batch_where_one_note_fails_commits_the_others,
+    a_key_used_twice_in_one_batch_replays_the_first_note,
+    uploads_at_the_same_moment_each_get_their_own_note,
+);
