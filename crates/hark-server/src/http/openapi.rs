@@ -7,7 +7,7 @@ use hark_api::Problem;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr};
-use utoipa::{IntoParams, Modify, OpenApi, ToResponse, ToSchema};
+use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToResponse, ToSchema};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -242,4 +242,64 @@ pub struct AudioHeaders {
     /// still matches.
     #[param(rename = "If-Range", required = false)]
     pub if_range: String,
+}
+
+/// What the upload routes (`POST /api/v1/notes`, `POST /post`) answer.
+// Never built: it only describes the document, so the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(IntoResponses)]
+pub enum UploadResponses {
+    /// Stored, its metadata probed
+    #[response(status = 201, headers(
+        ("Location" = String, description = "The note's URL"),
+        ("Idempotent-Replayed" = String, description = "`true` when this answers a retry with the same `Idempotency-Key`")))]
+    Created(hark_api::Note),
+    #[response(status = 400)]
+    BadRequest(#[ref_response] BadRequest),
+    #[response(status = 401)]
+    Unauthorized(#[ref_response] Unauthorized),
+    #[response(status = 403)]
+    Forbidden(#[ref_response] Forbidden),
+    #[response(status = 404)]
+    NotFound(#[ref_response] NotFound),
+    #[response(status = 413)]
+    PayloadTooLarge(#[ref_response] PayloadTooLarge),
+    #[response(status = 415)]
+    UnsupportedMediaType(#[ref_response] UnsupportedMediaType),
+    #[response(status = 422)]
+    IdempotencyKeyReused(#[ref_response] IdempotencyKeyReused),
+    #[response(status = 503)]
+    Unavailable(#[ref_response] Unavailable),
+}
+
+/// What the routes serving audio bytes (`/api/v1/notes/{id}/audio`, `/download`) answer.
+#[derive(IntoResponses)]
+pub enum AudioResponses {
+    /// The audio
+    #[response(status = 200, content_type = "audio/*", headers(
+        ("ETag" = String), ("Last-Modified" = String), ("Accept-Ranges" = String, description = "`bytes`"),
+        ("Cache-Control" = String), ("Content-Length" = u64),
+        ("Content-Disposition" = String, description = "The note's name: `inline` on the audio route, `attachment` on `/download`")))]
+    Whole(AudioBytes),
+    /// The requested range
+    #[response(status = 206, content_type = "audio/*", headers(
+        ("Content-Range" = String, description = "`bytes <first>-<last>/<size>`"), ("ETag" = String),
+        ("Last-Modified" = String), ("Accept-Ranges" = String), ("Cache-Control" = String),
+        ("Content-Length" = u64), ("Content-Disposition" = String)))]
+    Range(AudioBytes),
+    /// Not modified: the `If-None-Match` validator matches
+    #[response(status = 304, headers(("ETag" = String), ("Last-Modified" = String), ("Cache-Control" = String)))]
+    NotModified,
+    #[response(status = 400)]
+    BadRequest(#[ref_response] BadRequest),
+    #[response(status = 401)]
+    Unauthorized(#[ref_response] Unauthorized),
+    #[response(status = 403)]
+    Forbidden(#[ref_response] Forbidden),
+    #[response(status = 404)]
+    NotFound(#[ref_response] NotFound),
+    #[response(status = 416)]
+    RangeNotSatisfiable(#[ref_response] RangeNotSatisfiable),
+    #[response(status = 503)]
+    Unavailable(#[ref_response] Unavailable),
 }

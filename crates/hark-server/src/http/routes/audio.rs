@@ -34,20 +34,7 @@ pub struct AudioQuery {
 /// and `HEAD`. Authorised by a bearer token, `?access_token=`, or a signed link.
 #[utoipa::path(method(get, head), path = "/api/v1/notes/{id}/audio", tag = "notes",
     params(("id" = String, Path, format = Uuid, description = "The note's id"), AudioQuery, openapi::AudioHeaders),
-    responses(
-        (status = 200, description = "The audio", content((openapi::AudioBytes = "audio/*")),
-         headers(("ETag" = String), ("Last-Modified" = String), ("Accept-Ranges" = String, description = "`bytes`"),
-                 ("Cache-Control" = String), ("Content-Length" = u64),
-                 ("Content-Disposition" = String, description = "`inline` with the note's name"))),
-        (status = 206, description = "The requested range", content((openapi::AudioBytes = "audio/*")),
-         headers(("Content-Range" = String, description = "`bytes <first>-<last>/<size>`"), ("ETag" = String),
-                 ("Last-Modified" = String), ("Accept-Ranges" = String), ("Cache-Control" = String),
-                 ("Content-Length" = u64), ("Content-Disposition" = String))),
-        (status = 304, description = "Not modified: the `If-None-Match` validator matches",
-         headers(("ETag" = String), ("Last-Modified" = String), ("Cache-Control" = String))),
-        (status = 400, response = openapi::BadRequest), (status = 401, response = openapi::Unauthorized),
-        (status = 403, response = openapi::Forbidden), (status = 404, response = openapi::NotFound),
-        (status = 416, response = openapi::RangeNotSatisfiable), (status = 503, response = openapi::Unavailable)),
+    responses(openapi::AudioResponses),
     security((), ("bearer" = ["notes:read"])))]
 pub async fn get_note_audio(
     State(state): State<AppState>,

@@ -29,14 +29,7 @@ pub struct NameQuery {
     request_body(description = "The audio: raw bytes, or a form with a `file` part",
         content((openapi::AudioBytes = "audio/*"), (openapi::AudioBytes = "application/octet-stream"),
                 (openapi::UploadForm = "multipart/form-data"))),
-    responses(
-        (status = 201, description = "Stored, its metadata probed", body = hark_api::Note,
-         headers(("Location" = String, description = "The note's URL"),
-                 ("Idempotent-Replayed" = String, description = "`true` when this answers a retry with the same `Idempotency-Key`"))),
-        (status = 400, response = openapi::BadRequest), (status = 401, response = openapi::Unauthorized),
-        (status = 403, response = openapi::Forbidden), (status = 404, response = openapi::NotFound),
-        (status = 413, response = openapi::PayloadTooLarge), (status = 415, response = openapi::UnsupportedMediaType),
-        (status = 422, response = openapi::IdempotencyKeyReused), (status = 503, response = openapi::Unavailable)),
+    responses(openapi::UploadResponses),
     security(("bearer" = [])))]
 pub async fn post_audio(
     State(state): State<AppState>,
@@ -64,20 +57,7 @@ pub async fn list_audio(
 /// Downloads the newest note of that name, as an attachment, with the same `Range` and
 /// conditional handling as the audio route.
 #[utoipa::path(method(get, head), path = "/download", tag = "compat", params(NameQuery, openapi::AudioHeaders),
-    responses(
-        (status = 200, description = "The audio", content((openapi::AudioBytes = "audio/*")),
-         headers(("ETag" = String), ("Last-Modified" = String), ("Accept-Ranges" = String, description = "`bytes`"),
-                 ("Cache-Control" = String), ("Content-Length" = u64),
-                 ("Content-Disposition" = String, description = "`attachment` with the note's name"))),
-        (status = 206, description = "The requested range", content((openapi::AudioBytes = "audio/*")),
-         headers(("Content-Range" = String, description = "`bytes <first>-<last>/<size>`"), ("ETag" = String),
-                 ("Last-Modified" = String), ("Accept-Ranges" = String), ("Cache-Control" = String),
-                 ("Content-Length" = u64), ("Content-Disposition" = String))),
-        (status = 304, description = "Not modified: the `If-None-Match` validator matches",
-         headers(("ETag" = String), ("Last-Modified" = String), ("Cache-Control" = String))),
-        (status = 400, response = openapi::BadRequest), (status = 401, response = openapi::Unauthorized),
-        (status = 403, response = openapi::Forbidden), (status = 404, response = openapi::NotFound),
-        (status = 416, response = openapi::RangeNotSatisfiable), (status = 503, response = openapi::Unavailable)),
+    responses(openapi::AudioResponses),
     security(("bearer" = [])))]
 pub async fn download_audio(
     State(state): State<AppState>,

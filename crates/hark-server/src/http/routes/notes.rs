@@ -20,15 +20,7 @@ use crate::http::views;
     request_body(description = "The audio: raw bytes, or a form with a `file` part",
         content((openapi::AudioBytes = "audio/*"), (openapi::AudioBytes = "application/octet-stream"),
                 (openapi::UploadForm = "multipart/form-data"))),
-    responses(
-        (status = 201, description = "Stored, its metadata probed", body = hark_api::Note,
-         headers(("Location" = String, description = "The note's URL"),
-                 ("Idempotent-Replayed" = String, description = "`true` when this answers a retry with the same `Idempotency-Key`"))),
-        (status = 400, response = openapi::BadRequest), (status = 401, response = openapi::Unauthorized),
-        (status = 403, response = openapi::Forbidden),
-        (status = 404, response = openapi::NotFound),
-        (status = 413, response = openapi::PayloadTooLarge), (status = 415, response = openapi::UnsupportedMediaType),
-        (status = 422, response = openapi::IdempotencyKeyReused), (status = 503, response = openapi::Unavailable)),
+    responses(openapi::UploadResponses),
     security(("bearer" = [])))]
 pub async fn upload_note(
     State(state): State<AppState>,
