@@ -62,16 +62,6 @@ pub enum Identified {
     Principal(Principal),
 }
 
-impl Identified {
-    /// Whether this caller may use a route that grants service tokens `scope`.
-    pub fn has_scope(&self, scope: Scope) -> bool {
-        match self {
-            Identified::Token(_) => true,
-            Identified::Principal(principal) => principal.has_scope(scope),
-        }
-    }
-}
-
 /// What a service token may be granted. Users need none: they act on what they own or
 /// received. A route that names no scope is for users only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

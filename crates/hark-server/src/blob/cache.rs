@@ -122,9 +122,7 @@ impl BlobStore for CachedBlobStore {
     async fn read_range(&self, key: &BlobKey, range: Range<u64>) -> Result<ByteStream, BlobError> {
         match self.cached(key) {
             Some(bytes) => {
-                let (start, end) = (range.start as usize, range.end as usize);
-                let part = bytes.get(start..end).map(|_| bytes.slice(start..end));
-                let part = part.ok_or_else(|| BlobError::NotFound(key.as_str().to_owned()))?;
+                let part = super::slice(&bytes, range, key)?;
                 Ok(futures_util::stream::once(async { Ok(part) }).boxed())
             }
             None => self.inner.read_range(key, range).await,

@@ -61,6 +61,16 @@ impl BlobKey {
     }
 }
 
+/// `range` of a blob held in memory, sharing its buffer; a range past its end means the
+/// bytes are not the blob's.
+pub fn slice(bytes: &Bytes, range: Range<u64>, key: &BlobKey) -> Result<Bytes, BlobError> {
+    let (start, end) = (range.start as usize, range.end as usize);
+    match bytes.get(start..end) {
+        Some(_) => Ok(bytes.slice(start..end)),
+        None => Err(BlobError::NotFound(key.as_str().to_owned())),
+    }
+}
+
 /// A stored blob found by `list`.
 #[derive(Debug, Clone)]
 pub struct BlobEntry {

@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -37,6 +36,8 @@ struct Entry {
 struct Notes {
     entries: HashMap<NoteId, Entry>,
     generation: u64,
+    /// The length of the changes file when last looked at.
+    seen: u64,
 }
 
 /// The file in the data directory that processes beside the server append a byte to when they
@@ -46,8 +47,6 @@ const CHANGES_FILE: &str = "notes.changes";
 pub struct NoteCache {
     notes: Mutex<Notes>,
     changes: PathBuf,
-    /// The length of `changes` when last looked at.
-    seen: AtomicU64,
 }
 
 /// Tells a server on `data_dir` that notes changed in its database behind its back (after the
@@ -70,17 +69,14 @@ enum Reader {
 impl NoteCache {
     pub fn new(data_dir: &Path) -> NoteCache {
         let changes = data_dir.join(CHANGES_FILE);
+        let notes = Notes {
+            seen: length(&changes),
+            ..Notes::default()
+        };
         NoteCache {
-            notes: Mutex::default(),
-            seen: AtomicU64::new(length(&changes)),
+            notes: Mutex::new(notes),
             changes,
         }
-    }
-
-    /// Whether another process announced a change since the last look.
-    fn changed_elsewhere(&self) -> bool {
-        let now = length(&self.changes);
-        self.seen.swap(now, Ordering::Relaxed) != now
     }
 
     fn notes(&self) -> MutexGuard<'_, Notes> {
@@ -91,10 +87,15 @@ impl NoteCache {
     /// The note if cached and known to be readable by `reader`; otherwise the generation that
     /// a later `store` must still find.
     fn lookup(&self, id: NoteId, reader: Reader) -> Result<Note, u64> {
-        if self.changed_elsewhere() {
-            self.clear();
+        let announced = length(&self.changes);
+        let mut notes = self.notes();
+        // Another process announced a change since the last look: forget everything, under
+        // the same lock as the read, so no reader serves what the change removed.
+        if notes.seen != announced {
+            notes.seen = announced;
+            notes.generation += 1;
+            notes.entries.clear();
         }
-        let notes = self.notes();
         let readable = notes.entries.get(&id).filter(|e| match reader {
             Reader::Anyone => true,
             Reader::User(user) => e.note.owner_id == user || e.recipients.contains(&user),

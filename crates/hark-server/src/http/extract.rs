@@ -285,20 +285,18 @@ impl FromRequestParts<AppState> for AudioAccess {
             return Ok(AudioAccess::Link(signature));
         }
         let token = credential(parts, Source::HeaderOrQuery)?;
-        let caller = state.auth.identify(&token).await?;
-        if !caller.has_scope(Scope::NotesRead) {
-            return Err(forbidden(Scope::NotesRead));
-        }
-        Ok(AudioAccess::Reader(match caller {
-            Identified::Token(user) => Reader {
-                viewer: Viewer::User(user),
-                account_loaded: false,
+        Ok(AudioAccess::Reader(
+            match state.auth.identify(&token).await? {
+                Identified::Token(user) => Reader {
+                    viewer: Viewer::User(user),
+                    unconfirmed: Some(user),
+                },
+                Identified::Principal(principal) => Reader {
+                    viewer: viewer(&principal, Scope::NotesRead)?,
+                    unconfirmed: None,
+                },
             },
-            Identified::Principal(principal) => Reader {
-                viewer: viewer(&principal, Scope::NotesRead)?,
-                account_loaded: true,
-            },
-        }))
+        ))
     }
 }
 
@@ -306,7 +304,8 @@ impl FromRequestParts<AppState> for AudioAccess {
 /// proves it exists (the rows reference it), so the lookup is left for a miss.
 pub struct Reader {
     viewer: Viewer,
-    account_loaded: bool,
+    /// The user whose account was not loaded, when the credential was a bare token.
+    unconfirmed: Option<UserId>,
 }
 
 impl Reader {
@@ -316,7 +315,7 @@ impl Reader {
         match state.notes.visible(self.viewer, id).await {
             Ok(note) => Ok(note),
             Err(missing @ NoteError::NotFound(_)) => {
-                if let (false, Viewer::User(user)) = (self.account_loaded, self.viewer) {
+                if let Some(user) = self.unconfirmed {
                     state.auth.account(user).await?;
                 }
                 Err(missing.into())

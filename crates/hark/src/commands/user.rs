@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 use hark_api::Role;
-use hark_server::auth::{AuthService, load_or_create_secret};
+use hark_server::auth::AuthService;
 use hark_server::db::Repos;
 use hark_server::domain::{Email, User};
 use secrecy::ExposeSecret;
@@ -44,9 +44,9 @@ pub async fn run(args: ServerArgs, command: UserCommand) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;
     let url = config.database_url.expose_secret();
     let repos = hark_server::db::connect(url, true).await?;
-    // Only password hashing is used here, but token keys may not be empty: take the server's.
-    let secret = load_or_create_secret(config.auth.jwt_secret.expose_secret(), &config.data_dir)?;
-    let auth = AuthService::new(repos.clone(), config.auth.clone(), &secret)?;
+    // Only password hashing is used here; token keys may not be empty, so any key will do
+    // (the server's own secret file is left for the server to make).
+    let auth = AuthService::new(repos.clone(), config.auth.clone(), &[1u8; 32])?;
     match command {
         UserCommand::Add {
             email,

@@ -54,17 +54,13 @@ where
                 .await?
                 .into_iter()
                 .collect();
-            let audience: Vec<(String, i64)> = events
-                .iter()
-                .zip(&ids)
-                .flat_map(|(event, id)| {
-                    let seq = appended.get(id).copied();
-                    event
-                        .audience
-                        .iter()
-                        .filter_map(move |user| seq.map(|seq| (user.to_string(), seq)))
-                })
-                .collect();
+            let mut audience: Vec<(String, i64)> = Vec::new();
+            for (event, id) in events.iter().zip(&ids) {
+                let seq = appended.get(id).copied().ok_or_else(|| {
+                    DbError::Corrupt(format!("event {id} was appended without a seq"))
+                })?;
+                audience.extend(event.audience.iter().map(|user| (user.to_string(), seq)));
+            }
             for rows in audience.chunks(ROWS_PER_STATEMENT) {
                 let mut insert =
                     QueryBuilder::<DB>::new("INSERT INTO event_audience (user_id, seq) ");

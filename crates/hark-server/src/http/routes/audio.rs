@@ -8,7 +8,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::blob::{BlobError, BlobKey, CACHED_BLOB_BYTES};
+use crate::blob::{self, BlobKey, CACHED_BLOB_BYTES};
 use crate::domain::Note;
 use crate::http::AppState;
 use crate::http::extract::{AppPath, AppQuery, AudioAccess};
@@ -125,10 +125,7 @@ pub async fn serve_note(
     } else if size <= CACHED_BLOB_BYTES {
         // One buffer, shared with the store's cache: no copy per answer.
         let bytes = state.store.read(&key).await?;
-        let part = bytes
-            .get(start as usize..end as usize)
-            .map(|_| bytes.slice(start as usize..end as usize));
-        Body::from(part.ok_or_else(|| BlobError::NotFound(key.as_str().to_owned()))?)
+        Body::from(blob::slice(&bytes, start..end, &key)?)
     } else {
         Body::from_stream(state.store.read_range(&key, start..end).await?)
     };

@@ -301,11 +301,12 @@ async fn read_form(
                     "to" => delivery.0 = Some(value),
                     "channel" => delivery.1 = Some(value),
                     // Checked, though no corrected transcripts are made yet.
-                    _ => {
+                    "correct" => {
                         value.parse::<bool>().map_err(|_| {
                             ApiError::validation("form field correct must be true or false")
                         })?;
                     }
+                    _ => {}
                 }
             }
             // Unknown parts are drained and ignored, as HTML forms send extra inputs.
