@@ -207,7 +207,10 @@ pub async fn store_blobs(store: &dyn BlobStore, dir: &Path) -> anyhow::Result<Ve
         let bytes = format!("hark bench audio {n}\n").repeat(64);
         let sha = hex::encode(Sha256::digest(bytes.as_bytes()));
         let path = dir.join(&sha);
-        std::fs::write(&path, bytes)?;
+        // `put_file` takes the source as durable, as the spool leaves it.
+        let mut file = std::fs::File::create(&path)?;
+        std::io::Write::write_all(&mut file, bytes.as_bytes())?;
+        file.sync_all()?;
         store.put_file(&BlobKey::parse(&sha)?, &path).await?;
         std::fs::remove_file(path)?;
         keys.push(sha);
