@@ -6,6 +6,11 @@
 //! `HARK_BENCH_NOTES` sets how many notes (default 1,000,000); `HARK_BENCH_BACKENDS` which
 //! backends (default `sqlite,postgres`); `HARK_BENCH_POSTGRES_URL` the PostgreSQL server
 //! (default `postgres://postgres@127.0.0.1:5432`, trust auth).
+//!
+//! `HARK_BENCH_KEEP=<dir>` keeps the seeded data for the next run, which then only times: the
+//! SQLite database and blobs under `<dir>`, the PostgreSQL database as `hark_bench_lists_kept`.
+//! A kept data set of another size is made anew. The server's migrations still run on it, so
+//! a new migration is measured without seeding again.
 
 #[path = "lists/seed.rs"]
 mod seed;
@@ -28,6 +33,15 @@ const PAGE: usize = 500;
 enum Backend {
     Sqlite,
     Postgres,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
 }
 
 /// One listing to time: a label and the query string, or a query whose cursor comes from
@@ -54,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let notes = seed::notes(total);
     let own = notes.iter().filter(|n| n.owner == 0).count();
-    let received = total / 1_000;
+    let received = seed::received(total);
     println!(
         "{total} notes over {} users, made in {:.1} s; listing as the first user ({own} own, \
          {received} received), default limit 50; p50 / p99 of up to {REQUESTS} sequential \
@@ -65,17 +79,12 @@ async fn main() -> anyhow::Result<()> {
     let cases = cases();
     let mut columns = Vec::new();
     for backend in backends {
-        columns.push((backend, run(backend, &notes, received, &cases).await?));
+        columns.push((backend, run(backend, &notes, &cases).await?));
     }
     println!();
     print!("{:<52}", "query (ms)");
     for (backend, _) in &columns {
-        let name = if *backend == Backend::Sqlite {
-            "sqlite"
-        } else {
-            "postgres"
-        };
-        print!(" {:>17}", format!("{name} p50 / p99"));
+        print!(" {:>17}", format!("{} p50 / p99", backend.name()));
     }
     println!();
     for (i, case) in cases.iter().enumerate() {
@@ -201,30 +210,53 @@ fn cases() -> Vec<Case> {
 async fn run(
     backend: Backend,
     notes: &[seed::SeedNote],
-    received: usize,
     cases: &[Case],
 ) -> anyhow::Result<Vec<(f64, f64)>> {
-    let dir = tempfile::tempdir()?;
     let pg_server = env_or(
         "HARK_BENCH_POSTGRES_URL",
         "postgres://postgres@127.0.0.1:5432",
     );
-    let pg_database = format!("hark_bench_lists_{}", std::process::id());
+    let kept = std::env::var_os("HARK_BENCH_KEEP").map(std::path::PathBuf::from);
+    let temp = tempfile::tempdir()?;
+    let dir = match &kept {
+        Some(kept) => kept.join(backend.name()),
+        None => temp.path().to_owned(),
+    };
+    // A marker written once the data set is complete: its note count.
+    let marker = dir.join("seeded");
+    let seeded = std::fs::read_to_string(&marker).ok() == Some(notes.len().to_string());
+    if kept.is_some() && !seeded {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    std::fs::create_dir_all(&dir)?;
+    // The names are fixed or made of digits: nothing from outside reaches the statements.
+    let pg_database = match kept {
+        Some(_) => "hark_bench_lists_kept".to_owned(),
+        None => format!("hark_bench_lists_{}", std::process::id()),
+    };
     let database_url = match backend {
-        Backend::Sqlite => format!("sqlite://{}/hark.db", dir.path().display()),
+        Backend::Sqlite => format!("sqlite://{}/hark.db", dir.display()),
         Backend::Postgres => {
-            let mut admin = sqlx::PgConnection::connect(&format!("{pg_server}/postgres")).await?;
-            // The name is made of digits here: nothing from outside reaches the statement.
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "CREATE DATABASE {pg_database}"
-            )))
-            .execute(&mut admin)
-            .await?;
+            if !seeded {
+                let mut admin =
+                    sqlx::PgConnection::connect(&format!("{pg_server}/postgres")).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {pg_database} WITH (FORCE)"
+                )))
+                .execute(&mut admin)
+                .await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "CREATE DATABASE {pg_database}"
+                )))
+                .execute(&mut admin)
+                .await?;
+            }
             format!("{pg_server}/{pg_database}")
         }
     };
-    let outcome = fill_and_time(backend, dir.path(), &database_url, notes, received, cases).await;
-    if backend == Backend::Postgres {
+    let marker = kept.is_some().then_some(marker.as_path());
+    let outcome = fill_and_time(backend, &dir, &database_url, notes, seeded, marker, cases).await;
+    if kept.is_none() && backend == Backend::Postgres {
         let mut admin = sqlx::PgConnection::connect(&format!("{pg_server}/postgres")).await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS {pg_database} WITH (FORCE)"
@@ -240,7 +272,8 @@ async fn fill_and_time(
     dir: &std::path::Path,
     database_url: &str,
     notes: &[seed::SeedNote],
-    received: usize,
+    seeded: bool,
+    marker: Option<&std::path::Path>,
     cases: &[Case],
 ) -> anyhow::Result<Vec<(f64, f64)>> {
     let overrides = Overrides {
@@ -258,45 +291,20 @@ async fn fill_and_time(
     }));
 
     let client = hark_client::Client::new(&base);
-    let mut owners = Vec::new();
-    let mut token = String::new();
-    for n in 0..seed::SHARES.len() {
-        let email = format!("bench{n}@example.com");
-        owners.push(client.register(&email, "bench password").await?.id);
-        if n == 0 {
-            token = client.sign_in(&email, "bench password").await?.access_token;
+    if !seeded {
+        let mut owners = Vec::new();
+        for n in 0..seed::SHARES.len() {
+            owners.push(client.register(&bench_user(n), "bench password").await?.id);
+        }
+        seed(backend, &config, dir, database_url, notes, &owners).await?;
+        if let Some(marker) = marker {
+            std::fs::write(marker, notes.len().to_string())?;
         }
     }
-    let started = Instant::now();
-    let store = hark_server::blob::open(&config)?;
-    let blobs = seed::store_blobs(store.as_ref(), dir).await?;
-    match backend {
-        Backend::Sqlite => {
-            // The bench's own connection may skip fsyncs: it only loads the data set.
-            let options = SqliteConnectOptions::from_str(database_url)?
-                .synchronous(SqliteSynchronous::Off)
-                .busy_timeout(Duration::from_secs(30));
-            let pool = SqlitePool::connect_with(options).await?;
-            seed::insert(&pool, notes, &owners, &blobs, received).await?;
-            pool.close().await;
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(database_url).await?;
-            seed::insert(&pool, notes, &owners, &blobs, received).await?;
-            // What autovacuum does after a bulk load: statistics and the visibility map.
-            sqlx::query("VACUUM ANALYZE").execute(&pool).await?;
-            pool.close().await;
-        }
-    }
-    println!(
-        "{}: loaded in {:.1} s",
-        if backend == Backend::Sqlite {
-            "sqlite"
-        } else {
-            "postgres"
-        },
-        started.elapsed().as_secs_f64()
-    );
+    let token = client
+        .sign_in(&bench_user(0), "bench password")
+        .await?
+        .access_token;
 
     let http = reqwest::Client::new();
     let mut timings = Vec::new();
@@ -315,6 +323,48 @@ async fn fill_and_time(
     let _ = stop.send(());
     server.await??;
     Ok(timings)
+}
+
+fn bench_user(n: usize) -> String {
+    format!("bench{n}@example.com")
+}
+
+/// Writes the data set straight into the database, and the blobs into the server's store.
+async fn seed(
+    backend: Backend,
+    config: &Config,
+    dir: &std::path::Path,
+    database_url: &str,
+    notes: &[seed::SeedNote],
+    owners: &[String],
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let store = hark_server::blob::open(config)?;
+    let blobs = seed::store_blobs(store.as_ref(), dir).await?;
+    match backend {
+        Backend::Sqlite => {
+            // The bench's own connection may skip fsyncs: it only loads the data set.
+            let options = SqliteConnectOptions::from_str(database_url)?
+                .synchronous(SqliteSynchronous::Off)
+                .busy_timeout(Duration::from_secs(30));
+            let pool = SqlitePool::connect_with(options).await?;
+            seed::insert(&pool, notes, owners, &blobs).await?;
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(database_url).await?;
+            seed::insert(&pool, notes, owners, &blobs).await?;
+            // What autovacuum does after a bulk load: statistics and the visibility map.
+            sqlx::query("VACUUM ANALYZE").execute(&pool).await?;
+            pool.close().await;
+        }
+    }
+    println!(
+        "{}: loaded in {:.1} s",
+        backend.name(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// The cursor after the first `DEEP_PAGE_OFFSET` items of a listing, or a few pages of it.

@@ -218,14 +218,18 @@ pub async fn store_blobs(store: &dyn BlobStore, dir: &Path) -> anyhow::Result<Ve
     Ok(keys)
 }
 
+/// How many notes of `total` the first user received: one in a thousand.
+pub fn received(total: usize) -> usize {
+    total / 1_000
+}
+
 /// Writes the notes of `owners` (user ids by index), their blob rows with the right reference
-/// counts, and `received` inbox entries: notes of the second user delivered to the first.
+/// counts, and the `received` inbox entries: notes of the second user delivered to the first.
 pub async fn insert<DB>(
     pool: &Pool<DB>,
     notes: &[SeedNote],
     owners: &[String],
     blobs: &[String],
-    received: usize,
 ) -> anyhow::Result<()>
 where
     DB: Database,
@@ -288,7 +292,7 @@ where
         .iter()
         .filter(|n| n.owner == 1)
         .step_by(20)
-        .take(received)
+        .take(received(notes.len()))
         .collect();
     for (k, rows) in delivered.chunks(ROWS_PER_STATEMENT).enumerate() {
         let mut qb = QueryBuilder::<DB>::new(
