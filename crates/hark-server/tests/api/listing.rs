@@ -564,6 +564,59 @@ async fn received_notes_merge_into_every_order_and_follow_a_rename(backend: Back
     app.stop().await;
 }
 
+async fn a_channel_keeps_the_notes_delivered_in_it_sent_or_received(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ann = app.user("ann@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let mut notes = Vec::new();
+    for (user, file, name) in [
+        (&ann, "t1_pcm16_16k.wav", "ann team.wav"),
+        (&ann, "t4.flac", "ann direct.flac"),
+        (&bob, "long_opus.ogg", "bob team.ogg"),
+        (&bob, "t5_cbr64.mp3", "bob direct.mp3"),
+        (&bob, "t4.flac", "bob other.flac"),
+    ] {
+        notes.push(upload_all(user, &[(file, name)]).await.remove(0));
+    }
+    // No route delivers yet: the inbox entries are written as delivery will write them.
+    for (note, from, to, channel) in [
+        (&notes[0], &ann, &bob, "'team'"),
+        (&notes[1], &ann, &bob, "NULL"),
+        (&notes[2], &bob, &ann, "'team'"),
+        (&notes[3], &bob, &ann, "NULL"),
+        (&notes[4], &bob, &ann, "'other'"),
+    ] {
+        execute(
+            &app,
+            backend,
+            format!(
+                "INSERT INTO inbox_entries (recipient_id, note_id, sender_id, channel, \
+                 delivered_at) VALUES ('{}', '{}', '{}', {channel}, 0)",
+                to.id, note.id, from.id
+            ),
+        )
+        .await;
+    }
+    for sort in ["created_at", "-created_at", "name", "duration", "-duration"] {
+        for user in [&ann, &bob] {
+            let query = ListNotesQuery {
+                channel: Some("team".into()),
+                sort: Some(sort.parse().expect("a sort")),
+                ..Default::default()
+            };
+            let mut names = all_pages(user, query).await;
+            names.sort();
+            assert_eq!(names, ["ann team.wav", "bob team.ogg"], "sort={sort}");
+        }
+    }
+    let nowhere = ListNotesQuery {
+        channel: Some("nowhere".into()),
+        ..Default::default()
+    };
+    assert!(all_pages(&ann, nowhere).await.is_empty());
+    app.stop().await;
+}
+
 backend_tests!(
     name_filters_fold_unicode_and_refuse_control_characters,
     filters_and_sorts_select_and_order_notes,
@@ -574,4 +627,5 @@ backend_tests!(
     notes_of_the_same_microsecond_page_by_id_in_a_name_search,
     a_deleted_or_renamed_note_leaves_the_name_search,
     received_notes_merge_into_every_order_and_follow_a_rename,
+    a_channel_keeps_the_notes_delivered_in_it_sent_or_received,
 );

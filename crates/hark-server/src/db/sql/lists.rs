@@ -5,7 +5,8 @@
 //! status and format be checked without reading rows. A name substring uses the engine's
 //! trigram index where one serves: on SQLite an FTS5 table read in creation order, or, in
 //! other orders, only when it matches few notes (a common substring is found sooner by the
-//! walk). The received branch walks the viewer's inbox entries by the sort keys copied into
+//! walk). A channel with few deliveries is read from them instead of checked note by note.
+//! The received branch walks the viewer's inbox entries by the sort keys copied into
 //! them (`CROSS JOIN` keeps SQLite from starting at the notes instead).
 
 use hark_api::Sort;
@@ -16,10 +17,10 @@ use sqlx::{
 use super::{Backend, like_pattern};
 use crate::db::{DbError, NoteFilter, SortKey};
 
-/// Below this many matches in the whole name index, a search in another order than creation
+/// Below this many matches in the whole name index (or entries in a channel), the own branch
 /// sorts every match instead of walking the sort order (each match costs a row lookup, each
-/// walked note a name check).
-const FEW_NAME_MATCHES: i64 = 2_000;
+/// walked note a check).
+const FEW_MATCHES: i64 = 2_000;
 
 /// A substring to find in the name index.
 pub(super) struct NameSearch {
@@ -36,10 +37,12 @@ pub(super) enum OwnPlan {
     NamesInCreatedOrder(NameSearch),
     /// Take the name index's few matches and sort them.
     FewNameMatches(NameSearch),
+    /// Take the notes delivered in the filter's channel, few of them, and sort them.
+    FewInChannel(String),
 }
 
-/// Chooses the own branch's plan; in another order than creation, counts (up to
-/// `FEW_NAME_MATCHES`) the substring's matches first.
+/// Chooses the own branch's plan. A channel with few entries decides it; otherwise a name
+/// search in another order than creation counts (up to `FEW_MATCHES`) its matches first.
 pub(super) async fn own_plan<DB>(pool: &Pool<DB>, filter: &NoteFilter) -> Result<OwnPlan, DbError>
 where
     DB: Backend,
@@ -49,6 +52,11 @@ where
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
+    if let Some(channel) = &filter.channel
+        && few(pool, "inbox_entries WHERE channel = $1", channel.clone()).await?
+    {
+        return Ok(OwnPlan::FewInChannel(channel.clone()));
+    }
     let Some(search) = name_search::<DB>(filter) else {
         return Ok(OwnPlan::Walk);
     };
@@ -56,18 +64,32 @@ where
         return Ok(OwnPlan::NamesInCreatedOrder(search));
     }
     let table = search.table;
-    let matches: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {table} MATCH $1 LIMIT $2) AS m"
-    )))
-    .bind(search.phrase.clone())
-    .bind(FEW_NAME_MATCHES)
-    .fetch_one(pool)
-    .await?;
-    Ok(if matches < FEW_NAME_MATCHES {
+    let matches = format!("{table} WHERE {table} MATCH $1");
+    Ok(if few(pool, &matches, search.phrase.clone()).await? {
         OwnPlan::FewNameMatches(search)
     } else {
         OwnPlan::Walk
     })
+}
+
+/// Whether `SELECT 1 FROM {rows}`, with `value` bound to `$1`, has fewer than `FEW_MATCHES` rows.
+async fn few<DB>(pool: &Pool<DB>, rows: &str, value: String) -> Result<bool, DbError>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM (SELECT 1 FROM {rows} LIMIT $2) AS m"
+    )))
+    .bind(value)
+    .bind(FEW_MATCHES)
+    .fetch_one(pool)
+    .await?;
+    Ok(count < FEW_MATCHES)
 }
 
 /// The whole list statement.
@@ -85,7 +107,7 @@ where
          CROSS JOIN notes n WHERE n.id = i.note_id AND i.recipient_id = ",
     );
     qb.push_bind(filter.viewer.to_string());
-    push_list_conditions(&mut qb, filter, false, SortColumns::Inbox);
+    push_list_conditions(&mut qb, filter, Matched::NOTHING, SortColumns::Inbox);
     push_order(&mut qb, filter, SortColumns::Inbox);
     qb.push(") AS received) AS v");
     push_order(&mut qb, filter, SortColumns::Note("v"));
@@ -116,12 +138,26 @@ impl SortColumns {
     }
 }
 
-/// Appends the conditions every list branch shares: filters and the cursor. `name_matched`:
-/// the branch already keeps only names with the substring.
+/// The filters a branch's rows already pass, by the way it finds them.
+#[derive(Clone, Copy)]
+struct Matched {
+    name: bool,
+    channel: bool,
+}
+
+impl Matched {
+    const NOTHING: Matched = Matched {
+        name: false,
+        channel: false,
+    };
+}
+
+/// Appends the conditions every list branch shares: filters (but those in `matched`) and the
+/// cursor.
 fn push_list_conditions<DB>(
     qb: &mut QueryBuilder<DB>,
     filter: &NoteFilter,
-    name_matched: bool,
+    matched: Matched,
     columns: SortColumns,
 ) where
     DB: Backend,
@@ -145,7 +181,7 @@ fn push_list_conditions<DB>(
         qb.push(format_args!(" AND {duration}n.duration_seconds >= "))
             .push_bind(min);
     }
-    if let Some(name) = filter.name_contains.as_ref().filter(|_| !name_matched) {
+    if let Some(name) = filter.name_contains.as_ref().filter(|_| !matched.name) {
         qb.push(" AND n.name_folded LIKE ")
             .push_bind(like_pattern(name))
             .push(" ESCAPE '\\'");
@@ -153,7 +189,7 @@ fn push_list_conditions<DB>(
     if let Some(sender) = filter.sender {
         qb.push(" AND n.owner_id = ").push_bind(sender.to_string());
     }
-    if let Some(channel) = &filter.channel {
+    if let Some(channel) = filter.channel.as_ref().filter(|_| !matched.channel) {
         qb.push(
             " AND EXISTS (SELECT 1 FROM inbox_entries c WHERE c.note_id = n.id AND c.channel = ",
         )
@@ -224,11 +260,23 @@ where
         OwnPlan::Walk => {
             qb.push("SELECT n.* FROM notes n WHERE n.owner_id = ")
                 .push_bind(filter.viewer.to_string());
-            // Another sender's notes are only ever received: no need to walk the viewer's own.
-            if filter.sender.is_some_and(|sender| sender != filter.viewer) {
-                qb.push(" AND 1 = 0");
-            }
-            push_list_conditions(qb, filter, false, NOTE);
+            push_other_sender(qb, filter);
+            push_list_conditions(qb, filter, Matched::NOTHING, NOTE);
+        }
+        OwnPlan::FewInChannel(channel) => {
+            qb.push(
+                "SELECT n.* FROM (SELECT DISTINCT c.note_id FROM inbox_entries c \
+                 WHERE c.channel = ",
+            )
+            .push_bind(channel.clone())
+            .push(") AS c CROSS JOIN notes n WHERE n.id = c.note_id AND n.owner_id = ")
+            .push_bind(filter.viewer.to_string());
+            push_other_sender(qb, filter);
+            let matched = Matched {
+                channel: true,
+                ..Matched::NOTHING
+            };
+            push_list_conditions(qb, filter, matched, NOTE);
         }
         OwnPlan::FewNameMatches(search) => {
             qb.push("SELECT n.* FROM ");
@@ -260,6 +308,13 @@ where
     push_order(qb, filter, NOTE);
 }
 
+/// Another sender's notes are only ever received: no need to look at the viewer's own.
+fn push_other_sender<DB: Database>(qb: &mut QueryBuilder<DB>, filter: &NoteFilter) {
+    if filter.sender.is_some_and(|sender| sender != filter.viewer) {
+        qb.push(" AND 1 = 0");
+    }
+}
+
 /// The name index joined to the viewer's notes, with every condition of the filter. The
 /// index is read first (`CROSS JOIN` fixes the order); bounds on its rowid let it skip what
 /// the cursor and the creation range leave out.
@@ -284,7 +339,11 @@ where
     if let Some(until) = until {
         qb.push(" AND f.rowid < ").push_bind(until);
     }
-    push_list_conditions(qb, filter, true, NOTE);
+    let matched = Matched {
+        name: true,
+        ..Matched::NOTHING
+    };
+    push_list_conditions(qb, filter, matched, NOTE);
 }
 
 /// The name index and the phrase to match, when the engine has the index and the substring is
