@@ -1,10 +1,11 @@
 //! PostgreSQL, for many nodes sharing one database.
 
+use std::str::FromStr;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use sqlx::Postgres;
-use sqlx::postgres::{PgConnection, PgPoolOptions, PgQueryResult};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgQueryResult};
 
 use super::DbError;
 use super::sql::{Backend, SqlRepo};
@@ -38,14 +39,27 @@ impl Backend for Postgres {
 
     /// `pg_trgm` serves `LIKE` from a GIN index; the planner weighs it against the sort order.
     const NAME_TRIGRAMS: Option<&'static str> = None;
+
+    /// Planned for a filter's values, a join to the notes may merge along their primary key,
+    /// reading every note up to the last received one. A lateral subquery that cannot be
+    /// flattened (`OFFSET 0`) is read once per entry.
+    const NOTE_OF_ENTRY: &'static str =
+        "CROSS JOIN LATERAL (SELECT * FROM notes WHERE notes.id = i.note_id OFFSET 0) AS n";
 }
 
 /// Opens the database, running the migrations when `migrate` is set.
+///
+/// Statements are prepared once per connection, and PostgreSQL would plan one for any values
+/// after a few runs: a list's name substring is then looked for by walking the sort order
+/// instead of in the trigram index, however rare it is. Planning each run for its values
+/// costs far less than such a walk.
 pub async fn connect(url: &str, migrate: bool) -> Result<PostgresRepo, DbError> {
+    let options =
+        PgConnectOptions::from_str(url)?.options([("plan_cache_mode", "force_custom_plan")]);
     let pool = PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(10))
-        .connect(url)
+        .connect_with(options)
         .await?;
     if migrate {
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;

@@ -32,6 +32,9 @@ impl Backend for Sqlite {
     const STEER_TO_SORT_ORDER: bool = true;
 
     const NAME_TRIGRAMS: Option<&'static str> = Some("note_names");
+
+    /// SQLite keeps a `CROSS JOIN`'s order, rather than starting at the notes.
+    const NOTE_OF_ENTRY: &'static str = "CROSS JOIN notes n ON n.id = i.note_id";
 }
 
 /// Opens the database, running the migrations when `migrate` is set.

@@ -7,7 +7,7 @@
 //! other orders, only when it matches few notes (a common substring is found sooner by the
 //! walk). A channel with few deliveries is read from them instead of checked note by note.
 //! The received branch walks the viewer's inbox entries by the sort keys copied into
-//! them (`CROSS JOIN` keeps SQLite from starting at the notes instead).
+//! them, reading each entry's note as it goes (`Backend::NOTE_OF_ENTRY`).
 
 use hark_api::Sort;
 use sqlx::{
@@ -102,10 +102,11 @@ where
 {
     let mut qb = QueryBuilder::<DB>::new("SELECT v.* FROM (SELECT * FROM (");
     push_owned_branch(&mut qb, filter, plan);
-    qb.push(
-        ") AS owned UNION ALL SELECT * FROM (SELECT n.* FROM inbox_entries i \
-         CROSS JOIN notes n WHERE n.id = i.note_id AND i.recipient_id = ",
-    );
+    qb.push(format_args!(
+        ") AS owned UNION ALL SELECT * FROM (SELECT n.* FROM inbox_entries i {} \
+         WHERE i.recipient_id = ",
+        DB::NOTE_OF_ENTRY
+    ));
     qb.push_bind(filter.viewer.to_string());
     push_list_conditions(&mut qb, filter, Matched::NOTHING, SortColumns::Inbox);
     push_order(&mut qb, filter, SortColumns::Inbox);

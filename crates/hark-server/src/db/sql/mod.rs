@@ -37,6 +37,10 @@ pub trait Backend: Database {
     /// as `created_at` does (`notes.name_key`), when the engine has one. Without it, name
     /// substrings are matched with `LIKE` and the engine's planner picks the index.
     const NAME_TRIGRAMS: Option<&'static str>;
+
+    /// How a list's received branch joins an inbox entry `i` to its note `n`: entry by entry,
+    /// in the order the branch walks the entries, so that it stops at the end of the page.
+    const NOTE_OF_ENTRY: &'static str;
 }
 
 /// Rows one multi-row statement writes at most: well under every engine's limit on bound
