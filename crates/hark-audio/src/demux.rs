@@ -39,6 +39,15 @@ const MAX_DECODED_PACKETS: usize = 500;
 /// Opens the container with the reader for `format`, picks the first audio track, decodes its
 /// first second and demuxes the rest.
 pub(crate) fn probe(format: Format, file: File, offset: u64) -> Result<Stream, ProbeError> {
+    let (mut reader, track, params) = open(format, file, offset)?;
+    scan(format, reader.as_mut(), &track, &params)
+}
+
+/// A container reader positioned at its first packet, with the audio track it carries.
+pub(crate) type Opened = (Box<dyn FormatReader>, Track, AudioCodecParameters);
+
+/// Opens the container with the reader for `format` and picks the first audio track.
+pub(crate) fn open(format: Format, file: File, offset: u64) -> Result<Opened, ProbeError> {
     let mut source = Window::new(file, offset)?;
     let mut magic = [0u8; 4];
     if format == Format::Wav
@@ -58,13 +67,13 @@ pub(crate) fn probe(format: Format, file: File, offset: u64) -> Result<Stream, P
         // WebM has its own reader (webm.rs); symphonia's is not safe on damaged input.
         Format::Webm => return Err(unsupported("WebM/Matroska")),
     };
-    let mut reader = opened.map_err(|e| open_error(format, e))?;
+    let reader = opened.map_err(|e| open_error(format, e))?;
     let (track, params) =
         pick_track(reader.tracks()).ok_or_else(|| no_track(format, reader.tracks()))?;
-    scan(format, reader.as_mut(), &track, &params)
+    Ok((reader, track, params))
 }
 
-fn boxed<'s, R: FormatReader + 's>(reader: R) -> Box<dyn FormatReader + 's> {
+fn boxed<R: FormatReader + 'static>(reader: R) -> Box<dyn FormatReader> {
     Box::new(reader)
 }
 

@@ -40,6 +40,7 @@ pub(crate) fn split_lacing(flags: u8, data: &[u8]) -> Option<Vec<&[u8]>> {
                 r: rest,
                 pos: 0,
                 len: rest.len() as u64,
+                past_end: false,
             };
             let (first, _) = src.vint(false).ok()?;
             let mut size = i64::try_from(first).ok()?;

@@ -12,11 +12,17 @@ mod mp4;
 mod mpeg;
 mod ogg;
 mod opus;
+pub mod process;
 mod sniff;
 mod source;
 mod tags;
 mod webm;
 
+pub use process::{
+    AudioWaveform, DamagedAudio, DecodeSummary, Loudness, LoudnessSink, Pcm, PcmSink,
+    ProcessError, Processed, Rendition, RenditionSink, Waveform, WaveformSink, decode_into,
+    process_file,
+};
 use sniff::{Sniffed, label};
 use std::fs::File;
 use std::io::{BufReader, Seek};
@@ -161,7 +167,7 @@ pub fn probe_file(path: &Path) -> Result<AudioInfo, ProbeError> {
 }
 
 /// symphonia would skip junk to find frames anywhere; we want real frames right at the start.
-fn check_mp3_start(file: &mut File, offset: u64) -> Result<(), ProbeError> {
+pub(crate) fn check_mp3_start(file: &mut File, offset: u64) -> Result<(), ProbeError> {
     let head = sniff::read_head(file, offset)?;
     let run = mpeg::frame_run(&head, 3);
     if run.complete == 0 {
@@ -193,7 +199,7 @@ fn probe_mp4(mut file: File, size: u64) -> Result<demux::Stream, ProbeError> {
 /// WebM/Matroska: Opus only, read by our own bounded reader.
 fn probe_webm(mut file: File, size: u64) -> Result<demux::Stream, ProbeError> {
     file.rewind()?;
-    let scan = webm::scan(BufReader::new(file), size)?;
+    let scan = webm::scan(BufReader::new(file), size, false)?;
     match scan.doc_type.as_str() {
         "webm" | "matroska" => {}
         "" => return Err(unsupported("truncated WebM/Matroska")),

@@ -41,6 +41,12 @@ pub(crate) struct WebmScan {
     /// Packets in the first second that are (not) valid Opus.
     pub good: usize,
     pub bad: usize,
+    /// Every block of the Opus track, in file order, when asked for (decoding needs them all).
+    pub blocks: Option<Vec<OpusBlock>>,
+    /// Why the walk ended before the end of the data, if it did: damage or truncation.
+    pub stopped: Option<io::ErrorKind>,
+    /// Whether an element claimed to extend past the end of the file: a cut-off upload.
+    pub cut_short: bool,
     checked_samples: u64,
     /// Audio span in nanoseconds: earliest block start, latest block end (less discard padding).
     start_ns: Option<f64>,
@@ -48,6 +54,15 @@ pub(crate) struct WebmScan {
     scale: u64,
     track: Option<u64>,
     cluster_ts: u64,
+}
+
+/// One block of the Opus track.
+#[derive(Debug)]
+pub(crate) struct OpusBlock {
+    /// Its Opus packets; `None` if its lacing is malformed.
+    pub packets: Option<Vec<Vec<u8>>>,
+    /// Nanoseconds of audio to drop from the end of the block (DiscardPadding).
+    pub discard_ns: i64,
 }
 
 impl WebmScan {
@@ -65,6 +80,8 @@ pub(crate) struct Src<R> {
     pub(crate) r: R,
     pub(crate) pos: u64,
     pub(crate) len: u64,
+    /// Set when an element's declared size runs past `len`.
+    pub(crate) past_end: bool,
 }
 
 impl<R: BufRead> Src<R> {
@@ -106,6 +123,7 @@ impl<R: BufRead> Src<R> {
         let (id, _) = self.vint(true)?;
         let (_, size) = self.vint(false)?;
         let data_end = size.map_or(end, |s| self.pos.saturating_add(s));
+        self.past_end |= data_end > self.len;
         if data_end > end && data_end <= self.len {
             return Err(io::ErrorKind::InvalidData.into());
         }
@@ -143,16 +161,29 @@ impl<R: BufRead> Src<R> {
 }
 
 /// Walks the whole file. Errors other than OS errors (damage, truncation) just end the walk:
-/// what was read so far stands.
-pub(crate) fn scan<R: BufRead>(r: R, len: u64) -> io::Result<WebmScan> {
-    let mut src = Src { r, pos: 0, len };
+/// what was read so far stands, and `stopped` says why it ended. With `keep_blocks` every block
+/// of the Opus track is kept in `blocks`.
+pub(crate) fn scan<R: BufRead>(r: R, len: u64, keep_blocks: bool) -> io::Result<WebmScan> {
+    let mut src = Src {
+        r,
+        pos: 0,
+        len,
+        past_end: false,
+    };
     let mut scan = WebmScan {
         scale: 1_000_000,
+        blocks: keep_blocks.then(Vec::new),
         ..WebmScan::default()
     };
-    match walk(&mut src, &mut scan) {
+    let walked = walk(&mut src, &mut scan);
+    scan.cut_short = src.past_end;
+    match walked {
         Err(e) if e.raw_os_error().is_some() => Err(e),
-        _ => Ok(scan),
+        Err(e) => {
+            scan.stopped = Some(e.kind());
+            Ok(scan)
+        }
+        Ok(()) => Ok(scan),
     }
 }
 
@@ -249,6 +280,7 @@ fn on_block(scan: &mut WebmScan, block: &[u8], discard_ns: i64) {
         r: block,
         pos: 0,
         len: block.len() as u64,
+        past_end: false,
     };
     let Ok((_, Some(track))) = src.vint(false) else {
         return;
@@ -263,8 +295,20 @@ fn on_block(scan: &mut WebmScan, block: &[u8], discard_ns: i64) {
     let relative = i64::from(i16::from_be_bytes([ts[0], ts[1]]));
     let Some(frames) = split_lacing(flags, rest.get(3..).unwrap_or_default()) else {
         scan.bad += 1;
+        if let Some(blocks) = &mut scan.blocks {
+            blocks.push(OpusBlock {
+                packets: None,
+                discard_ns,
+            });
+        }
         return;
     };
+    if let Some(blocks) = &mut scan.blocks {
+        blocks.push(OpusBlock {
+            packets: Some(frames.iter().map(|f| f.to_vec()).collect()),
+            discard_ns,
+        });
+    }
     let mut samples = 0u64;
     for frame in frames {
         let checking = scan.checked_samples < u64::from(OPUS_RATE);
@@ -351,7 +395,7 @@ mod tests {
     #[test]
     fn measures_a_browser_style_file() {
         let file = sample(Some(10_000_000));
-        let scan = scan(&file[..], file.len() as u64).expect("scan");
+        let scan = scan(&file[..], file.len() as u64, false).expect("scan");
         assert_eq!(
             (scan.doc_type.as_str(), scan.codec_id.as_deref()),
             ("webm", Some("A_OPUS"))
@@ -370,14 +414,14 @@ mod tests {
     fn truncation_and_damage_end_the_walk_quietly() {
         let file = sample(None);
         for cut in [0, 3, 30, 100, 200, file.len() - 1] {
-            let scan = scan(&file[..cut], cut as u64).expect("scan");
+            let scan = scan(&file[..cut], cut as u64, false).expect("scan");
             assert!(scan.duration() <= 1.0 - 0.0065 + 1e-9);
         }
         // A block claiming an enormous size is clamped to the file, never allocated.
         let mut huge = sample(None);
         huge.extend_from_slice(&[0xA3, 0x01, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE, 0x81]);
         let len = huge.len() as u64;
-        assert!(scan(&huge[..], len).is_ok());
+        assert!(scan(&huge[..], len, false).is_ok());
     }
 
     #[test]

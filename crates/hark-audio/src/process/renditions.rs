@@ -1,0 +1,288 @@
+//! The transcode step: the audio downmixed to mono and resampled to 48 kHz once, then encoded in
+//! the same pass to Ogg Opus at 24 kbps (libopus) and MP3 at 64 kbps (LAME, with a LAME tag so
+//! players know the exact length).
+
+use super::ogg_writer::OggOpusWriter;
+use super::resample::{OUT_RATE, ToMono48k};
+use super::{Pcm, PcmSink};
+use mp3lame_encoder::{Bitrate, FlushGap, MonoPcm};
+use std::fs::File;
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// One rendition written to disk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendition {
+    /// "opus" or "mp3", as in the note's `renditions`.
+    pub name: &'static str,
+    pub mime: &'static str,
+    pub path: PathBuf,
+    pub size_bytes: u64,
+    /// The length a player presents (encoder delay and padding excluded).
+    pub duration_seconds: f64,
+}
+
+/// Opus bitrate, bits per second.
+const OPUS_BITRATE: i32 = 24_000;
+/// 20 ms at 48 kHz.
+const OPUS_FRAME: usize = 960;
+/// Larger than any 20 ms packet at 24 kbps can be.
+const OPUS_MAX_PACKET: usize = 4000;
+/// The Ogg stream serial of the Opus rendition: fixed, so the same input gives the same bytes.
+const OGG_SERIAL: u32 = 0x4861_726B;
+
+/// Writes `opus.ogg` and `mp3.mp3` into a directory while the decode runs.
+pub struct RenditionSink {
+    dir: PathBuf,
+    /// Made at the first block, when the input rate is known.
+    started: Option<Started>,
+    renditions: Vec<Rendition>,
+}
+
+struct Started {
+    to_48k: ToMono48k,
+    opus: OpusOut,
+    mp3: Mp3Out,
+}
+
+impl std::fmt::Debug for RenditionSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RenditionSink")
+            .field("dir", &self.dir)
+            .field("renditions", &self.renditions)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RenditionSink {
+    /// Renditions go to `dir/opus.ogg` and `dir/mp3.mp3`; the directory must exist.
+    pub fn new(dir: &Path) -> io::Result<Self> {
+        if !dir.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no directory {}", dir.display()),
+            ));
+        }
+        Ok(RenditionSink {
+            dir: dir.to_path_buf(),
+            started: None,
+            renditions: Vec::new(),
+        })
+    }
+
+    /// The renditions written (after `finish`): Opus, then MP3.
+    pub fn renditions(&self) -> Vec<Rendition> {
+        self.renditions.clone()
+    }
+
+    fn start(&self, rate: u32) -> io::Result<Started> {
+        Ok(Started {
+            to_48k: ToMono48k::new(rate)?,
+            opus: OpusOut::new(&self.dir.join("opus.ogg"), rate)?,
+            mp3: Mp3Out::new(&self.dir.join("mp3.mp3"))?,
+        })
+    }
+}
+
+impl PcmSink for RenditionSink {
+    fn accept(&mut self, pcm: Pcm<'_>) -> io::Result<()> {
+        let started = match &mut self.started {
+            Some(started) => started,
+            None => {
+                let started = self.start(pcm.sample_rate)?;
+                self.started.insert(started)
+            }
+        };
+        let Started { to_48k, opus, mp3 } = started;
+        to_48k.push(pcm, &mut |mono| {
+            opus.push(mono)?;
+            mp3.push(mono)
+        })
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        let Some(Started {
+            mut to_48k,
+            mut opus,
+            mut mp3,
+        }) = self.started.take()
+        else {
+            return Ok(());
+        };
+        to_48k.finish(&mut |mono| {
+            opus.push(mono)?;
+            mp3.push(mono)
+        })?;
+        self.renditions = vec![opus.finish()?, mp3.finish()?];
+        Ok(())
+    }
+}
+
+fn codec_error(what: &str, e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(format!("{what}: {e}"))
+}
+
+/// The Opus encoder and its Ogg stream.
+struct OpusOut {
+    path: PathBuf,
+    encoder: opus::Encoder,
+    ogg: OggOpusWriter<BufWriter<File>>,
+    pre_skip: u64,
+    /// Input not yet a whole frame.
+    frame: Vec<f32>,
+    packet: Vec<u8>,
+    /// Real samples given (excluding the padding added at the end).
+    samples: u64,
+    /// Samples encoded so far, padding included.
+    encoded: u64,
+}
+
+impl OpusOut {
+    fn new(path: &Path, input_rate: u32) -> io::Result<Self> {
+        let opus_error = |e: opus::Error| codec_error("libopus", e);
+        let mut encoder = opus::Encoder::new(OUT_RATE, opus::Channels::Mono, opus::Application::Audio)
+            .map_err(opus_error)?;
+        encoder
+            .set_bitrate(opus::Bitrate::Bits(OPUS_BITRATE))
+            .map_err(opus_error)?;
+        let lookahead = encoder.get_lookahead().map_err(opus_error)?;
+        let pre_skip = u16::try_from(lookahead).map_err(|e| codec_error("libopus", e))?;
+        let file = BufWriter::new(File::create(path)?);
+        Ok(OpusOut {
+            path: path.to_path_buf(),
+            encoder,
+            ogg: OggOpusWriter::new(file, OGG_SERIAL, pre_skip, input_rate)?,
+            pre_skip: u64::from(pre_skip),
+            frame: Vec::with_capacity(OPUS_FRAME),
+            packet: vec![0; OPUS_MAX_PACKET],
+            samples: 0,
+            encoded: 0,
+        })
+    }
+
+    fn push(&mut self, mut mono: &[f32]) -> io::Result<()> {
+        self.samples += mono.len() as u64;
+        while !mono.is_empty() {
+            let take = (OPUS_FRAME - self.frame.len()).min(mono.len());
+            self.frame.extend_from_slice(&mono[..take]);
+            mono = &mono[take..];
+            if self.frame.len() == OPUS_FRAME {
+                self.encode_frame()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn encode_frame(&mut self) -> io::Result<()> {
+        let len = self
+            .encoder
+            .encode_float(&self.frame, &mut self.packet)
+            .map_err(|e| codec_error("libopus", e))?;
+        self.frame.clear();
+        self.encoded += OPUS_FRAME as u64;
+        self.ogg.packet(self.packet[..len].to_vec(), self.encoded)
+    }
+
+    /// Encodes silence until the encoder's delayed output covers every real sample, then ends
+    /// the stream at exactly pre-skip plus the real length.
+    fn finish(mut self) -> io::Result<Rendition> {
+        let needed = self.samples + self.pre_skip;
+        while self.encoded < needed || !self.frame.is_empty() {
+            self.frame.resize(OPUS_FRAME, 0.0);
+            self.encode_frame()?;
+        }
+        let mut file = self.ogg.finish(needed)?;
+        file.flush()?;
+        rendition(
+            "opus",
+            "audio/ogg",
+            self.path,
+            self.samples as f64 / f64::from(OUT_RATE),
+        )
+    }
+}
+
+/// The LAME encoder and its file.
+struct Mp3Out {
+    path: PathBuf,
+    encoder: mp3lame_encoder::Encoder,
+    file: BufWriter<File>,
+    buf: Vec<u8>,
+    samples: u64,
+}
+
+impl Mp3Out {
+    fn new(path: &Path) -> io::Result<Self> {
+        let lame_error = |e: mp3lame_encoder::BuildError| codec_error("LAME", e);
+        let mut builder = mp3lame_encoder::Builder::new()
+            .ok_or_else(|| io::Error::other("LAME: out of memory"))?;
+        builder.set_num_channels(1).map_err(lame_error)?;
+        builder.set_sample_rate(OUT_RATE).map_err(lame_error)?;
+        // The same rate out as in, as ffmpeg asks of LAME: no second resampling inside it.
+        builder
+            .set_output_sample_rate(std::num::NonZeroU32::new(OUT_RATE))
+            .map_err(lame_error)?;
+        builder.set_mode(mp3lame_encoder::Mode::Mono).map_err(lame_error)?;
+        builder.set_brate(Bitrate::Kbps64).map_err(lame_error)?;
+        builder.set_to_write_vbr_tag(true).map_err(lame_error)?;
+        let encoder = builder.build().map_err(lame_error)?;
+        Ok(Mp3Out {
+            path: path.to_path_buf(),
+            encoder,
+            file: BufWriter::new(File::create(path)?),
+            buf: Vec::new(),
+            samples: 0,
+        })
+    }
+
+    fn push(&mut self, mono: &[f32]) -> io::Result<()> {
+        self.samples += mono.len() as u64;
+        self.buf.clear();
+        self.buf
+            .reserve(mp3lame_encoder::max_required_buffer_size(mono.len()));
+        self.encoder
+            .encode_to_vec(MonoPcm(mono), &mut self.buf)
+            .map_err(|e| codec_error("LAME", e))?;
+        self.file.write_all(&self.buf)
+    }
+
+    /// Flushes the last frames, then puts the LAME tag (frame count, delay and padding) in the
+    /// place LAME left for it at the start.
+    fn finish(mut self) -> io::Result<Rendition> {
+        self.buf.clear();
+        self.buf.reserve(7200);
+        self.encoder
+            .flush_to_vec::<FlushGap>(&mut self.buf)
+            .map_err(|e| codec_error("LAME", e))?;
+        self.file.write_all(&self.buf)?;
+        let mut file = self.file.into_inner().map_err(|e| e.into_error())?;
+        self.buf.clear();
+        self.buf.reserve(self.encoder.lame_tag_size());
+        if self.encoder.lame_tag_encode_to_vec(&mut self.buf).is_some() {
+            file.seek(SeekFrom::Start(0))?;
+            file.write_all(&self.buf)?;
+        }
+        rendition(
+            "mp3",
+            "audio/mpeg",
+            self.path,
+            self.samples as f64 / f64::from(OUT_RATE),
+        )
+    }
+}
+
+fn rendition(
+    name: &'static str,
+    mime: &'static str,
+    path: PathBuf,
+    duration_seconds: f64,
+) -> io::Result<Rendition> {
+    let size_bytes = std::fs::metadata(&path)?.len();
+    Ok(Rendition {
+        name,
+        mime,
+        path,
+        size_bytes,
+        duration_seconds,
+    })
+}

@@ -1,0 +1,159 @@
+//! Downmix to mono and resample to 48 kHz, as the renditions need, streaming block by block.
+//! The output has exactly as many samples as the input's duration at 48 kHz (the resampler's
+//! delay is dropped at the start and its tail flushed at the end).
+
+use super::Pcm;
+use rubato::audioadapter_buffers::direct::InterleavedSlice;
+use rubato::{Fft, FixedSync, Indexing, Resampler};
+use std::io;
+use std::ops::Range;
+
+/// The rate every rendition is made at.
+pub(super) const OUT_RATE: u32 = 48_000;
+
+/// Input frames per resampler call.
+const CHUNK: usize = 1024;
+
+pub(super) struct ToMono48k {
+    rate_in: u32,
+    /// `None` when the input is already at 48 kHz.
+    resampler: Option<Fft<f32>>,
+    /// Mono input not yet resampled.
+    pending: Vec<f32>,
+    /// Resampler output.
+    out: Vec<f32>,
+    /// Output frames still to drop: the resampler's delay.
+    delay_left: usize,
+    frames_in: u64,
+    frames_out: u64,
+}
+
+fn resample_error(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(format!("resampler: {e}"))
+}
+
+impl ToMono48k {
+    pub(super) fn new(rate_in: u32) -> io::Result<Self> {
+        let resampler = if rate_in == OUT_RATE {
+            None
+        } else {
+            let r = Fft::<f32>::new(
+                rate_in as usize,
+                OUT_RATE as usize,
+                CHUNK,
+                1,
+                FixedSync::Input,
+            )
+            .map_err(resample_error)?;
+            Some(r)
+        };
+        let (out_len, delay) = resampler
+            .as_ref()
+            .map_or((0, 0), |r| (r.output_frames_max(), r.output_delay()));
+        Ok(ToMono48k {
+            rate_in,
+            resampler,
+            pending: Vec::with_capacity(CHUNK * 2),
+            out: vec![0.0; out_len],
+            delay_left: delay,
+            frames_in: 0,
+            frames_out: 0,
+        })
+    }
+
+    /// Takes a block of the decode; hands on whatever 48 kHz mono audio is ready.
+    pub(super) fn push(
+        &mut self,
+        pcm: Pcm<'_>,
+        emit: &mut impl FnMut(&[f32]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let width = usize::from(pcm.channels.max(1));
+        self.frames_in += pcm.frames() as u64;
+        let mono = pcm.samples.chunks_exact(width).map(|frame| {
+            if width == 1 {
+                frame[0]
+            } else {
+                frame.iter().sum::<f32>() / width as f32
+            }
+        });
+        if self.resampler.is_none() {
+            self.pending.clear();
+            self.pending.extend(mono);
+            self.frames_out += self.pending.len() as u64;
+            return emit(&self.pending);
+        }
+        self.pending.extend(mono);
+        let mut used = 0;
+        while self.pending.len() - used >= CHUNK {
+            let (consumed, new) = self.run(used, None)?;
+            used += consumed;
+            self.hand_on(new, u64::MAX, emit)?;
+        }
+        self.pending.drain(..used);
+        Ok(())
+    }
+
+    /// Flushes the resampler: the output ends exactly where the input's duration does.
+    pub(super) fn finish(
+        &mut self,
+        emit: &mut impl FnMut(&[f32]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        if self.resampler.is_none() {
+            return Ok(());
+        }
+        let target = (self.frames_in as f64 * f64::from(OUT_RATE) / f64::from(self.rate_in))
+            .round() as u64;
+        let rest = self.pending.len();
+        self.pending.resize(CHUNK, 0.0);
+        let (_, new) = self.run(0, Some(rest))?;
+        self.hand_on(new, target, emit)?;
+        // Silence through the resampler until its delayed tail is all out.
+        // (The delay is well under one chunk's output; the bound only guards against a stall.)
+        for _ in 0..8 {
+            if self.frames_out >= target {
+                break;
+            }
+            let (_, new) = self.run(0, Some(0))?;
+            self.hand_on(new, target, emit)?;
+        }
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// One resampler call on `pending[from..from + CHUNK]`, of which only `partial` frames if
+    /// given; returns the input frames used and where the new output (delay dropped) is in
+    /// `self.out`.
+    fn run(&mut self, from: usize, partial: Option<usize>) -> io::Result<(usize, Range<usize>)> {
+        let Some(resampler) = &mut self.resampler else {
+            return Ok((0, 0..0));
+        };
+        let input = &self.pending[from..from + CHUNK];
+        let input = InterleavedSlice::new(input, 1, CHUNK).map_err(resample_error)?;
+        let out_len = self.out.len();
+        let mut output =
+            InterleavedSlice::new_mut(&mut self.out[..], 1, out_len).map_err(resample_error)?;
+        let indexing = partial.map(|n| Indexing::new().partial_len(n));
+        let (consumed, produced) = resampler
+            .process_into_buffer(&input, &mut output, indexing.as_ref())
+            .map_err(resample_error)?;
+        let drop = self.delay_left.min(produced);
+        self.delay_left -= drop;
+        Ok((consumed, drop..produced))
+    }
+
+    /// Emits `self.out[new]`, but no more than brings the output to `cap` frames.
+    fn hand_on(
+        &mut self,
+        new: Range<usize>,
+        cap: u64,
+        emit: &mut impl FnMut(&[f32]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let room = usize::try_from(cap.saturating_sub(self.frames_out)).unwrap_or(usize::MAX);
+        let end = new.end.min(new.start.saturating_add(room));
+        if end > new.start {
+            self.frames_out += (end - new.start) as u64;
+            emit(&self.out[new.start..end])?;
+        }
+        Ok(())
+    }
+}
