@@ -126,35 +126,6 @@ impl AudioFormat {
     }
 }
 
-/// `parse`, `FromStr` (for command-line flags) and `Display` from `ALL` and `as_str`, so the
-/// string forms are written once.
-macro_rules! string_forms {
-    ($($kind:ident),+) => {$(
-        impl $kind {
-            pub fn parse(s: &str) -> Option<$kind> {
-                Self::ALL.into_iter().find(|v| v.as_str() == s)
-            }
-        }
-
-        impl std::str::FromStr for $kind {
-            type Err = String;
-
-            fn from_str(s: &str) -> Result<$kind, String> {
-                Self::parse(s).ok_or_else(|| {
-                    let names: Vec<&str> = Self::ALL.iter().map(|v| v.as_str()).collect();
-                    format!("expected one of {}", names.join(", "))
-                })
-            }
-        }
-
-        impl std::fmt::Display for $kind {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    )+};
-}
-
 string_forms!(NoteStatus, Sort, Rendition, AudioFormat);
 
 /// Tags read from the file (ID3, Vorbis comments, MP4 atoms).
@@ -210,8 +181,10 @@ pub struct Note {
     pub tags: AudioTags,
     /// RFC 3339, UTC, microsecond precision (so it can be passed back as `created_after`).
     pub created_at: String,
-    /// Derived files (filled by processing).
-    pub renditions: Vec<String>,
+    /// Derived files, one per rendition that exists (empty until processing made them).
+    pub renditions: Vec<crate::jobs::RenditionInfo>,
+    /// EBU R128 measurements, once processing measured them (none for silence).
+    pub loudness: Option<crate::jobs::Loudness>,
     pub links: NoteLinks,
 }
 
