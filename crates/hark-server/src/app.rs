@@ -1,4 +1,5 @@
-//! Building and running the server: one process, with the API and its maintenance loop.
+//! Building and running the server: one process, with the API, its processing workers and its
+//! maintenance loop.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ use crate::http::{AppState, Shared};
 use crate::ingest::{Committer, Ingest};
 use crate::maintenance::{Maintenance, clear_tmp_dir};
 use crate::notes::NotesService;
+use crate::pipeline::Pipeline;
 
 pub struct App {
     /// Held for the server's lifetime; released when it stops.
@@ -24,6 +26,7 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     maintenance: Maintenance,
+    pipeline: Pipeline,
 }
 
 impl App {
@@ -60,6 +63,12 @@ impl App {
             max_bytes: config.limits.max_upload_bytes,
             max_duration_seconds: config.limits.max_duration_seconds,
         };
+        let pipeline = Pipeline::new(
+            repos.clone(),
+            store.clone(),
+            config.tmp_dir(),
+            config.jobs.clone(),
+        );
         let maintenance =
             Maintenance::new(&config, repos.clone(), store.clone(), collector.clone());
         maintenance.startup().await;
@@ -71,6 +80,7 @@ impl App {
             ingest,
             Arc::new(SignedLinks::new(&secret)),
             collector,
+            pipeline.clone(),
         );
         let state = AppState::new(Shared {
             metrics: crate::metrics::handle(),
@@ -85,6 +95,7 @@ impl App {
             listener,
             state,
             maintenance,
+            pipeline,
         })
     }
 
@@ -110,6 +121,11 @@ impl App {
     ) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         let background = tokio::spawn(self.maintenance.clone().run(stop.child_token()));
+        let workers = tokio::spawn(
+            self.pipeline
+                .clone()
+                .run_workers(self.state.config.jobs.worker_count(), stop.child_token()),
+        );
         let metrics = tokio::spawn(crate::metrics::upkeep(
             self.state.metrics.clone(),
             stop.child_token(),
@@ -135,9 +151,40 @@ impl App {
         };
         stop.cancel();
         let _ = background.await;
+        let _ = workers.await;
         let _ = metrics.await;
         served
     }
+}
+
+/// `hark worker`: processing workers alone, on a database other processes share, until
+/// `shutdown` resolves (each worker finishes the pass it is in).
+pub async fn run_workers(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let url = config.database_url.expose_secret();
+    if crate::db::exclusive(url, &config.data_dir) {
+        anyhow::bail!(
+            "the database is a SQLite file in the data directory, which only `hark serve` may use \
+             (it runs the workers itself); `hark worker` needs a shared database (PostgreSQL)"
+        );
+    }
+    let repos = crate::db::connect(url, true)
+        .await
+        .context("opening the database")?;
+    let store = crate::blob::open(&config).context("opening the blob store")?;
+    let scratch = std::env::temp_dir().join(format!("hark-worker-{}", std::process::id()));
+    let pipeline = Pipeline::new(repos, store, scratch.clone(), config.jobs.clone());
+    let stop = CancellationToken::new();
+    let workers =
+        tokio::spawn(pipeline.run_workers(config.jobs.worker_count(), stop.child_token()));
+    shutdown.await;
+    tracing::info!("shutting down: finishing the passes under way");
+    stop.cancel();
+    let _ = workers.await;
+    let _ = std::fs::remove_dir_all(scratch);
+    Ok(())
 }
 
 fn lock_data_dir(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {

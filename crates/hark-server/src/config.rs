@@ -22,6 +22,7 @@ pub struct Config {
     pub limits: Limits,
     pub auth: AuthConfig,
     pub storage: StorageConfig,
+    pub jobs: JobsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -59,6 +60,25 @@ pub struct StorageConfig {
     pub orphan_grace_seconds: u64,
     pub gc_interval_seconds: u64,
     pub reconcile_interval_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobsConfig {
+    /// 0: one per CPU core.
+    pub workers: usize,
+    pub lease_seconds: u64,
+    pub max_attempts: u32,
+}
+
+impl JobsConfig {
+    /// Workers to run in-process.
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
 }
 
 /// Values given on the command line; `None` leaves the lower layers in force.
@@ -153,6 +173,12 @@ impl Config {
         ];
         if let Some((key, _)) = timeouts.iter().find(|(_, seconds)| *seconds == 0) {
             return invalid(format!("limits.{key}: must be positive"));
+        }
+        if self.jobs.lease_seconds < 3 {
+            return invalid("jobs.lease_seconds: must be at least 3".into());
+        }
+        if self.jobs.max_attempts == 0 {
+            return invalid("jobs.max_attempts: must be positive".into());
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return invalid(format!(

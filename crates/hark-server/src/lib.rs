@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod maintenance;
 pub mod metrics;
 pub mod notes;
+pub mod pipeline;
 
 pub use app::App;
 pub use config::{Config, Overrides};

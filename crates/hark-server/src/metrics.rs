@@ -9,6 +9,12 @@ pub const HTTP_DURATION: &str = "hark_http_request_duration_seconds";
 pub const UPLOAD_BYTES: &str = "hark_upload_bytes_total";
 pub const PROBE_FAILURES: &str = "hark_probe_failures_total";
 pub const BLOBS_COLLECTED: &str = "hark_blobs_collected_total";
+/// Jobs finished, by `step` and `outcome` (done, skipped, failed, retried).
+pub const JOBS: &str = "hark_jobs_total";
+/// Time a pass over a note's audio took, by the `step`s it served.
+pub const JOB_DURATION: &str = "hark_job_duration_seconds";
+/// Jobs waiting to run.
+pub const JOB_QUEUE_DEPTH: &str = "hark_job_queue_depth";
 
 /// The process-wide recorder (the `metrics` facade has one global recorder), installed once.
 pub fn handle() -> PrometheusHandle {

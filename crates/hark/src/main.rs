@@ -52,6 +52,8 @@ pub struct ClientArgs {
 enum Command {
     /// Run the server: API, web UI and background work.
     Serve(ServerArgs),
+    /// Process uploads only (no API), on any machine that reaches the database and the store.
+    Worker(ServerArgs),
     /// Apply database migrations and exit.
     Migrate(ServerArgs),
     /// Manage users.
@@ -111,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => commands::serve::run(args).await,
+        Command::Worker(args) => commands::serve::worker(args).await,
         Command::Migrate(args) => commands::serve::migrate(args).await,
         Command::User { server, command } => commands::user::run(server, command).await,
         Command::Config => {

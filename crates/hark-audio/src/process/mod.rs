@@ -17,7 +17,7 @@ mod waveform;
 pub use decode::decode_into;
 pub use loudness::{Loudness, LoudnessSink};
 pub use renditions::{Rendition, RenditionSink};
-pub use waveform::{AudioWaveform, Waveform, WaveformSink};
+pub use waveform::{AudioWaveform, PIXELS_PER_SECOND, Waveform, WaveformSink};
 
 use crate::Format;
 use std::io;

@@ -18,10 +18,12 @@ use async_trait::async_trait;
 use hark_api::Role;
 
 use super::{
-    DbError, DeletedNote, EffectsOf, InsertOutcome, NewUser, NoteFilter, NoteInsert, NoteRepo,
-    UserRepo,
+    DbError, DeletedNote, EffectsOf, InsertOutcome, JobRepo, NewUser, NoteFilter, NoteInsert,
+    NoteRepo, UserRepo,
 };
-use crate::domain::{Note, NoteId, Timestamp, User, UserId};
+use crate::domain::{
+    Claim, Finish, Finished, JobRecord, Note, NoteId, Settled, Timestamp, User, UserId,
+};
 
 /// Notes kept at most; past that, an arbitrary one makes room.
 const CAPACITY: usize = 10_000;
@@ -273,5 +275,55 @@ impl UserRepo for CachedUsers {
         let deleted = self.inner.delete_user(id, effects).await;
         self.cache.clear();
         deleted
+    }
+}
+
+/// The job queue, forgetting a cached note when processing changes it.
+pub struct CachedJobs {
+    pub inner: Arc<dyn JobRepo>,
+    pub cache: Arc<NoteCache>,
+}
+
+#[async_trait]
+impl JobRepo for CachedJobs {
+    async fn claim_jobs(&self, lease_until: Timestamp) -> Result<Option<Claim>, DbError> {
+        let claim = self.inner.claim_jobs(lease_until).await;
+        if let Ok(Some(claim)) = &claim {
+            self.cache.forget(claim.note.id);
+        }
+        claim
+    }
+
+    async fn extend_lease(&self, lease_id: &str, until: Timestamp) -> Result<bool, DbError> {
+        self.inner.extend_lease(lease_id, until).await
+    }
+
+    async fn finish_jobs(
+        &self,
+        claim: &Claim,
+        finish: &Finish,
+        effects: &EffectsOf<'_, Settled>,
+    ) -> Result<Finished, DbError> {
+        let finished = self.inner.finish_jobs(claim, finish, effects).await;
+        self.cache.forget(claim.note.id);
+        finished
+    }
+
+    async fn jobs_of(&self, note: NoteId) -> Result<Vec<JobRecord>, DbError> {
+        self.inner.jobs_of(note).await
+    }
+
+    async fn restart_jobs(&self, note: NoteId, owner: UserId) -> Result<bool, DbError> {
+        let restarted = self.inner.restart_jobs(note, owner).await;
+        self.cache.forget(note);
+        restarted
+    }
+
+    async fn waveform(&self, note: NoteId) -> Result<Option<String>, DbError> {
+        self.inner.waveform(note).await
+    }
+
+    async fn queue_depth(&self) -> Result<i64, DbError> {
+        self.inner.queue_depth().await
     }
 }

@@ -23,7 +23,10 @@ use async_trait::async_trait;
 use hark_api::{NoteStatus, Role, Sort};
 
 use crate::domain::ids::ApiKeyId;
-use crate::domain::{Effects, LoggedEvent, NewNote, Note, NoteId, Timestamp, User, UserId};
+use crate::domain::{
+    Claim, Effects, Finish, Finished, JobRecord, LoggedEvent, NewNote, Note, NoteId, Settled,
+    Timestamp, User, UserId,
+};
 
 pub use postgres::PostgresRepo;
 pub use sql::SqlRepo;
@@ -299,6 +302,39 @@ pub trait EventLog: Send + Sync {
     async fn append(&self, effects: &Effects) -> Result<(), DbError>;
 }
 
+/// The processing queue: jobs claimed under a lease by workers on any node, and what they
+/// record. A claim takes every claimable job of one note at once, so one pass over its audio
+/// serves all of them.
+#[async_trait]
+pub trait JobRepo: Send + Sync {
+    /// Claims the claimable jobs (queued and due, or running with an expired lease) of the note
+    /// whose job has waited longest, until `lease_until`; each claim counts as an attempt. A
+    /// `pending` note becomes `processing`. `None` when nothing is claimable. A job is never
+    /// held by two claims at once.
+    async fn claim_jobs(&self, lease_until: Timestamp) -> Result<Option<Claim>, DbError>;
+    /// Extends a claim's lease; `false` when the claim holds no job any more.
+    async fn extend_lease(&self, lease_id: &str, until: Timestamp) -> Result<bool, DbError>;
+    /// Records the outcomes and outputs of a claim in one transaction, for the steps it still
+    /// holds; when that settles the note (every job final), sets its status and commits
+    /// `effects` of the change.
+    async fn finish_jobs(
+        &self,
+        claim: &Claim,
+        finish: &Finish,
+        effects: &EffectsOf<'_, Settled>,
+    ) -> Result<Finished, DbError>;
+    /// The note's jobs, in pipeline order.
+    async fn jobs_of(&self, note: NoteId) -> Result<Vec<JobRecord>, DbError>;
+    /// Queues every step of an owned note again (a new run: attempts from zero, leases
+    /// dropped, so a worker still busy with the old run records nothing); the note is
+    /// `pending` again. `false` when the owner has no such note.
+    async fn restart_jobs(&self, note: NoteId, owner: UserId) -> Result<bool, DbError>;
+    /// The waveform's JSON, once made.
+    async fn waveform(&self, note: NoteId) -> Result<Option<String>, DbError>;
+    /// Jobs waiting to run (queued, due or not).
+    async fn queue_depth(&self) -> Result<i64, DbError>;
+}
+
 #[async_trait]
 pub trait Health: Send + Sync {
     async fn ping(&self) -> Result<(), DbError>;
@@ -312,6 +348,7 @@ pub struct Repos {
     pub notes: Arc<dyn NoteRepo>,
     pub blobs: Arc<dyn BlobIndex>,
     pub events: Arc<dyn EventLog>,
+    pub jobs: Arc<dyn JobRepo>,
     pub health: Arc<dyn Health>,
 }
 
@@ -319,7 +356,7 @@ impl Repos {
     /// Every repository from one backend that implements them all.
     pub fn from_backend<B>(backend: B) -> Repos
     where
-        B: UserRepo + ApiKeyRepo + NoteRepo + BlobIndex + EventLog + Health + 'static,
+        B: UserRepo + ApiKeyRepo + NoteRepo + BlobIndex + EventLog + JobRepo + Health + 'static,
     {
         let backend = Arc::new(backend);
         Repos {
@@ -328,6 +365,7 @@ impl Repos {
             notes: backend.clone(),
             blobs: backend.clone(),
             events: backend.clone(),
+            jobs: backend.clone(),
             health: backend,
         }
     }
@@ -345,6 +383,10 @@ impl Repos {
         });
         self.users = Arc::new(cache::CachedUsers {
             inner: self.users,
+            cache: cache.clone(),
+        });
+        self.jobs = Arc::new(cache::CachedJobs {
+            inner: self.jobs,
             cache,
         });
         self

@@ -45,6 +45,10 @@ impl Backend for Postgres {
     /// flattened (`OFFSET 0`) is read once per entry.
     const NOTE_OF_ENTRY: &'static str =
         "CROSS JOIN LATERAL (SELECT * FROM notes WHERE notes.id = i.note_id OFFSET 0) AS n";
+
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+
+    const FOR_UPDATE: &'static str = " FOR UPDATE";
 }
 
 /// Opens the database, running the migrations when `migrate` is set.

@@ -1,11 +1,13 @@
 //! Rows as both backends return them, and their conversion into the domain.
 
-use hark_api::{NoteStatus, Role};
+use hark_api::{JobStatus, JobStep, Loudness, NoteStatus, Role};
 
 use hark_api::EventData;
 
 use super::{ApiKeyRecord, DbError};
-use crate::domain::{AudioFacts, Email, LoggedEvent, Note, NoteId, Timestamp, User, UserId};
+use crate::domain::{
+    AudioFacts, Email, JobRecord, LoggedEvent, Note, NoteId, Timestamp, User, UserId,
+};
 
 fn corrupt(what: &str, value: &str) -> DbError {
     DbError::Corrupt(format!("{what}: {value:?}"))
@@ -54,6 +56,9 @@ pub(super) struct NoteRow {
     failure_reason: Option<String>,
     tags: String,
     created_at: i64,
+    renditions: String,
+    loudness_lufs: Option<f64>,
+    true_peak_dbtp: Option<f64>,
 }
 
 impl TryFrom<NoteRow> for Note {
@@ -82,6 +87,14 @@ impl TryFrom<NoteRow> for Note {
             status: NoteStatus::parse(&row.status).ok_or_else(|| corrupt("status", &row.status))?,
             failure_reason: row.failure_reason,
             created_at: Timestamp(row.created_at),
+            renditions: serde_json::from_str(&row.renditions)
+                .map_err(|_| corrupt("renditions", &row.renditions))?,
+            loudness: row.loudness_lufs.zip(row.true_peak_dbtp).map(
+                |(integrated_lufs, true_peak_dbtp)| Loudness {
+                    integrated_lufs,
+                    true_peak_dbtp,
+                },
+            ),
         })
     }
 }
@@ -129,6 +142,30 @@ impl EventRow {
             created_at: Timestamp(self.created_at),
             data,
             audience,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct JobRow {
+    step: String,
+    status: String,
+    attempts: i64,
+    last_error: Option<String>,
+    updated_at: i64,
+}
+
+impl TryFrom<JobRow> for JobRecord {
+    type Error = DbError;
+
+    fn try_from(row: JobRow) -> Result<JobRecord, DbError> {
+        Ok(JobRecord {
+            step: JobStep::parse(&row.step).ok_or_else(|| corrupt("job step", &row.step))?,
+            status: JobStatus::parse(&row.status)
+                .ok_or_else(|| corrupt("job status", &row.status))?,
+            attempts: u32::try_from(row.attempts).unwrap_or_default(),
+            last_error: row.last_error,
+            updated_at: Timestamp(row.updated_at),
         })
     }
 }

@@ -35,6 +35,10 @@ impl Backend for Sqlite {
 
     /// SQLite keeps a `CROSS JOIN`'s order, rather than starting at the notes.
     const NOTE_OF_ENTRY: &'static str = "CROSS JOIN notes n ON n.id = i.note_id";
+
+    const SKIP_LOCKED: &'static str = "";
+
+    const FOR_UPDATE: &'static str = "";
 }
 
 /// Opens the database, running the migrations when `migrate` is set.

@@ -4,7 +4,7 @@
 
 use hark_api::events::EventData;
 
-use super::{Timestamp, UserId};
+use super::{NoteId, Timestamp, UserId};
 
 /// An event about to be appended, with the users allowed to see it.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,6 +17,8 @@ pub struct NewEvent {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Effects {
     pub events: Vec<NewEvent>,
+    /// Notes whose processing pipeline is queued (every step).
+    pub pipelines: Vec<NoteId>,
 }
 
 impl Effects {
@@ -30,8 +32,15 @@ impl Effects {
         self
     }
 
+    /// Queues the processing of `note`.
+    pub fn pipeline(mut self, note: NoteId) -> Effects {
+        self.pipelines.push(note);
+        self
+    }
+
     pub fn extend(&mut self, other: Effects) {
         self.events.extend(other.events);
+        self.pipelines.extend(other.pipelines);
     }
 }
 

@@ -2,12 +2,16 @@
 
 pub mod event;
 pub mod ids;
+pub mod job;
 pub mod note;
 pub mod time;
 pub mod user;
 
 pub use event::{Effects, LoggedEvent, NewEvent};
 pub use ids::{NoteId, UserId};
+pub use job::{
+    Claim, Finish, Finished, JobRecord, Settled, StepOutcome, StoredRendition, StoredWaveform,
+};
 pub use note::{AudioFacts, NewNote, Note, NoteName};
 pub use time::Timestamp;
 pub use user::{Email, Password, User};

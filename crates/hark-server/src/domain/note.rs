@@ -73,6 +73,9 @@ pub struct Note {
     pub status: NoteStatus,
     pub failure_reason: Option<String>,
     pub created_at: Timestamp,
+    /// What processing made of it.
+    pub renditions: Vec<super::StoredRendition>,
+    pub loudness: Option<hark_api::Loudness>,
 }
 
 #[cfg(test)]

@@ -24,6 +24,12 @@ impl Timestamp {
         self.0.div_euclid(1_000_000)
     }
 
+    /// `duration` from now.
+    pub fn after(duration: std::time::Duration) -> Self {
+        let micros = i64::try_from(duration.as_micros()).unwrap_or(i64::MAX);
+        Self(Self::now().0.saturating_add(micros))
+    }
+
     pub fn plus_seconds(self, seconds: i64) -> Self {
         Self(self.0.saturating_add(seconds.saturating_mul(1_000_000)))
     }

@@ -32,7 +32,7 @@ use crate::db::Repos;
 use crate::notes::NotesService;
 use problem::ApiError;
 use request_metrics::RequestMetrics;
-use routes::{audio, compat, notes, ops, tokens, users};
+use routes::{audio, compat, notes, ops, processing, tokens, users};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -95,6 +95,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(notes::get_note, notes::delete_note))
         .routes(routes!(audio::get_note_audio))
         .routes(routes!(notes::create_link))
+        .routes(routes!(processing::list_jobs))
+        .routes(routes!(processing::reprocess))
+        .routes(routes!(processing::get_waveform))
+        .routes(routes!(processing::presentation_file))
         .routes(routes!(compat::list_audio))
         .routes(routes!(compat::download_audio))
         .routes(routes!(compat::audio_info))

@@ -176,7 +176,9 @@ impl From<NoteError> for ApiError {
         let detail = err.to_string();
         match err {
             NoteError::NotFound(what) => ApiError::not_found(what),
-            NoteError::RenditionMissing { .. } => ApiError::new(ProblemCode::NotFound, detail),
+            NoteError::RenditionMissing { .. } | NoteError::NotYet { .. } => {
+                ApiError::new(ProblemCode::NotFound, detail)
+            }
             NoteError::BadLink => ApiError::forbidden(detail),
             NoteError::Invalid(detail) => ApiError::validation(detail),
             NoteError::Db(db) => db.into(),

@@ -1,6 +1,6 @@
 //! Domain to wire: every answer's shape is built here, once.
 
-use hark_api::{ApiKey, NoteLinks};
+use hark_api::{ApiKey, NoteLinks, RenditionInfo};
 
 use crate::db::ApiKeyRecord;
 use crate::domain::{LoggedEvent, Note, User};
@@ -27,7 +27,18 @@ pub fn note(note: &Note) -> hark_api::Note {
         failure_reason: note.failure_reason.clone(),
         tags: audio.tags.clone(),
         created_at: note.created_at.to_rfc3339(),
-        renditions: Vec::new(),
+        renditions: note
+            .renditions
+            .iter()
+            .map(|r| RenditionInfo {
+                name: r.name,
+                mime: r.mime.clone(),
+                duration_seconds: r.duration_seconds,
+                size_bytes: r.size_bytes,
+                url: format!("{this}/audio?rendition={}", r.name),
+            })
+            .collect(),
+        loudness: note.loudness,
         links: NoteLinks {
             audio: format!("{this}/audio"),
             this,

@@ -1,14 +1,15 @@
 //! What each change to a note causes: its events and their audience. The repository commits
 //! these with the change; nothing here touches the database.
 
-use hark_api::events::{EventData, NoteCreated, NoteDeleted, NoteFailed};
+use hark_api::NoteStatus;
+use hark_api::events::{EventData, NoteCreated, NoteDeleted, NoteFailed, NoteReady};
 
 use crate::db::DeletedNote;
-use crate::domain::{Effects, NewNote, Note};
+use crate::domain::{Effects, NewNote, Note, Settled};
 
-/// An upload: `note.created` to its owner.
+/// An upload: `note.created` to its owner, and its processing queued.
 pub fn created(note: &NewNote) -> Effects {
-    Effects::none().event(
+    Effects::none().pipeline(note.id).event(
         EventData::NoteCreated(NoteCreated {
             note_id: note.id.to_string(),
             name: note.name.clone(),
@@ -39,4 +40,20 @@ pub fn failed(note: &Note) -> Effects {
         }),
         vec![note.owner_id],
     )
+}
+
+/// Processing settled a note: `note.ready` or `note.failed` to its owner, once per run (the
+/// status changes once).
+pub fn settled(change: &Settled) -> Effects {
+    match change.note.status {
+        NoteStatus::Ready => Effects::none().event(
+            EventData::NoteReady(NoteReady {
+                note_id: change.note.id.to_string(),
+                corrected_audio_url: None,
+            }),
+            vec![change.note.owner_id],
+        ),
+        NoteStatus::Failed => failed(&change.note),
+        NoteStatus::Pending | NoteStatus::Processing => Effects::none(),
+    }
 }

@@ -12,8 +12,9 @@ use tokio::sync::Notify;
 
 use crate::auth::{LinkSignature, SignedLinks};
 use crate::db::{DbError, NoteFilter, Repos};
-use crate::domain::{Email, Note, NoteId, Timestamp, UserId};
+use crate::domain::{Email, JobRecord, Note, NoteId, StoredWaveform, Timestamp, UserId};
 use crate::ingest::{Ingest, IngestError, Ingested, Spooled, UploadRequest};
+use crate::pipeline::Pipeline;
 
 /// The longest a signed link may live.
 pub const MAX_LINK_SECONDS: u64 = 7 * 24 * 3600;
@@ -25,6 +26,9 @@ const MAX_PAGE: u32 = 500;
 pub enum NoteError {
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// Something processing makes, not made (yet).
+    #[error("the {what} is not available (note status: {status})")]
+    NotYet { what: &'static str, status: String },
     /// A rendition that does not exist (yet).
     #[error("rendition {rendition} is not available (note status: {status})")]
     RenditionMissing { rendition: String, status: String },
@@ -65,6 +69,7 @@ pub struct NotesService {
     links: Arc<SignedLinks>,
     /// Wakes the blob collector, so a deleted note's bytes go at once.
     collector: Arc<Notify>,
+    pipeline: Pipeline,
 }
 
 impl NotesService {
@@ -73,12 +78,14 @@ impl NotesService {
         ingest: Ingest,
         links: Arc<SignedLinks>,
         collector: Arc<Notify>,
+        pipeline: Pipeline,
     ) -> NotesService {
         NotesService {
             repos,
             ingest,
             links,
             collector,
+            pipeline,
         }
     }
 
@@ -92,9 +99,44 @@ impl NotesService {
         spooled: Spooled,
         request: UploadRequest,
     ) -> Result<Ingested, IngestError> {
-        self.ingest
+        let ingested = self
+            .ingest
             .commit(spooled, request, &effects::created)
-            .await
+            .await?;
+        if !ingested.replayed {
+            self.pipeline.wake();
+        }
+        Ok(ingested)
+    }
+
+    /// The jobs of a note `viewer` may see.
+    pub async fn jobs(&self, viewer: Viewer, id: &str) -> Result<Vec<JobRecord>, NoteError> {
+        let note = self.visible(viewer, id).await?;
+        Ok(self.repos.jobs.jobs_of(note.id).await?)
+    }
+
+    /// Runs an owned note's pipeline again from the start.
+    pub async fn reprocess(&self, owner: UserId, id: &str) -> Result<Vec<JobRecord>, NoteError> {
+        let id = NoteId::parse(id).ok_or(NoteError::NotFound("note"))?;
+        if !self.repos.jobs.restart_jobs(id, owner).await? {
+            return Err(NoteError::NotFound("note"));
+        }
+        self.pipeline.wake();
+        Ok(self.repos.jobs.jobs_of(id).await?)
+    }
+
+    /// The waveform of a note `viewer` may see, once made.
+    pub async fn waveform(&self, viewer: Viewer, id: &str) -> Result<StoredWaveform, NoteError> {
+        let note = self.visible(viewer, id).await?;
+        let stored = self.repos.jobs.waveform(note.id).await?;
+        let Some(json) = stored else {
+            return Err(NoteError::NotYet {
+                what: "waveform",
+                status: note.status.as_str().to_owned(),
+            });
+        };
+        serde_json::from_str(&json)
+            .map_err(|e| NoteError::Db(DbError::Corrupt(format!("waveform: {e}"))))
     }
 
     /// The note if `viewer` may see it; `NotFound` otherwise, exactly as for a missing note.
@@ -255,15 +297,50 @@ impl NotesService {
     }
 }
 
-/// The original bytes, or `RenditionMissing`: no rendition exists until processing makes it.
-pub fn require_original(note: &Note, rendition: Option<Rendition>) -> Result<(), NoteError> {
-    match rendition {
-        None => Ok(()),
-        Some(r) => Err(NoteError::RenditionMissing {
-            rendition: r.as_str().to_owned(),
-            status: note.status.as_str().to_owned(),
-        }),
-    }
+/// Bytes of a note to serve: its original or one of its renditions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioFile {
+    /// The blob's key, also the entity tag.
+    pub sha256: String,
+    pub size_bytes: u64,
+    pub mime: String,
+    /// The name to offer for saving it.
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+/// The audio asked for: the original, or a rendition once processing has made it
+/// (`RenditionMissing` until then).
+pub fn audio_of(note: &Note, rendition: Option<Rendition>) -> Result<AudioFile, NoteError> {
+    let Some(wanted) = rendition else {
+        return Ok(AudioFile {
+            sha256: note.audio.sha256.clone(),
+            size_bytes: note.audio.size_bytes,
+            mime: note.audio.mime.clone(),
+            name: note.name.clone(),
+            created_at: note.created_at,
+        });
+    };
+    let made = note.renditions.iter().find(|r| r.name == wanted);
+    let made = made.ok_or_else(|| NoteError::RenditionMissing {
+        rendition: wanted.as_str().to_owned(),
+        status: note.status.as_str().to_owned(),
+    })?;
+    let stem = note
+        .name
+        .rsplit_once('.')
+        .map_or(note.name.as_str(), |(stem, _)| stem);
+    let extension = match wanted {
+        Rendition::Mp3 => "mp3",
+        Rendition::Opus | Rendition::Corrected => "ogg",
+    };
+    Ok(AudioFile {
+        sha256: made.sha256.clone(),
+        size_bytes: made.size_bytes,
+        mime: made.mime.clone(),
+        name: format!("{stem}.{extension}"),
+        created_at: note.created_at,
+    })
 }
 
 /// Marks every note stored in a blob as failed, each with its `note.failed`.

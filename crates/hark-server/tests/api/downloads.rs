@@ -507,20 +507,17 @@ async fn an_unknown_rendition_answers_400(backend: Backend) {
     app.stop().await;
 }
 
+/// No correction was asked for, so no corrected audio is ever made.
 async fn a_rendition_not_yet_made_answers_404(backend: Backend) {
     let app = spawn_app(backend).await;
     let (user, note) = with_note(&app, "memo.wav").await;
-    assert!(
-        !note.renditions.iter().any(|r| r == "mp3"),
-        "no mp3 yet: {:?}",
-        note.renditions
-    );
+    assert!(note.renditions.is_empty(), "{:?}", note.renditions);
 
     let response = app
         .http
         .get(audio_url(&app, &note))
         .bearer_auth(&user.token)
-        .query(&[("rendition", "mp3")])
+        .query(&[("rendition", "corrected")])
         .send()
         .await
         .expect("request");

@@ -11,6 +11,7 @@ mod group_commit;
 mod isolation;
 mod listing;
 mod ops;
+mod pipeline;
 mod repository;
 mod slow_uploads;
 mod storage;

@@ -1,4 +1,4 @@
-//! `hark serve` and `hark migrate`.
+//! `hark serve`, `hark worker` and `hark migrate`.
 
 use secrecy::ExposeSecret;
 
@@ -12,6 +12,16 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     tracing_info(&format!("listening on http://{}", app.addr()));
     app.run_until_stopped(hark_server::app::shutdown_signal())
         .await
+}
+
+pub async fn worker(args: ServerArgs) -> anyhow::Result<()> {
+    let config = load_config(args)?;
+    hark_server::app::init_tracing(&config.log_format);
+    tracing_info(&format!(
+        "processing jobs with {} workers",
+        config.jobs.worker_count()
+    ));
+    hark_server::app::run_workers(config, hark_server::app::shutdown_signal()).await
 }
 
 pub async fn migrate(args: ServerArgs) -> anyhow::Result<()> {

@@ -1,4 +1,5 @@
-//! The event log: appended inside the transaction of the change it describes (the outbox).
+//! The event log: appended inside the transaction of the change it describes (the outbox),
+//! with the other effects of that change.
 
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ where
         conn: &mut DB::Connection,
         effects: &Effects,
     ) -> Result<(), DbError> {
+        Self::queue_pipelines(conn, &effects.pipelines).await?;
         if effects.events.is_empty() {
             return Ok(());
         }

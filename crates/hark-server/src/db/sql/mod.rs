@@ -9,6 +9,7 @@
 mod blobs;
 mod events;
 mod inserts;
+mod jobs;
 mod lists;
 mod notes;
 mod users;
@@ -41,6 +42,15 @@ pub trait Backend: Database {
     /// How a list's received branch joins an inbox entry `i` to its note `n`: entry by entry,
     /// in the order the branch walks the entries, so that it stops at the end of the page.
     const NOTE_OF_ENTRY: &'static str;
+
+    /// What a claim's choice of job ends with, so concurrent claims pass over the rows another
+    /// claim is taking instead of waiting for it (`FOR UPDATE SKIP LOCKED`); empty where one
+    /// writer at a time is all the engine allows.
+    const SKIP_LOCKED: &'static str;
+
+    /// What a read ends with to lock the rows it reads until the transaction ends; empty where
+    /// the transaction's first write already holds the engine's one write lock.
+    const FOR_UPDATE: &'static str;
 }
 
 /// Rows one multi-row statement writes at most: well under every engine's limit on bound

@@ -20,7 +20,10 @@ where
     usize: ColumnIndex<DB::Row>,
 {
     /// Drops one reference on a blob; at zero it becomes the collector's.
-    async fn release_blob(conn: &mut DB::Connection, sha256: &str) -> Result<(), DbError> {
+    pub(super) async fn release_blob(
+        conn: &mut DB::Connection,
+        sha256: &str,
+    ) -> Result<(), DbError> {
         sqlx::query(
             "UPDATE blobs SET refcount = refcount - 1, \
              orphaned_at = CASE WHEN refcount - 1 <= 0 THEN $2 ELSE orphaned_at END \
@@ -49,6 +52,22 @@ where
         .bind(owner.to_string())
         .fetch_all(&mut *conn)
         .await?;
+        // Its jobs go with it (cancelled: a worker still running one can record nothing).
+        let owned: Option<String> = sqlx::query_scalar(
+            "DELETE FROM jobs WHERE note_id = $1 \
+             AND EXISTS (SELECT 1 FROM notes WHERE id = $1 AND owner_id = $2) RETURNING note_id",
+        )
+        .bind(id.to_string())
+        .bind(owner.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+        if owned.is_some() {
+            Self::drop_renditions(conn, id).await?;
+            sqlx::query("DELETE FROM waveforms WHERE note_id = $1")
+                .bind(id.to_string())
+                .execute(&mut *conn)
+                .await?;
+        }
         let sha: Option<String> = sqlx::query_scalar(
             "DELETE FROM notes WHERE id = $1 AND owner_id = $2 RETURNING sha256",
         )

@@ -9,12 +9,11 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::blob::{self, BlobKey, CACHED_BLOB_BYTES};
-use crate::domain::Note;
 use crate::http::AppState;
 use crate::http::extract::{AppPath, AppQuery, AudioAccess};
 use crate::http::openapi;
 use crate::http::problem::ApiError;
-use crate::notes;
+use crate::notes::{self, AudioFile};
 use hark_api::{ProblemCode, Rendition};
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -48,8 +47,8 @@ pub async fn get_note_audio(
         AudioAccess::Link(signature) => state.notes.linked(&id, rendition, signature).await?,
         AudioAccess::Reader(reader) => reader.note(&state, &id).await?,
     };
-    notes::require_original(&note, rendition)?;
-    serve_note(&state, &note, &headers, Disposition::Inline).await
+    let audio = notes::audio_of(&note, rendition)?;
+    serve_note(&state, &audio, &headers, Disposition::Inline).await
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -58,18 +57,18 @@ pub enum Disposition {
     Attachment,
 }
 
-/// Answers with the note's bytes, honouring the request's conditional and range headers.
+/// Answers with a note's bytes, honouring the request's conditional and range headers.
 pub async fn serve_note(
     state: &AppState,
-    note: &Note,
+    audio: &AudioFile,
     request: &HeaderMap,
     disposition: Disposition,
 ) -> Result<Response, ApiError> {
-    let size = note.audio.size_bytes;
-    let etag = format!("\"{}\"", note.audio.sha256);
+    let size = audio.size_bytes;
+    let etag = format!("\"{}\"", audio.sha256);
     let last_modified = httpdate::fmt_http_date(
         std::time::UNIX_EPOCH
-            + std::time::Duration::from_secs(note.created_at.unix_seconds().max(0) as u64),
+            + std::time::Duration::from_secs(audio.created_at.unix_seconds().max(0) as u64),
     );
     let mut headers = HeaderMap::new();
     insert(&mut headers, header::ETAG, &etag);
@@ -82,11 +81,11 @@ pub async fn serve_note(
     if etag_matches(request.get(header::IF_NONE_MATCH), &etag) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
-    insert(&mut headers, header::CONTENT_TYPE, &note.audio.mime);
+    insert(&mut headers, header::CONTENT_TYPE, &audio.mime);
     insert(
         &mut headers,
         header::CONTENT_DISPOSITION,
-        &content_disposition(disposition, &note.name),
+        &content_disposition(disposition, &audio.name),
     );
     let honour_range = match request.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
         Some(validator) => validator == etag || validator == last_modified,
@@ -119,7 +118,7 @@ pub async fn serve_note(
         }
     };
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
-    let key = BlobKey::parse(&note.audio.sha256)?;
+    let key = BlobKey::parse(&audio.sha256)?;
     let body = if end == start {
         Body::empty()
     } else if size <= CACHED_BLOB_BYTES {

@@ -66,7 +66,8 @@ pub async fn download_audio(
     request: Request,
 ) -> Result<Response, ApiError> {
     let note = state.notes.newest_named(user.id, &query.name).await?;
-    serve_note(&state, &note, request.headers(), Disposition::Attachment).await
+    let audio = crate::notes::audio_of(&note, None)?;
+    serve_note(&state, &audio, request.headers(), Disposition::Attachment).await
 }
 
 /// Metadata of the newest note of that name.

@@ -4,6 +4,7 @@ pub mod audio;
 pub mod compat;
 pub mod notes;
 pub mod ops;
+pub mod processing;
 pub mod tokens;
 pub mod upload;
 pub mod users;

@@ -1,0 +1,452 @@
+//! The processing queue in the metadata database. A claim is one statement that picks the note
+//! whose job has waited longest and takes all of its claimable jobs under a fresh lease
+//! (PostgreSQL skips rows another claim is taking; SQLite has one writer). Results are recorded
+//! only by the holder of the lease, in one transaction with the note's new status and its
+//! event.
+
+use async_trait::async_trait;
+use hark_api::{JobStatus, JobStep, NoteStatus, Rendition};
+use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, QueryBuilder, Type};
+
+use super::{Backend, ROWS_PER_STATEMENT, SqlRepo};
+use crate::db::rows::{JobRow, NoteRow};
+use crate::db::{DbError, EffectsOf, JobRepo};
+use crate::domain::{
+    Claim, Effects, Finish, Finished, JobRecord, Note, NoteId, Settled, StepOutcome,
+    StoredRendition, Timestamp, UserId,
+};
+
+/// A job that a claim may take now: queued and due, or running under an expired lease.
+const CLAIMABLE: &str = "((status = 'queued' AND run_after <= $3) \
+     OR (status = 'running' AND lease_expires_at < $3))";
+
+/// The step whose job records a rendition.
+fn step_of(rendition: Rendition) -> JobStep {
+    match rendition {
+        Rendition::Opus | Rendition::Mp3 => JobStep::Transcode,
+        Rendition::Corrected => JobStep::Correct,
+    }
+}
+
+impl<DB> SqlRepo<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    /// Queues every step of each note, as a new run: a step already there starts over.
+    pub(super) async fn queue_pipelines(
+        conn: &mut DB::Connection,
+        notes: &[NoteId],
+    ) -> Result<(), DbError> {
+        let now = Timestamp::now().micros();
+        let rows: Vec<(String, JobStep)> = notes
+            .iter()
+            .flat_map(|note| JobStep::ALL.map(|step| (note.to_string(), step)))
+            .collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = QueryBuilder::<DB>::new(
+                "INSERT INTO jobs (note_id, step, status, attempts, run_after, updated_at) ",
+            );
+            insert.push_values(chunk, |mut row, (note, step)| {
+                row.push_bind(note.clone())
+                    .push_bind(step.as_str().to_owned())
+                    .push_bind(JobStatus::Queued.as_str().to_owned())
+                    .push_bind(0_i64)
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            insert.push(
+                " ON CONFLICT (note_id, step) DO UPDATE SET status = excluded.status, \
+                 attempts = 0, last_error = NULL, run_after = excluded.run_after, \
+                 lease_id = NULL, lease_expires_at = NULL, updated_at = excluded.updated_at",
+            );
+            insert.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Releases every rendition of a note that is going; call before the note's row goes.
+    pub(super) async fn drop_renditions(
+        conn: &mut DB::Connection,
+        note: NoteId,
+    ) -> Result<(), DbError> {
+        let released: Vec<String> =
+            sqlx::query_scalar("DELETE FROM renditions WHERE note_id = $1 RETURNING sha256")
+                .bind(note.to_string())
+                .fetch_all(&mut *conn)
+                .await?;
+        for sha in released {
+            Self::release_blob(conn, &sha).await?;
+        }
+        Ok(())
+    }
+}
+
+// `NoteRow` and `JobRow` are private to `db`; the lint cannot see through `pub(super)`.
+#[allow(private_bounds)]
+impl<DB> SqlRepo<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> f64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<f64>: Encode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'r> NoteRow: FromRow<'r, DB::Row>,
+    for<'r> JobRow: FromRow<'r, DB::Row>,
+{
+    /// Sets a claimed job's outcome; `false` when the claim no longer holds it.
+    async fn record_outcome(
+        conn: &mut DB::Connection,
+        claim: &Claim,
+        step: JobStep,
+        outcome: &StepOutcome,
+        now: i64,
+    ) -> Result<bool, DbError> {
+        let (status, error, run_after) = match outcome {
+            StepOutcome::Done => (JobStatus::Done, None, now),
+            StepOutcome::Skipped(why) => (JobStatus::Skipped, Some(why.clone()), now),
+            StepOutcome::Failed(why) => (JobStatus::Failed, Some(why.clone()), now),
+            StepOutcome::Retry { error, retry_at } => {
+                (JobStatus::Queued, Some(error.clone()), retry_at.micros())
+            }
+        };
+        let updated = sqlx::query(
+            "UPDATE jobs SET status = $1, last_error = $2, run_after = $3, lease_id = NULL, \
+             lease_expires_at = NULL, updated_at = $4 \
+             WHERE note_id = $5 AND step = $6 AND lease_id = $7 AND status = 'running'",
+        )
+        .bind(status.as_str().to_owned())
+        .bind(error)
+        .bind(run_after)
+        .bind(now)
+        .bind(claim.note.id.to_string())
+        .bind(step.as_str().to_owned())
+        .bind(claim.lease_id.clone())
+        .execute(&mut *conn)
+        .await?;
+        Ok(DB::rows_affected(&updated) == 1)
+    }
+
+    /// Stores renditions in place of those of the same name, moving the blob references;
+    /// answers the blobs a collector was deleting.
+    async fn store_renditions(
+        conn: &mut DB::Connection,
+        note: NoteId,
+        renditions: &[&StoredRendition],
+    ) -> Result<Vec<String>, DbError> {
+        let mut being_deleted = Vec::new();
+        for rendition in renditions {
+            let replaced: Option<String> = sqlx::query_scalar(
+                "DELETE FROM renditions WHERE note_id = $1 AND name = $2 RETURNING sha256",
+            )
+            .bind(note.to_string())
+            .bind(rendition.name.as_str().to_owned())
+            .fetch_optional(&mut *conn)
+            .await?;
+            // The reference is taken before the old one is dropped: bytes that did not change
+            // never pass through zero references.
+            let deleting: i64 = sqlx::query_scalar(
+                "INSERT INTO blobs (sha256, size_bytes, refcount, created_at) VALUES ($1, $2, 1, $3) \
+                 ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1, orphaned_at = NULL \
+                 RETURNING deleting",
+            )
+            .bind(rendition.sha256.clone())
+            .bind(rendition.size_bytes as i64)
+            .bind(Timestamp::now().micros())
+            .fetch_one(&mut *conn)
+            .await?;
+            if deleting != 0 {
+                being_deleted.push(rendition.sha256.clone());
+            }
+            if let Some(old) = replaced {
+                Self::release_blob(conn, &old).await?;
+            }
+            sqlx::query(
+                "INSERT INTO renditions (note_id, name, sha256, mime, duration_seconds, size_bytes) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(note.to_string())
+            .bind(rendition.name.as_str().to_owned())
+            .bind(rendition.sha256.clone())
+            .bind(rendition.mime.clone())
+            .bind(rendition.duration_seconds)
+            .bind(rendition.size_bytes as i64)
+            .execute(&mut *conn)
+            .await?;
+        }
+        // The note's row shows them all, so reading a note needs no join.
+        let all: Vec<(String, String, String, f64, i64)> = sqlx::query_as(
+            "SELECT name, sha256, mime, duration_seconds, size_bytes FROM renditions \
+             WHERE note_id = $1 ORDER BY name",
+        )
+        .bind(note.to_string())
+        .fetch_all(&mut *conn)
+        .await?;
+        let all: Vec<StoredRendition> = all
+            .into_iter()
+            .filter_map(|(name, sha256, mime, duration_seconds, size)| {
+                Some(StoredRendition {
+                    name: Rendition::parse(&name)?,
+                    sha256,
+                    mime,
+                    duration_seconds,
+                    size_bytes: u64::try_from(size).unwrap_or_default(),
+                })
+            })
+            .collect();
+        sqlx::query("UPDATE notes SET renditions = $1 WHERE id = $2")
+            .bind(serde_json::to_string(&all).unwrap_or_else(|_| "[]".into()))
+            .bind(note.to_string())
+            .execute(&mut *conn)
+            .await?;
+        Ok(being_deleted)
+    }
+
+    /// The status the note's jobs add up to: failed as soon as one failed, ready once every
+    /// one is final, processing until then.
+    async fn settle(
+        conn: &mut DB::Connection,
+        note: NoteId,
+        effects: &EffectsOf<'_, Settled>,
+    ) -> Result<(), DbError> {
+        let current: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT status FROM notes WHERE id = $1{}",
+            DB::FOR_UPDATE
+        )))
+        .bind(note.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(from) = current.as_deref().and_then(NoteStatus::parse) else {
+            return Ok(());
+        };
+        let jobs: Vec<JobRow> = sqlx::query_as(
+            "SELECT step, status, attempts, last_error, updated_at FROM jobs WHERE note_id = $1",
+        )
+        .bind(note.to_string())
+        .fetch_all(&mut *conn)
+        .await?;
+        let jobs: Vec<JobRecord> = jobs
+            .into_iter()
+            .map(JobRecord::try_from)
+            .collect::<Result<_, _>>()?;
+        let failed = jobs
+            .iter()
+            .filter(|job| job.status == JobStatus::Failed)
+            .min_by_key(|job| job.step);
+        let (status, reason) = match failed {
+            Some(job) => (
+                NoteStatus::Failed,
+                Some(job.last_error.clone().unwrap_or_default()),
+            ),
+            None if jobs.iter().all(|job| job.status.is_final()) => (NoteStatus::Ready, None),
+            None => (NoteStatus::Processing, None),
+        };
+        if status == from {
+            return Ok(());
+        }
+        let row: NoteRow = sqlx::query_as(
+            "UPDATE notes SET status = $1, failure_reason = $2 WHERE id = $3 RETURNING *",
+        )
+        .bind(status.as_str().to_owned())
+        .bind(reason)
+        .bind(note.to_string())
+        .fetch_one(&mut *conn)
+        .await?;
+        let note: Note = row.try_into()?;
+        Self::commit_effects(conn, &effects(&Settled { note, from })).await
+    }
+}
+
+#[async_trait]
+#[allow(private_bounds)]
+impl<DB> JobRepo for SqlRepo<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> f64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<f64>: Encode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'r> NoteRow: FromRow<'r, DB::Row>,
+    for<'r> JobRow: FromRow<'r, DB::Row>,
+{
+    async fn claim_jobs(&self, lease_until: Timestamp) -> Result<Option<Claim>, DbError> {
+        let lease_id = uuid::Uuid::now_v7().to_string();
+        let now = Timestamp::now().micros();
+        let mut tx = self.pool.begin().await?;
+        let claimed: Vec<(String, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_id = $1, \
+             lease_expires_at = $2, updated_at = $3 \
+             WHERE note_id = (SELECT note_id FROM jobs WHERE {CLAIMABLE} \
+             ORDER BY run_after LIMIT 1{skip_locked}) AND {CLAIMABLE} \
+             RETURNING note_id, step, attempts",
+            skip_locked = DB::SKIP_LOCKED
+        )))
+        .bind(lease_id.clone())
+        .bind(lease_until.micros())
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let Some((note_id, _, _)) = claimed.first() else {
+            return Ok(None);
+        };
+        let row: NoteRow = sqlx::query_as(
+            "UPDATE notes SET status = CASE WHEN status = 'pending' THEN 'processing' \
+             ELSE status END WHERE id = $1 RETURNING *",
+        )
+        .bind(note_id.clone())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut steps: Vec<(JobStep, u32)> = claimed
+            .iter()
+            .filter_map(|(_, step, attempts)| {
+                Some((JobStep::parse(step)?, u32::try_from(*attempts).ok()?))
+            })
+            .collect();
+        steps.sort();
+        Ok(Some(Claim {
+            lease_id,
+            note: row.try_into()?,
+            steps,
+        }))
+    }
+
+    async fn extend_lease(&self, lease_id: &str, until: Timestamp) -> Result<bool, DbError> {
+        let extended = sqlx::query(
+            "UPDATE jobs SET lease_expires_at = $1 WHERE lease_id = $2 AND status = 'running'",
+        )
+        .bind(until.micros())
+        .bind(lease_id.to_owned())
+        .execute(&self.pool)
+        .await?;
+        Ok(DB::rows_affected(&extended) > 0)
+    }
+
+    async fn finish_jobs(
+        &self,
+        claim: &Claim,
+        finish: &Finish,
+        effects: &EffectsOf<'_, Settled>,
+    ) -> Result<Finished, DbError> {
+        let now = Timestamp::now().micros();
+        let mut tx = self.pool.begin().await?;
+        let mut recorded = Vec::new();
+        for (step, outcome) in &finish.outcomes {
+            if Self::record_outcome(&mut tx, claim, *step, outcome, now).await? {
+                recorded.push(*step);
+            }
+        }
+        if recorded.is_empty() {
+            tx.rollback().await?;
+            return Ok(Finished {
+                recorded,
+                blobs_being_deleted: Vec::new(),
+            });
+        }
+        let note = claim.note.id;
+        let renditions: Vec<&StoredRendition> = finish
+            .renditions
+            .iter()
+            .filter(|r| recorded.contains(&step_of(r.name)))
+            .collect();
+        let blobs_being_deleted = if renditions.is_empty() {
+            Vec::new()
+        } else {
+            Self::store_renditions(&mut tx, note, &renditions).await?
+        };
+        if let Some(waveform) = finish
+            .waveform
+            .as_ref()
+            .filter(|_| recorded.contains(&JobStep::Waveform))
+        {
+            sqlx::query(
+                "INSERT INTO waveforms (note_id, data) VALUES ($1, $2) \
+                 ON CONFLICT (note_id) DO UPDATE SET data = excluded.data",
+            )
+            .bind(note.to_string())
+            .bind(waveform.clone())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(loudness) = finish
+            .loudness
+            .filter(|_| recorded.contains(&JobStep::Loudness))
+        {
+            sqlx::query("UPDATE notes SET loudness_lufs = $1, true_peak_dbtp = $2 WHERE id = $3")
+                .bind(loudness.map(|l| l.integrated_lufs))
+                .bind(loudness.map(|l| l.true_peak_dbtp))
+                .bind(note.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        Self::settle(&mut tx, note, effects).await?;
+        tx.commit().await?;
+        Ok(Finished {
+            recorded,
+            blobs_being_deleted,
+        })
+    }
+
+    async fn jobs_of(&self, note: NoteId) -> Result<Vec<JobRecord>, DbError> {
+        let rows: Vec<JobRow> = sqlx::query_as(
+            "SELECT step, status, attempts, last_error, updated_at FROM jobs WHERE note_id = $1",
+        )
+        .bind(note.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut jobs: Vec<JobRecord> = rows
+            .into_iter()
+            .map(JobRecord::try_from)
+            .collect::<Result<_, _>>()?;
+        jobs.sort_by_key(|job| job.step);
+        Ok(jobs)
+    }
+
+    async fn restart_jobs(&self, note: NoteId, owner: UserId) -> Result<bool, DbError> {
+        let mut tx = self.pool.begin().await?;
+        let owned: Option<String> = sqlx::query_scalar(
+            "UPDATE notes SET status = 'pending', failure_reason = NULL \
+             WHERE id = $1 AND owner_id = $2 RETURNING id",
+        )
+        .bind(note.to_string())
+        .bind(owner.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if owned.is_none() {
+            return Ok(false);
+        }
+        Self::commit_effects(&mut tx, &Effects::none().pipeline(note)).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn waveform(&self, note: NoteId) -> Result<Option<String>, DbError> {
+        Ok(
+            sqlx::query_scalar("SELECT data FROM waveforms WHERE note_id = $1")
+                .bind(note.to_string())
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn queue_depth(&self) -> Result<i64, DbError> {
+        Ok(
+            sqlx::query_scalar("SELECT count(*) FROM jobs WHERE status = 'queued'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+}
