@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+bash scripts/build-deps.sh
+
 # Tools the audio corpus is made with.
 missing=()
 for tool in espeak-ng sox ffmpeg ffprobe; do command -v "$tool" >/dev/null || missing+=("$tool"); done
