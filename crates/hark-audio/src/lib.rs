@@ -374,7 +374,7 @@ mod tests {
     /// Ogg Opus of 50 packets of 20 ms (1 s) with a pre-skip of 312, whose first audio page
     /// ends at `first_granule`.
     fn ogg_opus_file(first_granule: u64) -> Vec<u8> {
-        use ogg::tests::page;
+        use crate::ogg::tests::page;
         let packet: &[u8] = &[19 << 3, 1, 2, 3];
         let mut file = page(7, 2, 0, &[b"OpusHead\x01\x01\x38\x01\x80\xBB\0\0\0\0\0"]);
         file.extend(page(7, 0, 0, &[b"OpusTags"]));

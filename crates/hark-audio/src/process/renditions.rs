@@ -1,6 +1,7 @@
 //! The transcode step: the audio downmixed to mono and resampled to 48 kHz once, then encoded in
 //! the same pass to Ogg Opus at 24 kbps (libopus) and MP3 at 64 kbps (LAME, with a LAME tag so
-//! players know the exact length).
+//! players know the exact length). Each encoder runs on a thread of its own, fed through a
+//! bounded channel, so that one long file keeps three cores busy (decode, Opus, MP3).
 
 use super::ogg_writer::OggOpusWriter;
 use super::resample::{OUT_RATE, ToMono48k};
@@ -9,6 +10,9 @@ use mp3lame_encoder::{Bitrate, FlushGap, MonoPcm};
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 /// One rendition written to disk.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,8 +45,75 @@ pub struct RenditionSink {
 
 struct Started {
     to_48k: ToMono48k,
-    opus: OpusOut,
-    mp3: Mp3Out,
+    /// 48 kHz mono not yet sent to the encoders.
+    batch: Vec<f32>,
+    opus: Background,
+    mp3: Background,
+}
+
+/// Samples sent to the encoders at a time: 100 ms, few enough sends to cost nothing.
+const BATCH: usize = 4800;
+
+impl Started {
+    fn send(&mut self) -> io::Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let block: Arc<[f32]> = Arc::from(&self.batch[..]);
+        self.batch.clear();
+        self.opus.send(Arc::clone(&block))?;
+        self.mp3.send(block)
+    }
+}
+
+/// What an encoder on its own thread does with the audio.
+trait Encode: Send + 'static {
+    fn push(&mut self, mono: &[f32]) -> io::Result<()>;
+    fn finish(self) -> io::Result<Rendition>;
+}
+
+/// An encoder on its own thread.
+struct Background {
+    blocks: Option<SyncSender<Arc<[f32]>>>,
+    done: Option<JoinHandle<io::Result<Rendition>>>,
+}
+
+impl Background {
+    fn spawn(name: &str, mut encoder: impl Encode) -> io::Result<Self> {
+        let (blocks, received) = sync_channel::<Arc<[f32]>>(32);
+        let done = std::thread::Builder::new()
+            .name(format!("hark-{name}"))
+            .spawn(move || {
+                for block in received {
+                    encoder.push(&block)?;
+                }
+                encoder.finish()
+            })?;
+        Ok(Background {
+            blocks: Some(blocks),
+            done: Some(done),
+        })
+    }
+
+    fn send(&mut self, block: Arc<[f32]>) -> io::Result<()> {
+        let sent = self.blocks.as_ref().map(|b| b.send(block));
+        match sent {
+            Some(Ok(())) => Ok(()),
+            // The encoder stopped: its error says why.
+            _ => self.wait().map(|_| ()),
+        }
+    }
+
+    /// Ends the input and waits for the encoder's rendition (or its error).
+    fn wait(&mut self) -> io::Result<Rendition> {
+        self.blocks = None;
+        let done = self
+            .done
+            .take()
+            .ok_or_else(|| io::Error::other("the encoder has already stopped"))?;
+        done.join()
+            .map_err(|_| io::Error::other("an encoder thread panicked"))?
+    }
 }
 
 impl std::fmt::Debug for RenditionSink {
@@ -78,8 +149,9 @@ impl RenditionSink {
     fn start(&self, rate: u32) -> io::Result<Started> {
         Ok(Started {
             to_48k: ToMono48k::new(rate)?,
-            opus: OpusOut::new(&self.dir.join("opus.ogg"), rate)?,
-            mp3: Mp3Out::new(&self.dir.join("mp3.mp3"))?,
+            batch: Vec::with_capacity(BATCH * 2),
+            opus: Background::spawn("opus", OpusOut::new(&self.dir.join("opus.ogg"), rate)?)?,
+            mp3: Background::spawn("mp3", Mp3Out::new(&self.dir.join("mp3.mp3"))?)?,
         })
     }
 }
@@ -93,27 +165,30 @@ impl PcmSink for RenditionSink {
                 self.started.insert(started)
             }
         };
-        let Started { to_48k, opus, mp3 } = started;
+        let Started { to_48k, batch, .. } = started;
         to_48k.push(pcm, &mut |mono| {
-            opus.push(mono)?;
-            mp3.push(mono)
-        })
+            batch.extend_from_slice(mono);
+            Ok(())
+        })?;
+        if started.batch.len() >= BATCH {
+            started.send()?;
+        }
+        Ok(())
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        let Some(Started {
-            mut to_48k,
-            mut opus,
-            mut mp3,
-        }) = self.started.take()
-        else {
+        let Some(mut started) = self.started.take() else {
             return Ok(());
         };
+        let Started { to_48k, batch, .. } = &mut started;
         to_48k.finish(&mut |mono| {
-            opus.push(mono)?;
-            mp3.push(mono)
+            batch.extend_from_slice(mono);
+            Ok(())
         })?;
-        self.renditions = vec![opus.finish()?, mp3.finish()?];
+        started.send()?;
+        let opus = started.opus.wait();
+        let mp3 = started.mp3.wait();
+        self.renditions = vec![opus?, mp3?];
         Ok(())
     }
 }
@@ -160,6 +235,18 @@ impl OpusOut {
         })
     }
 
+    fn encode_frame(&mut self) -> io::Result<()> {
+        let len = self
+            .encoder
+            .encode_float(&self.frame, &mut self.packet)
+            .map_err(|e| codec_error("libopus", e))?;
+        self.frame.clear();
+        self.encoded += OPUS_FRAME as u64;
+        self.ogg.packet(self.packet[..len].to_vec(), self.encoded)
+    }
+}
+
+impl Encode for OpusOut {
     fn push(&mut self, mut mono: &[f32]) -> io::Result<()> {
         self.samples += mono.len() as u64;
         while !mono.is_empty() {
@@ -171,16 +258,6 @@ impl OpusOut {
             }
         }
         Ok(())
-    }
-
-    fn encode_frame(&mut self) -> io::Result<()> {
-        let len = self
-            .encoder
-            .encode_float(&self.frame, &mut self.packet)
-            .map_err(|e| codec_error("libopus", e))?;
-        self.frame.clear();
-        self.encoded += OPUS_FRAME as u64;
-        self.ogg.packet(self.packet[..len].to_vec(), self.encoded)
     }
 
     /// Encodes silence until the encoder's delayed output covers every real sample, then ends
@@ -234,7 +311,9 @@ impl Mp3Out {
             samples: 0,
         })
     }
+}
 
+impl Encode for Mp3Out {
     fn push(&mut self, mono: &[f32]) -> io::Result<()> {
         self.samples += mono.len() as u64;
         self.buf.clear();
