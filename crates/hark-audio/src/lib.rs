@@ -19,9 +19,8 @@ mod tags;
 mod webm;
 
 pub use process::{
-    AudioWaveform, DamagedAudio, DecodeSummary, Loudness, LoudnessSink, Pcm, PcmSink,
-    ProcessError, Processed, Rendition, RenditionSink, Waveform, WaveformSink, decode_into,
-    process_file,
+    AudioWaveform, DamagedAudio, DecodeSummary, Loudness, LoudnessSink, Pcm, PcmSink, ProcessError,
+    Processed, Rendition, RenditionSink, Waveform, WaveformSink, decode_into, process_file,
 };
 use sniff::{Sniffed, label};
 use std::fs::File;

@@ -2,9 +2,7 @@
 //! length, its renditions last as long and decode cleanly, its loudness agrees with ffmpeg's
 //! ebur128 filter, its waveform has the right shape; damaged files are refused with a reason.
 
-use hark_audio::{
-    DamagedAudio, PcmSink, ProcessError, WaveformSink, decode_into, process_file,
-};
+use hark_audio::{DamagedAudio, PcmSink, ProcessError, WaveformSink, decode_into, process_file};
 use hark_testkit::{Entry, manifest};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -61,11 +59,21 @@ fn ffmpeg_ebur128(path: &Path) -> (Option<f64>, Option<f64>) {
     let (ok, _, stderr) = run(Command::new("ffmpeg")
         .args(["-nostdin", "-hide_banner", "-nostats", "-i"])
         .arg(path)
-        .args(["-map", "0:a:0", "-af", "ebur128=peak=true", "-f", "null", "-"]));
+        .args([
+            "-map",
+            "0:a:0",
+            "-af",
+            "ebur128=peak=true",
+            "-f",
+            "null",
+            "-",
+        ]));
     assert!(ok, "ffmpeg ebur128 {}: {stderr}", path.display());
     let summary = stderr.rsplit("Summary:").next().unwrap_or_default();
     let value = |label: &str| -> Option<f64> {
-        let line = summary.lines().find(|l| l.trim_start().starts_with(label))?;
+        let line = summary
+            .lines()
+            .find(|l| l.trim_start().starts_with(label))?;
         let v: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
         (v.is_finite() && v > -70.0).then_some(v)
     };
@@ -79,7 +87,13 @@ fn ffmpeg_max_volume(path: &Path) -> Option<f64> {
         .arg(path)
         .args(["-map", "0:a:0", "-af", "volumedetect", "-f", "null", "-"]));
     let line = stderr.lines().find(|l| l.contains("max_volume:"))?;
-    line.split("max_volume:").nth(1)?.trim().split(' ').next()?.parse().ok()
+    line.split("max_volume:")
+        .nth(1)?
+        .trim()
+        .split(' ')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Everything wrong with one file's pass, as lines, and a row for the table.
@@ -126,11 +140,17 @@ fn check(entry: &Entry, scratch: &Path) -> (String, Vec<String>) {
         }
         let size = std::fs::metadata(&r.path).map(|m| m.len()).unwrap_or(0);
         if size != r.size_bytes || size == 0 {
-            wrong.push(format!("{} size {} but the file has {size}", r.name, r.size_bytes));
+            wrong.push(format!(
+                "{} size {} but the file has {size}",
+                r.name, r.size_bytes
+            ));
         }
         let errors = ffmpeg_decode_errors(&r.path);
         if !errors.is_empty() {
-            wrong.push(format!("ffmpeg decoding the {} rendition: {errors}", r.name));
+            wrong.push(format!(
+                "ffmpeg decoding the {} rendition: {errors}",
+                r.name
+            ));
         }
     }
     let names: Vec<&str> = processed.renditions.iter().map(|r| r.name).collect();
@@ -164,7 +184,10 @@ fn check(entry: &Entry, scratch: &Path) -> (String, Vec<String>) {
     let peaks = waveform.peaks();
     let columns = (s.frames * 20).div_ceil(u64::from(s.sample_rate)) as usize;
     if peaks.len() != columns || waveform.min.len() != columns {
-        wrong.push(format!("{} waveform columns, expected {columns}", peaks.len()));
+        wrong.push(format!(
+            "{} waveform columns, expected {columns}",
+            peaks.len()
+        ));
     }
     if peaks.iter().any(|p| !(0.0..=1.0).contains(p)) {
         wrong.push("waveform peaks outside 0..1".into());
@@ -175,7 +198,10 @@ fn check(entry: &Entry, scratch: &Path) -> (String, Vec<String>) {
     }
     let bars = waveform.bars();
     if bars.len() != 100 || bars.iter().fold(0f32, |a, &b| a.max(b)) != loudest {
-        wrong.push(format!("{} bars, not topped by the loudest peak", bars.len()));
+        wrong.push(format!(
+            "{} bars, not topped by the loudest peak",
+            bars.len()
+        ));
     }
     let real_max = 20.0 * f64::from(waveform.peak_amplitude()).log10();
     if let Some(max_volume) = ffmpeg_max_volume(&path)
@@ -227,7 +253,9 @@ fn every_corpus_file_goes_through_every_step() {
             let _ = writeln!(failures, "{}: {w}", entry.file);
         }
     }
-    println!("file                       decoded    rendition durations (ffprobe)   loudness ours / ffmpeg\n{table}");
+    println!(
+        "file                       decoded    rendition durations (ffprobe)   loudness ours / ffmpeg\n{table}"
+    );
     assert!(failures.is_empty(), "mismatches:\n{failures}\n{table}");
 }
 
@@ -258,7 +286,10 @@ fn expect_damaged(path: &Path, what: &str, duration: f64) -> Result<DamagedAudio
                 return Err(format!("{what}: unclear reason {text:?}"));
             }
             if !(0.0..=duration).contains(&damage.at_seconds) {
-                return Err(format!("{what}: at {} s of {duration} s", damage.at_seconds));
+                return Err(format!(
+                    "{what}: at {} s of {duration} s",
+                    damage.at_seconds
+                ));
             }
             Ok(damage)
         }

@@ -199,7 +199,10 @@ fn with_symphonia(
     })?;
     let codec = demux::codec_name(&params);
     if params.codec == CODEC_ID_OPUS {
-        return Err(damaged(format!("Opus in {name}, which we do not decode"), 0.0));
+        return Err(damaged(
+            format!("Opus in {name}, which we do not decode"),
+            0.0,
+        ));
     }
     // symphonia's MP3 reader ends the stream where the length it estimates from the first
     // frame's bitrate says (wrong for VBR without a Xing header); its MP3 is trimmed here.
@@ -207,7 +210,12 @@ fn with_symphonia(
     options.gapless = format != Format::Mp3;
     let mut decoder = symphonia::default::get_codecs()
         .make_audio_decoder(&params, &options)
-        .map_err(|_| damaged(format!("{name} with codec {codec}, which we do not decode"), 0.0))?;
+        .map_err(|_| {
+            damaged(
+                format!("{name} with codec {codec}, which we do not decode"),
+                0.0,
+            )
+        })?;
     // The MP4 edit list: the priming samples before it and the padding after it are not audio.
     if let (Some(edit), Some(rate)) = (edit, params.sample_rate) {
         out.skip = (edit.skip * f64::from(rate)).round() as u64;
@@ -248,7 +256,12 @@ fn with_symphonia(
                 (spec.channels().count(), spec.rate())
             })
         })
-        .ok_or_else(|| damaged(format!("damaged {name}: the {codec} decoder gave up"), out.seconds()))?;
+        .ok_or_else(|| {
+            damaged(
+                format!("damaged {name}: the {codec} decoder gave up"),
+                out.seconds(),
+            )
+        })?;
         match decoded {
             Ok((channels, rate)) => {
                 let channels = u16::try_from(channels).unwrap_or(0);
@@ -413,7 +426,12 @@ impl OpusDecoder {
             decoder.decode_float(packet, buf, false)
         })
         .ok_or_else(|| damaged("damaged Opus: the decoder gave up", at))?
-        .map_err(|e| damaged(format!("damaged Opus: a packet that does not decode ({e})"), at))
+        .map_err(|e| {
+            damaged(
+                format!("damaged Opus: a packet that does not decode ({e})"),
+                at,
+            )
+        })
     }
 
     fn decoded(&self, frames: usize) -> &[f32] {
@@ -518,7 +536,10 @@ fn webm_opus(
     let mut block_audio: Vec<f32> = Vec::new();
     for block in scan.blocks.unwrap_or_default() {
         let packets = block.packets.ok_or_else(|| {
-            damaged("damaged WebM: a block whose frames cannot be split", out.seconds())
+            damaged(
+                "damaged WebM: a block whose frames cannot be split",
+                out.seconds(),
+            )
         })?;
         block_audio.clear();
         for packet in &packets {

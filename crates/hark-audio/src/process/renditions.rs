@@ -215,8 +215,9 @@ struct OpusOut {
 impl OpusOut {
     fn new(path: &Path, input_rate: u32) -> io::Result<Self> {
         let opus_error = |e: opus::Error| codec_error("libopus", e);
-        let mut encoder = opus::Encoder::new(OUT_RATE, opus::Channels::Mono, opus::Application::Audio)
-            .map_err(opus_error)?;
+        let mut encoder =
+            opus::Encoder::new(OUT_RATE, opus::Channels::Mono, opus::Application::Audio)
+                .map_err(opus_error)?;
         encoder
             .set_bitrate(opus::Bitrate::Bits(OPUS_BITRATE))
             .map_err(opus_error)?;
@@ -299,7 +300,9 @@ impl Mp3Out {
         builder
             .set_output_sample_rate(std::num::NonZeroU32::new(OUT_RATE))
             .map_err(lame_error)?;
-        builder.set_mode(mp3lame_encoder::Mode::Mono).map_err(lame_error)?;
+        builder
+            .set_mode(mp3lame_encoder::Mode::Mono)
+            .map_err(lame_error)?;
         builder.set_brate(Bitrate::Kbps64).map_err(lame_error)?;
         builder.set_to_write_vbr_tag(true).map_err(lame_error)?;
         let encoder = builder.build().map_err(lame_error)?;

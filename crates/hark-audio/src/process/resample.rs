@@ -101,8 +101,8 @@ impl ToMono48k {
         if self.resampler.is_none() {
             return Ok(());
         }
-        let target = (self.frames_in as f64 * f64::from(OUT_RATE) / f64::from(self.rate_in))
-            .round() as u64;
+        let target =
+            (self.frames_in as f64 * f64::from(OUT_RATE) / f64::from(self.rate_in)).round() as u64;
         let rest = self.pending.len();
         self.pending.resize(CHUNK, 0.0);
         let (_, new) = self.run(0, Some(rest))?;

@@ -209,11 +209,17 @@ mod tests {
     #[test]
     fn columns_are_a_twentieth_of_a_second_whatever_the_blocks() {
         // 1.01 s at 22050 Hz (not a multiple of 20): 21 columns, the last partial.
-        let samples: Vec<f32> = (0..22_270).map(|i| ((i % 100) as f32 - 50.0) / 100.0).collect();
+        let samples: Vec<f32> = (0..22_270)
+            .map(|i| ((i % 100) as f32 - 50.0) / 100.0)
+            .collect();
         let whole = waveform_of(&samples, 1, 22_050, samples.len());
         assert_eq!(whole.min.len(), 21);
         for block in [1, 7, 1152, 4096] {
-            assert_eq!(waveform_of(&samples, 1, 22_050, block), whole, "block {block}");
+            assert_eq!(
+                waveform_of(&samples, 1, 22_050, block),
+                whole,
+                "block {block}"
+            );
         }
         assert_eq!(whole.peaks().len(), 21);
         assert!((whole.peak_amplitude() - 0.5).abs() < 1e-6);
