@@ -9,12 +9,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hark_api::JobStep;
 use rand::RngExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::blob::{BlobKey, BlobStore};
+use crate::blob::BlobStore;
 use crate::config::JobsConfig;
 use crate::db::{DbError, Repos};
 use crate::domain::{Claim, Finish, StepOutcome, Timestamp};
@@ -111,9 +110,7 @@ impl Pipeline {
             .finish_jobs(&claim, &finish, &effects::settled)
             .await?;
         for key in &finished.blobs_being_deleted {
-            if let Some(rendition) = finish.renditions.iter().find(|r| &r.sha256 == key) {
-                tracing::warn!(blob = %key, rendition = %rendition.name, "a rendition's bytes were being collected");
-            }
+            tracing::warn!(blob = %key, note = %claim.note.id, "a rendition's bytes were being collected");
         }
         let steps: Vec<&str> = claim.steps.iter().map(|(step, _)| step.as_str()).collect();
         metrics::histogram!(JOB_DURATION, "steps" => steps.join(","))
@@ -202,17 +199,4 @@ fn outcome_name(outcome: &StepOutcome, recorded: bool) -> &'static str {
         StepOutcome::Failed(_) => "failed",
         StepOutcome::Retry { .. } => "retried",
     }
-}
-
-/// The blob key of a note's original bytes.
-fn original_key(claim: &Claim) -> Result<BlobKey, crate::blob::BlobError> {
-    BlobKey::parse(&claim.note.audio.sha256)
-}
-
-/// Whether a step is served by the pass over the audio.
-fn decodes(step: JobStep) -> bool {
-    matches!(
-        step,
-        JobStep::Integrity | JobStep::Transcode | JobStep::Waveform | JobStep::Loudness
-    )
 }

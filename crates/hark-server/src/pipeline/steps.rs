@@ -4,7 +4,7 @@
 //! (the store, the disk) is retried.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use futures_util::TryStreamExt;
 use hark_api::{JobStep, Loudness, Rendition};
@@ -13,7 +13,6 @@ use hark_audio::process::{
 };
 use sha2::{Digest, Sha256};
 
-use super::{decodes, original_key};
 use crate::blob::{BlobKey, BlobStore};
 use crate::domain::{Claim, Finish, StepOutcome, StoredRendition, StoredWaveform, Timestamp};
 
@@ -23,7 +22,7 @@ const NO_SPEECH_MODEL: &str = "no speech model is configured";
 /// What the pass over the audio made.
 #[derive(Default)]
 struct Made {
-    renditions: Vec<(hark_audio::process::Rendition, PathBuf)>,
+    renditions: Vec<hark_audio::process::Rendition>,
     waveform: Option<StoredWaveform>,
     loudness: Option<Option<Loudness>>,
 }
@@ -122,12 +121,14 @@ async fn pass(
         .await
         .map_err(|e| PassError::Transient(format!("the pass stopped: {e}")))??;
     let mut renditions = Vec::with_capacity(made.renditions.len());
-    for (rendition, path) in made.renditions {
+    for rendition in made.renditions {
         let Some(name) = Rendition::parse(rendition.name) else {
             continue;
         };
-        let sha256 = durable_digest(&path).await?;
-        store.put_file(&BlobKey::parse(&sha256)?, &path).await?;
+        let sha256 = durable_digest(&rendition.path).await?;
+        store
+            .put_file(&BlobKey::parse(&sha256)?, &rendition.path)
+            .await?;
         renditions.push(StoredRendition {
             name,
             sha256,
@@ -153,7 +154,7 @@ fn claimed(claim: &Claim, step: JobStep) -> bool {
 
 /// Copies the note's bytes out of the store, whichever it is, into `to`.
 async fn copy_original(claim: &Claim, store: &dyn BlobStore, to: &Path) -> Result<(), PassError> {
-    let key = original_key(claim)?;
+    let key = BlobKey::parse(&claim.note.audio.sha256)?;
     let mut bytes = store
         .read_range(&key, 0..claim.note.audio.size_bytes)
         .await?;
@@ -190,17 +191,7 @@ fn decode(original: &Path, out: &Path, steps: &[JobStep]) -> Result<Made, PassEr
         Err(ProcessError::Io(e)) => return Err(e.into()),
     }
     Ok(Made {
-        renditions: renditions
-            .map(|sink| {
-                sink.renditions()
-                    .into_iter()
-                    .map(|r| {
-                        let path = r.path.clone();
-                        (r, path)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
+        renditions: renditions.map(|sink| sink.renditions()).unwrap_or_default(),
         waveform: waveform.map(|sink| stored_waveform(&sink.waveform())),
         loudness: loudness.map(|sink| {
             let measured = sink.loudness();
@@ -267,4 +258,12 @@ impl Write for HashWriter<'_> {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// Whether a step is served by the pass over the audio.
+fn decodes(step: JobStep) -> bool {
+    matches!(
+        step,
+        JobStep::Integrity | JobStep::Transcode | JobStep::Waveform | JobStep::Loudness
+    )
 }

@@ -236,16 +236,8 @@ where
             }
         }
         // The blob reference waits for a collector marking this blob.
-        let deleting: i64 = sqlx::query_scalar(
-            "INSERT INTO blobs (sha256, size_bytes, refcount, created_at) VALUES ($1, $2, 1, $3) \
-             ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1, orphaned_at = NULL \
-             RETURNING deleting",
-        )
-        .bind(audio.sha256.clone())
-        .bind(audio.size_bytes as i64)
-        .bind(created_at.micros())
-        .fetch_one(&mut *conn)
-        .await?;
+        let deleting =
+            Self::reference_blob(conn, &audio.sha256, audio.size_bytes, created_at).await?;
         let row: NoteRow = sqlx::query_as(ONE_NOTE)
             .bind(note.id.to_string())
             .bind(note.owner_id.to_string())
@@ -271,7 +263,7 @@ where
         Self::commit_effects(conn, &insert.effects).await?;
         Ok(InsertOutcome::Inserted {
             note: Box::new(row.try_into()?),
-            blob_deleting: deleting != 0,
+            blob_deleting: deleting,
         })
     }
 

@@ -154,17 +154,14 @@ where
             .await?;
             // The reference is taken before the old one is dropped: bytes that did not change
             // never pass through zero references.
-            let deleting: i64 = sqlx::query_scalar(
-                "INSERT INTO blobs (sha256, size_bytes, refcount, created_at) VALUES ($1, $2, 1, $3) \
-                 ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1, orphaned_at = NULL \
-                 RETURNING deleting",
+            let deleting = Self::reference_blob(
+                conn,
+                &rendition.sha256,
+                rendition.size_bytes,
+                Timestamp::now(),
             )
-            .bind(rendition.sha256.clone())
-            .bind(rendition.size_bytes as i64)
-            .bind(Timestamp::now().micros())
-            .fetch_one(&mut *conn)
             .await?;
-            if deleting != 0 {
+            if deleting {
                 being_deleted.push(rendition.sha256.clone());
             }
             if let Some(old) = replaced {
@@ -211,6 +208,22 @@ where
         Ok(being_deleted)
     }
 
+    /// The note's jobs, in pipeline order.
+    async fn jobs_in(conn: &mut DB::Connection, note: NoteId) -> Result<Vec<JobRecord>, DbError> {
+        let rows: Vec<JobRow> = sqlx::query_as(
+            "SELECT step, status, attempts, last_error, updated_at FROM jobs WHERE note_id = $1",
+        )
+        .bind(note.to_string())
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut jobs: Vec<JobRecord> = rows
+            .into_iter()
+            .map(JobRecord::try_from)
+            .collect::<Result<_, _>>()?;
+        jobs.sort_by_key(|job| job.step);
+        Ok(jobs)
+    }
+
     /// The status the note's jobs add up to: failed as soon as one failed, ready once every
     /// one is final, processing until then.
     async fn settle(
@@ -228,16 +241,7 @@ where
         let Some(from) = current.as_deref().and_then(NoteStatus::parse) else {
             return Ok(());
         };
-        let jobs: Vec<JobRow> = sqlx::query_as(
-            "SELECT step, status, attempts, last_error, updated_at FROM jobs WHERE note_id = $1",
-        )
-        .bind(note.to_string())
-        .fetch_all(&mut *conn)
-        .await?;
-        let jobs: Vec<JobRecord> = jobs
-            .into_iter()
-            .map(JobRecord::try_from)
-            .collect::<Result<_, _>>()?;
+        let jobs = Self::jobs_in(conn, note).await?;
         let failed = jobs
             .iter()
             .filter(|job| job.status == JobStatus::Failed)
@@ -401,18 +405,8 @@ where
     }
 
     async fn jobs_of(&self, note: NoteId) -> Result<Vec<JobRecord>, DbError> {
-        let rows: Vec<JobRow> = sqlx::query_as(
-            "SELECT step, status, attempts, last_error, updated_at FROM jobs WHERE note_id = $1",
-        )
-        .bind(note.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        let mut jobs: Vec<JobRecord> = rows
-            .into_iter()
-            .map(JobRecord::try_from)
-            .collect::<Result<_, _>>()?;
-        jobs.sort_by_key(|job| job.step);
-        Ok(jobs)
+        let mut conn = self.pool.acquire().await?;
+        Self::jobs_in(&mut conn, note).await
     }
 
     async fn restart_jobs(&self, note: NoteId, owner: UserId) -> Result<bool, DbError> {

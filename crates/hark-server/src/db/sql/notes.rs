@@ -19,6 +19,27 @@ where
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
+    /// Takes one reference on a blob, creating its row if new; answers whether a collector is
+    /// deleting its bytes (the caller must then write them again once it is done).
+    pub(super) async fn reference_blob(
+        conn: &mut DB::Connection,
+        sha256: &str,
+        size_bytes: u64,
+        at: Timestamp,
+    ) -> Result<bool, DbError> {
+        let deleting: i64 = sqlx::query_scalar(
+            "INSERT INTO blobs (sha256, size_bytes, refcount, created_at) VALUES ($1, $2, 1, $3) \
+             ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1, orphaned_at = NULL \
+             RETURNING deleting",
+        )
+        .bind(sha256.to_owned())
+        .bind(size_bytes as i64)
+        .bind(at.micros())
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(deleting != 0)
+    }
+
     /// Drops one reference on a blob; at zero it becomes the collector's.
     pub(super) async fn release_blob(
         conn: &mut DB::Connection,
