@@ -121,10 +121,16 @@ impl App {
     ) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         let background = tokio::spawn(self.maintenance.clone().run(stop.child_token()));
+        let jobs = &self.state.config.jobs;
+        let in_process_workers = if jobs.in_process {
+            jobs.worker_count()
+        } else {
+            0
+        };
         let workers = tokio::spawn(
             self.pipeline
                 .clone()
-                .run_workers(self.state.config.jobs.worker_count(), stop.child_token()),
+                .run_workers(in_process_workers, stop.child_token()),
         );
         let metrics = tokio::spawn(crate::metrics::upkeep(
             self.state.metrics.clone(),

@@ -64,6 +64,8 @@ pub struct StorageConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct JobsConfig {
+    /// Whether `hark serve` runs workers.
+    pub in_process: bool,
     /// 0: one per CPU core.
     pub workers: usize,
     pub lease_seconds: u64,

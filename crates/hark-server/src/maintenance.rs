@@ -134,21 +134,8 @@ impl Maintenance {
         Ok(collected)
     }
 
-    /// Deletes a blob's bytes by the index's protocol: mark (committed), remove the bytes with
-    /// no transaction open, finish. `unknown`: the blob has no row (an interrupted upload's).
     async fn delete_blob(&self, sha256: &str, unknown: bool) -> anyhow::Result<bool> {
-        let key = BlobKey::parse(sha256)?;
-        let marked = if unknown {
-            self.repos.blobs.begin_unknown_blob_deletion(sha256).await?
-        } else {
-            self.repos.blobs.begin_blob_deletion(sha256).await?
-        };
-        if !marked {
-            return Ok(false);
-        }
-        self.store.delete(&key).await?;
-        self.repos.blobs.finish_blob_deletion(sha256).await?;
-        Ok(true)
+        delete_blob(&self.repos, self.store.as_ref(), sha256, unknown).await
     }
 
     /// Walks the store against the database with the configured grace period.
@@ -206,6 +193,29 @@ impl Maintenance {
 }
 
 /// Empties the temporary directory: at start-up nothing in it belongs to a live upload.
+/// Deletes a blob's bytes by the index's protocol: mark (committed), remove the bytes with no
+/// transaction open, finish. `unknown`: the blob has no row (bytes written for no note, as an
+/// interrupted upload leaves). `false` when a reference (or row) keeps it.
+pub async fn delete_blob(
+    repos: &Repos,
+    store: &dyn BlobStore,
+    sha256: &str,
+    unknown: bool,
+) -> anyhow::Result<bool> {
+    let key = BlobKey::parse(sha256)?;
+    let marked = if unknown {
+        repos.blobs.begin_unknown_blob_deletion(sha256).await?
+    } else {
+        repos.blobs.begin_blob_deletion(sha256).await?
+    };
+    if !marked {
+        return Ok(false);
+    }
+    store.delete(&key).await?;
+    repos.blobs.finish_blob_deletion(sha256).await?;
+    Ok(true)
+}
+
 pub fn clear_tmp_dir(dir: &Path) -> std::io::Result<usize> {
     std::fs::create_dir_all(dir)?;
     let mut removed = 0;

@@ -109,6 +109,21 @@ impl Pipeline {
             .jobs
             .finish_jobs(&claim, &finish, &effects::settled)
             .await?;
+        // Renditions of a note deleted (or reprocessed) meanwhile: their bytes belong to no
+        // note, unless another note has the same audio.
+        let recorded = finished.recorded.contains(&hark_api::JobStep::Transcode);
+        for rendition in finish.renditions.iter().filter(|_| !recorded) {
+            let discarded = crate::maintenance::delete_blob(
+                &self.repos,
+                self.store.as_ref(),
+                &rendition.sha256,
+                true,
+            )
+            .await;
+            if let Err(e) = discarded {
+                tracing::warn!(blob = %rendition.sha256, error = %e, "discarding a rendition failed; the reconciler will");
+            }
+        }
         for key in &finished.blobs_being_deleted {
             tracing::warn!(blob = %key, note = %claim.note.id, "a rendition's bytes were being collected");
         }

@@ -7,7 +7,9 @@ use hark_client::UploadOptions;
 
 use sqlx::Connection;
 
-use crate::helpers::{Backend, TestApp, TestUser, assert_problem, sample, spawn_app};
+use crate::helpers::{
+    Backend, TestApp, TestUser, assert_problem, sample, spawn_app, spawn_app_with,
+};
 
 /// Uploads named corpus files; returns the notes in upload order.
 async fn upload_all(user: &TestUser, files: &[(&str, &str)]) -> Vec<hark_api::Note> {
@@ -31,8 +33,9 @@ fn names(list: &hark_api::NoteList) -> Vec<&str> {
     list.items.iter().map(|n| n.name.as_str()).collect()
 }
 
+/// Processing is off: the notes stay `pending`, which the status filters rely on.
 async fn filters_and_sorts_select_and_order_notes(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_app_with(backend, |c| c.jobs.in_process = false).await;
     let user = app.user("ann@example.com").await;
     upload_all(
         &user,

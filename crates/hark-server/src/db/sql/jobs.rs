@@ -254,7 +254,9 @@ where
             None if jobs.iter().all(|job| job.status.is_final()) => (NoteStatus::Ready, None),
             None => (NoteStatus::Processing, None),
         };
-        if status == from {
+        // A failed note stays failed (the reconciler may have failed it for a missing blob)
+        // until a reprocess starts a new run.
+        if status == from || from == NoteStatus::Failed {
             return Ok(());
         }
         let row: NoteRow = sqlx::query_as(
