@@ -18,7 +18,8 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToResponse, ToSchema};
          (name = "users", description = "Accounts"), (name = "api-keys", description = "Personal API keys"),
          (name = "compat", description = "Seed-compatible routes"), (name = "ops", description = "Health and metrics")),
     components(
-        schemas(hark_api::Problem, hark_api::ProblemCode, hark_api::Sort, hark_api::AudioFormat),
+        schemas(hark_api::Problem, hark_api::ProblemCode, hark_api::Sort, hark_api::AudioFormat,
+                hark_api::WaveformFormat),
         responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, RequestTimeout,
                   PayloadTooLarge, UnsupportedMediaType, RangeNotSatisfiable, IdempotencyKeyReused,
                   TooManyRequests, Internal, Unavailable)

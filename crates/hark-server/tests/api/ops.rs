@@ -249,6 +249,37 @@ fn every_operation_has_an_id_of_its_own() {
     assert_eq!(ids.len(), count, "{ids:?}");
 }
 
+/// Every `$ref` in the document points at a component it defines; a dangling one leaves
+/// generated clients (and fuzzers) without the type.
+#[test]
+fn every_reference_in_the_openapi_document_resolves() {
+    fn refs<'a>(value: &'a serde_json::Value, found: &mut Vec<&'a str>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::String(target)) = map.get("$ref") {
+                    found.push(target);
+                }
+                map.values().for_each(|v| refs(v, found));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
+            _ => {}
+        }
+    }
+    let (_, openapi) = hark_server::http::api();
+    let doc = serde_json::to_value(&openapi).expect("json");
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    assert!(!found.is_empty());
+    let dangling: Vec<&str> = found
+        .into_iter()
+        .filter(|target| {
+            let pointer = target.strip_prefix('#').expect("local reference");
+            doc.pointer(pointer).is_none()
+        })
+        .collect();
+    assert!(dangling.is_empty(), "dangling references: {dangling:?}");
+}
+
 /// The README's table of scopes and the OpenAPI document's `bearer` scopes say the same.
 #[test]
 fn the_readme_scope_table_matches_the_openapi_document() {

@@ -111,7 +111,8 @@ async fn a_deleted_notes_last_blob_goes_when_the_collector_wakes(backend: Backen
 }
 
 async fn deleting_a_user_deletes_their_notes_and_releases_their_blobs(backend: Backend) {
-    let app = spawn_app(backend).await;
+    // Processing stays off so that the store holds originals only, not renditions.
+    let app = spawn_app_with(backend, |c| c.jobs.in_process = false).await;
     let ann = app.user("ann@example.com").await;
     let bob = app.user("bob@example.com").await;
     ann.client

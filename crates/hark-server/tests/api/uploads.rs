@@ -407,7 +407,8 @@ async fn names_are_kept_safe(backend: Backend) {
 }
 
 async fn identical_bytes_are_stored_once_and_deleting_one_note_keeps_the_other(backend: Backend) {
-    let app = spawn_app(backend).await;
+    // Processing stays off so that the store holds originals only, not renditions.
+    let app = spawn_app_with(backend, |c| c.jobs.in_process = false).await;
     let ann = app.user("ann@example.com").await;
     let bob = app.user("bob@example.com").await;
     let wav = sample_wav();
