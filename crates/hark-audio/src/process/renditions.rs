@@ -1,10 +1,11 @@
 //! The transcode step: the audio downmixed to mono and resampled to 48 kHz once, then encoded in
 //! the same pass to Ogg Opus at 24 kbps (libopus) and MP3 at 64 kbps (LAME, with a LAME tag so
-//! players know the exact length). Each encoder runs on a thread of its own, fed through a
+//! players know the exact length). The MP3 keeps the input's rate when MPEG audio has it, as
+//! ffmpeg would: a 16 kHz memo is not upsampled only to be encoded at three times the cost. Each encoder runs on a thread of its own, fed through a
 //! bounded channel, so that one long file keeps three cores busy (decode, Opus, MP3).
 
 use super::ogg_writer::OggOpusWriter;
-use super::resample::{OUT_RATE, ToMono48k};
+use super::resample::{OUT_RATE, To48k, downmix};
 use super::{Pcm, PcmSink};
 use mp3lame_encoder::{Bitrate, FlushGap, MonoPcm};
 use std::fs::File;
@@ -44,25 +45,43 @@ pub struct RenditionSink {
 }
 
 struct Started {
-    to_48k: ToMono48k,
-    /// 48 kHz mono not yet sent to the encoders.
-    batch: Vec<f32>,
+    /// The block being taken, downmixed to mono at the input's rate.
+    mono: Vec<f32>,
+    to_48k: To48k,
+    /// 48 kHz audio not yet sent to the Opus encoder (and to the MP3 one, unless it has its own).
+    at_48k: Vec<f32>,
+    /// Input-rate audio not yet sent to the MP3 encoder, when it takes the input's rate.
+    mp3_input: Option<Vec<f32>>,
     opus: Background,
     mp3: Background,
 }
 
-/// Samples sent to the encoders at a time: 100 ms, few enough sends to cost nothing.
+/// Samples sent to the encoders at a time: about 100 ms, few enough sends to cost nothing.
 const BATCH: usize = 4800;
 
+/// The sample rates MPEG audio (1, 2 and 2.5) encodes.
+const MPEG_RATES: [u32; 9] = [
+    8_000, 11_025, 12_000, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000,
+];
+
 impl Started {
-    fn send(&mut self) -> io::Result<()> {
-        if self.batch.is_empty() {
-            return Ok(());
+    /// Sends what has gathered to the encoders: full batches, or everything at the end.
+    fn send(&mut self, all: bool) -> io::Result<()> {
+        let due = |batch: &Vec<f32>| batch.len() >= BATCH || (all && !batch.is_empty());
+        if due(&self.at_48k) {
+            let block: Arc<[f32]> = Arc::from(&self.at_48k[..]);
+            self.at_48k.clear();
+            if self.mp3_input.is_none() {
+                self.mp3.send(Arc::clone(&block))?;
+            }
+            self.opus.send(block)?;
         }
-        let block: Arc<[f32]> = Arc::from(&self.batch[..]);
-        self.batch.clear();
-        self.opus.send(Arc::clone(&block))?;
-        self.mp3.send(block)
+        if let Some(batch) = self.mp3_input.as_mut().filter(|batch| due(batch)) {
+            let block: Arc<[f32]> = Arc::from(&batch[..]);
+            batch.clear();
+            self.mp3.send(block)?;
+        }
+        Ok(())
     }
 }
 
@@ -147,11 +166,18 @@ impl RenditionSink {
     }
 
     fn start(&self, rate: u32) -> io::Result<Started> {
+        let mp3_rate = if MPEG_RATES.contains(&rate) {
+            rate
+        } else {
+            OUT_RATE
+        };
         Ok(Started {
-            to_48k: ToMono48k::new(rate)?,
-            batch: Vec::with_capacity(BATCH * 2),
+            mono: Vec::new(),
+            to_48k: To48k::new(rate)?,
+            at_48k: Vec::with_capacity(BATCH * 2),
+            mp3_input: (mp3_rate != OUT_RATE).then(|| Vec::with_capacity(BATCH * 2)),
             opus: Background::spawn("opus", OpusOut::new(&self.dir.join("opus.ogg"), rate)?)?,
-            mp3: Background::spawn("mp3", Mp3Out::new(&self.dir.join("mp3.mp3"))?)?,
+            mp3: Background::spawn("mp3", Mp3Out::new(&self.dir.join("mp3.mp3"), mp3_rate)?)?,
         })
     }
 }
@@ -165,27 +191,35 @@ impl PcmSink for RenditionSink {
                 self.started.insert(started)
             }
         };
-        let Started { to_48k, batch, .. } = started;
-        to_48k.push(pcm, &mut |mono| {
+        let Started {
+            mono,
+            to_48k,
+            at_48k,
+            mp3_input,
+            ..
+        } = started;
+        mono.clear();
+        downmix(pcm, mono);
+        if let Some(batch) = mp3_input {
             batch.extend_from_slice(mono);
+        }
+        to_48k.push(mono, &mut |resampled| {
+            at_48k.extend_from_slice(resampled);
             Ok(())
         })?;
-        if started.batch.len() >= BATCH {
-            started.send()?;
-        }
-        Ok(())
+        started.send(false)
     }
 
     fn finish(&mut self) -> io::Result<()> {
         let Some(mut started) = self.started.take() else {
             return Ok(());
         };
-        let Started { to_48k, batch, .. } = &mut started;
-        to_48k.finish(&mut |mono| {
-            batch.extend_from_slice(mono);
+        let Started { to_48k, at_48k, .. } = &mut started;
+        to_48k.finish(&mut |resampled| {
+            at_48k.extend_from_slice(resampled);
             Ok(())
         })?;
-        started.send()?;
+        started.send(true)?;
         let opus = started.opus.wait();
         let mp3 = started.mp3.wait();
         self.renditions = vec![opus?, mp3?];
@@ -286,19 +320,21 @@ struct Mp3Out {
     encoder: mp3lame_encoder::Encoder,
     file: BufWriter<File>,
     buf: Vec<u8>,
+    rate: u32,
     samples: u64,
 }
 
 impl Mp3Out {
-    fn new(path: &Path) -> io::Result<Self> {
+    /// An encoder for mono audio at `rate`, one of [`MPEG_RATES`].
+    fn new(path: &Path, rate: u32) -> io::Result<Self> {
         let lame_error = |e: mp3lame_encoder::BuildError| codec_error("LAME", e);
         let mut builder = mp3lame_encoder::Builder::new()
             .ok_or_else(|| io::Error::other("LAME: out of memory"))?;
         builder.set_num_channels(1).map_err(lame_error)?;
-        builder.set_sample_rate(OUT_RATE).map_err(lame_error)?;
-        // The same rate out as in, as ffmpeg asks of LAME: no second resampling inside it.
+        builder.set_sample_rate(rate).map_err(lame_error)?;
+        // The same rate out as in, as ffmpeg asks of LAME: no resampling inside it.
         builder
-            .set_output_sample_rate(std::num::NonZeroU32::new(OUT_RATE))
+            .set_output_sample_rate(std::num::NonZeroU32::new(rate))
             .map_err(lame_error)?;
         builder
             .set_mode(mp3lame_encoder::Mode::Mono)
@@ -311,6 +347,7 @@ impl Mp3Out {
             encoder,
             file: BufWriter::new(File::create(path)?),
             buf: Vec::new(),
+            rate,
             samples: 0,
         })
     }
@@ -348,7 +385,7 @@ impl Encode for Mp3Out {
             "mp3",
             "audio/mpeg",
             self.path,
-            self.samples as f64 / f64::from(OUT_RATE),
+            self.samples as f64 / f64::from(self.rate),
         )
     }
 }

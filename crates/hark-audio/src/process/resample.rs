@@ -14,7 +14,8 @@ pub(super) const OUT_RATE: u32 = 48_000;
 /// Input frames per resampler call.
 const CHUNK: usize = 1024;
 
-pub(super) struct ToMono48k {
+/// Mono audio at any rate in, 48 kHz out.
+pub(super) struct To48k {
     rate_in: u32,
     /// `None` when the input is already at 48 kHz.
     resampler: Option<Fft<f32>>,
@@ -32,7 +33,22 @@ fn resample_error(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(format!("resampler: {e}"))
 }
 
-impl ToMono48k {
+/// Appends `pcm` downmixed to mono (the mean of its channels) to `mono`.
+pub(super) fn downmix(pcm: Pcm<'_>, mono: &mut Vec<f32>) {
+    let width = usize::from(pcm.channels.max(1));
+    if width == 1 {
+        mono.extend_from_slice(pcm.samples);
+    } else {
+        let scale = 1.0 / width as f32;
+        mono.extend(
+            pcm.samples
+                .chunks_exact(width)
+                .map(|frame| frame.iter().sum::<f32>() * scale),
+        );
+    }
+}
+
+impl To48k {
     pub(super) fn new(rate_in: u32) -> io::Result<Self> {
         let resampler = if rate_in == OUT_RATE {
             None
@@ -50,7 +66,7 @@ impl ToMono48k {
         let (out_len, delay) = resampler
             .as_ref()
             .map_or((0, 0), |r| (r.output_frames_max(), r.output_delay()));
-        Ok(ToMono48k {
+        Ok(To48k {
             rate_in,
             resampler,
             pending: Vec::with_capacity(CHUNK * 2),
@@ -61,28 +77,18 @@ impl ToMono48k {
         })
     }
 
-    /// Takes a block of the decode; hands on whatever 48 kHz mono audio is ready.
+    /// Takes a block of mono audio; hands on whatever 48 kHz audio is ready.
     pub(super) fn push(
         &mut self,
-        pcm: Pcm<'_>,
+        mono: &[f32],
         emit: &mut impl FnMut(&[f32]) -> io::Result<()>,
     ) -> io::Result<()> {
-        let width = usize::from(pcm.channels.max(1));
-        self.frames_in += pcm.frames() as u64;
-        let mono = pcm.samples.chunks_exact(width).map(|frame| {
-            if width == 1 {
-                frame[0]
-            } else {
-                frame.iter().sum::<f32>() / width as f32
-            }
-        });
+        self.frames_in += mono.len() as u64;
         if self.resampler.is_none() {
-            self.pending.clear();
-            self.pending.extend(mono);
-            self.frames_out += self.pending.len() as u64;
-            return emit(&self.pending);
+            self.frames_out += mono.len() as u64;
+            return emit(mono);
         }
-        self.pending.extend(mono);
+        self.pending.extend_from_slice(mono);
         let mut used = 0;
         while self.pending.len() - used >= CHUNK {
             let (consumed, new) = self.run(used, None)?;
