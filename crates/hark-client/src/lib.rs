@@ -6,8 +6,8 @@ use std::path::Path;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use hark_api::{
-    ApiKeyList, CreatedApiKey, Credentials, LinkRequest, ListNotesQuery, NewApiKey, Note, NoteList,
-    Problem, ServiceCredentials, SignedLink, TokenClaims, TokenResponse, User,
+    ApiKeyList, CreatedApiKey, Credentials, JobList, LinkRequest, ListNotesQuery, NewApiKey, Note,
+    NoteList, Problem, Rendition, ServiceCredentials, SignedLink, TokenClaims, TokenResponse, User,
 };
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
@@ -233,6 +233,27 @@ impl Client {
             .await?)
         .await?;
         Ok(response.bytes().await?)
+    }
+
+    /// One of the note's renditions, in memory.
+    pub async fn rendition(&self, id: &str, rendition: Rendition) -> Result<Bytes, ClientError> {
+        let response = ok(self
+            .request(reqwest::Method::GET, &format!("/api/v1/notes/{id}/audio"))
+            .query(&[("rendition", rendition.as_str())])
+            .send()
+            .await?)
+        .await?;
+        Ok(response.bytes().await?)
+    }
+
+    /// The note's processing jobs.
+    pub async fn jobs(&self, id: &str) -> Result<JobList, ClientError> {
+        json(
+            self.request(reqwest::Method::GET, &format!("/api/v1/notes/{id}/jobs"))
+                .send()
+                .await?,
+        )
+        .await
     }
 
     /// Streams the note's original bytes into a file; returns how many were written.

@@ -180,8 +180,9 @@ pub async fn run_workers(
         .await
         .context("opening the database")?;
     let store = crate::blob::open(&config).context("opening the blob store")?;
-    let scratch = std::env::temp_dir().join(format!("hark-worker-{}", std::process::id()));
-    let pipeline = Pipeline::new(repos, store, scratch.clone(), config.jobs.clone());
+    let scratch = WorkerScratch::create(&std::env::temp_dir())
+        .context("making the worker's scratch directory")?;
+    let pipeline = Pipeline::new(repos, store, scratch.dir.clone(), config.jobs.clone());
     let stop = CancellationToken::new();
     let workers =
         tokio::spawn(pipeline.run_workers(config.jobs.worker_count(), stop.child_token()));
@@ -189,8 +190,66 @@ pub async fn run_workers(
     tracing::info!("shutting down: finishing the passes under way");
     stop.cancel();
     let _ = workers.await;
-    let _ = std::fs::remove_dir_all(scratch);
     Ok(())
+}
+
+/// A `hark worker`'s scratch directory, `hark-worker-<pid>` in the system's temporary
+/// directory, locked for as long as the worker lives. A worker that is killed mid-pass leaves
+/// its directory (a copy of an original, half-made renditions); the next worker to start on
+/// the machine removes every such directory whose lock nobody holds.
+struct WorkerScratch {
+    dir: std::path::PathBuf,
+    _lock: std::fs::File,
+}
+
+impl WorkerScratch {
+    const PREFIX: &str = "hark-worker-";
+
+    fn create(temp: &std::path::Path) -> std::io::Result<WorkerScratch> {
+        Self::remove_abandoned(temp);
+        let dir = temp.join(format!("{}{}", Self::PREFIX, std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let lock = std::fs::File::create(dir.join("lock"))?;
+        lock.try_lock().map_err(std::io::Error::other)?;
+        Ok(WorkerScratch { dir, _lock: lock })
+    }
+
+    /// Removes the scratch directories of workers that are gone (their lock is free).
+    fn remove_abandoned(temp: &std::path::Path) {
+        let Ok(entries) = std::fs::read_dir(temp) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if !entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(Self::PREFIX)
+            {
+                continue;
+            }
+            let dir = entry.path();
+            // No lock file: a worker is still making its directory.
+            let Ok(lock) = std::fs::File::open(dir.join("lock")) else {
+                continue;
+            };
+            if lock.try_lock().is_ok() {
+                match std::fs::remove_dir_all(&dir) {
+                    Ok(()) => {
+                        tracing::info!(dir = %dir.display(), "removed the scratch directory of a worker that stopped")
+                    }
+                    Err(e) => {
+                        tracing::warn!(dir = %dir.display(), error = %e, "could not remove an abandoned scratch directory")
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for WorkerScratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 fn lock_data_dir(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
