@@ -113,6 +113,10 @@ impl App {
         &self.maintenance
     }
 
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
     /// Serves until `shutdown` resolves, then lets in-flight requests finish (up to the
     /// configured grace) and stops the maintenance loop.
     pub async fn run_until_stopped(

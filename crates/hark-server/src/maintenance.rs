@@ -192,7 +192,6 @@ impl Maintenance {
     }
 }
 
-/// Empties the temporary directory: at start-up nothing in it belongs to a live upload.
 /// Deletes a blob's bytes by the index's protocol: mark (committed), remove the bytes with no
 /// transaction open, finish. `unknown`: the blob has no row (bytes written for no note, as an
 /// interrupted upload leaves). `false` when a reference (or row) keeps it.
@@ -216,6 +215,34 @@ pub async fn delete_blob(
     Ok(true)
 }
 
+/// How long a new reference waits for a collector deleting the same bytes.
+const COLLECTOR_WAIT: Duration = Duration::from_secs(30);
+
+/// A reference was taken on bytes a collector was deleting (the reference's transaction found
+/// the blob marked): once the collector is done, writes the bytes again from `file` and clears
+/// the mark. A collector that died mid-way leaves its mark; after a while the bytes are written
+/// and the mark cleared here.
+pub async fn restore_collected_blob<E>(
+    repos: &Repos,
+    store: &dyn BlobStore,
+    key: &BlobKey,
+    file: &Path,
+) -> Result<(), E>
+where
+    E: From<crate::db::DbError> + From<crate::blob::BlobError>,
+{
+    let deadline = tokio::time::Instant::now() + COLLECTOR_WAIT;
+    while repos.blobs.blob_deleting(key.as_str()).await? && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    store.put_file(key, file).await?;
+    if repos.blobs.blob_deleting(key.as_str()).await? {
+        repos.blobs.finish_blob_deletion(key.as_str()).await?;
+    }
+    Ok(())
+}
+
+/// Empties the temporary directory: at start-up nothing in it belongs to a live upload.
 pub fn clear_tmp_dir(dir: &Path) -> std::io::Result<usize> {
     std::fs::create_dir_all(dir)?;
     let mut removed = 0;

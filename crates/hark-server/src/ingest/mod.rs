@@ -13,6 +13,7 @@ use hark_audio::ProbeError;
 use crate::blob::{BlobError, BlobKey, BlobStore};
 use crate::db::{DbError, EffectsOf, InsertOutcome, NoteInsert, Repos};
 use crate::domain::{AudioFacts, NewNote, Note, NoteId, NoteName, UserId};
+use crate::maintenance::restore_collected_blob;
 use crate::metrics::PROBE_FAILURES;
 
 pub use committer::Committer;
@@ -89,9 +90,6 @@ pub struct Ingested {
     pub replayed: bool,
 }
 
-/// How long an upload waits for a collector deleting the same bytes.
-const COLLECTOR_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-
 #[derive(Clone)]
 pub struct Ingest {
     pub repos: Repos,
@@ -158,7 +156,14 @@ impl Ingest {
                 blob_deleting,
             } => {
                 if blob_deleting {
-                    self.rewrite_collected_blob(&key, &spooled).await?;
+                    // The spool file still holds the bytes.
+                    restore_collected_blob::<IngestError>(
+                        &self.repos,
+                        self.store.as_ref(),
+                        &key,
+                        &spooled.path,
+                    )
+                    .await?;
                 }
                 Ok(Ingested {
                     note: *note,
@@ -174,27 +179,6 @@ impl Ingest {
                     .await
             }
         }
-    }
-
-    /// A collector was deleting these bytes when our reference was taken: once it is done,
-    /// write them again (the spool file is still here). A collector that died mid-way leaves
-    /// its mark; after a while the upload writes the bytes and clears the mark itself.
-    async fn rewrite_collected_blob(
-        &self,
-        key: &BlobKey,
-        spooled: &Spooled,
-    ) -> Result<(), IngestError> {
-        let deadline = tokio::time::Instant::now() + COLLECTOR_WAIT;
-        while self.repos.blobs.blob_deleting(key.as_str()).await?
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        self.store.put_file(key, &spooled.path).await?;
-        if self.repos.blobs.blob_deleting(key.as_str()).await? {
-            self.repos.blobs.finish_blob_deletion(key.as_str()).await?;
-        }
-        Ok(())
     }
 
     async fn replay(

@@ -13,10 +13,11 @@ use rand::RngExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::blob::BlobStore;
+use crate::blob::{BlobKey, BlobStore};
 use crate::config::JobsConfig;
 use crate::db::{DbError, Repos};
 use crate::domain::{Claim, Finish, StepOutcome, Timestamp};
+use crate::maintenance::restore_collected_blob;
 use crate::metrics::{JOB_DURATION, JOB_QUEUE_DEPTH, JOBS};
 use crate::notes::effects;
 
@@ -99,11 +100,11 @@ impl Pipeline {
         };
         let started = std::time::Instant::now();
         let renew = self.keep_lease(&claim, lease);
-        let finish = tokio::select! {
-            finish = steps::run(&claim, self.store.as_ref(), &self.scratch) => finish,
-            () = renew => Finish::default(),
+        let ran = tokio::select! {
+            ran = steps::run(&claim, self.store.as_ref(), &self.scratch) => ran,
+            () = renew => Finish::default().into(),
         };
-        let finish = self.with_retries(&claim, finish);
+        let finish = self.with_retries(&claim, ran.finish);
         let finished = self
             .repos
             .jobs
@@ -124,8 +125,25 @@ impl Pipeline {
                 tracing::warn!(blob = %rendition.sha256, error = %e, "discarding a rendition failed; the reconciler will");
             }
         }
-        for key in &finished.blobs_being_deleted {
-            tracing::warn!(blob = %key, note = %claim.note.id, "a rendition's bytes were being collected");
+        // Renditions whose bytes a collector was deleting as they were referenced: written
+        // again from the pass's files once it is done.
+        for sha256 in &finished.blobs_being_deleted {
+            let file = ran.files.as_ref().and_then(|files| files.rendition(sha256));
+            let restored = match (BlobKey::parse(sha256), file) {
+                (Ok(key), Some(file)) => {
+                    restore_collected_blob::<anyhow::Error>(
+                        &self.repos,
+                        self.store.as_ref(),
+                        &key,
+                        file,
+                    )
+                    .await
+                }
+                _ => Err(anyhow::anyhow!("the pass has no file with these bytes")),
+            };
+            if let Err(e) = restored {
+                tracing::error!(blob = %sha256, note = %claim.note.id, error = %e, "a rendition's bytes were collected and could not be written again");
+            }
         }
         let steps: Vec<&str> = claim.steps.iter().map(|(step, _)| step.as_str()).collect();
         metrics::histogram!(JOB_DURATION, "steps" => steps.join(","))

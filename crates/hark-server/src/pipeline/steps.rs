@@ -4,7 +4,7 @@
 //! (the store, the disk) is retried.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use futures_util::TryStreamExt;
 use hark_api::{JobStep, Loudness, Rendition};
@@ -46,8 +46,41 @@ impl From<crate::blob::BlobError> for PassError {
     }
 }
 
+/// A claim's run: what to record, and the pass's files, kept until it is recorded.
+pub(super) struct Ran {
+    pub finish: Finish,
+    pub files: Option<PassFiles>,
+}
+
+impl From<Finish> for Ran {
+    fn from(finish: Finish) -> Ran {
+        Ran {
+            finish,
+            files: None,
+        }
+    }
+}
+
+/// A pass's scratch directory: its copy of the original and its renditions' files, removed
+/// when this is dropped.
+pub(super) struct PassFiles {
+    _dir: tempfile::TempDir,
+    /// Each rendition's blob key and its file.
+    renditions: Vec<(String, PathBuf)>,
+}
+
+impl PassFiles {
+    /// The local file holding the bytes of the rendition blob `sha256`.
+    pub fn rendition(&self, sha256: &str) -> Option<&Path> {
+        self.renditions
+            .iter()
+            .find(|(sha, _)| sha == sha256)
+            .map(|(_, path)| path.as_path())
+    }
+}
+
 /// Runs the claimed steps; the outcome of each, and what they made, stored.
-pub(super) async fn run(claim: &Claim, store: &dyn BlobStore, scratch: &Path) -> Finish {
+pub(super) async fn run(claim: &Claim, store: &dyn BlobStore, scratch: &Path) -> Ran {
     let mut finish = Finish::default();
     let (reading, speech): (Vec<JobStep>, Vec<JobStep>) = claim
         .steps
@@ -60,7 +93,7 @@ pub(super) async fn run(claim: &Claim, store: &dyn BlobStore, scratch: &Path) ->
             .push((step, StepOutcome::Skipped(NO_SPEECH_MODEL.to_owned())));
     }
     if reading.is_empty() {
-        return finish;
+        return finish.into();
     }
     let stored = match pass(claim, &reading, store, scratch).await {
         Ok(stored) => stored,
@@ -74,7 +107,7 @@ pub(super) async fn run(claim: &Claim, store: &dyn BlobStore, scratch: &Path) ->
                 };
                 finish.outcomes.push((step, outcome));
             }
-            return finish;
+            return finish.into();
         }
         Err(PassError::Transient(error)) => {
             for step in reading {
@@ -84,7 +117,7 @@ pub(super) async fn run(claim: &Claim, store: &dyn BlobStore, scratch: &Path) ->
                 };
                 finish.outcomes.push((step, retry));
             }
-            return finish;
+            return finish.into();
         }
     };
     finish
@@ -93,7 +126,10 @@ pub(super) async fn run(claim: &Claim, store: &dyn BlobStore, scratch: &Path) ->
     finish.renditions = stored.renditions;
     finish.waveform = stored.waveform;
     finish.loudness = stored.loudness;
-    finish
+    Ran {
+        finish,
+        files: Some(stored.files),
+    }
 }
 
 /// The outputs as the repository records them: renditions already in the blob store.
@@ -101,6 +137,7 @@ struct Stored {
     renditions: Vec<StoredRendition>,
     waveform: Option<String>,
     loudness: Option<Option<Loudness>>,
+    files: PassFiles,
 }
 
 async fn pass(
@@ -121,6 +158,7 @@ async fn pass(
         .await
         .map_err(|e| PassError::Transient(format!("the pass stopped: {e}")))??;
     let mut renditions = Vec::with_capacity(made.renditions.len());
+    let mut files = Vec::with_capacity(made.renditions.len());
     for rendition in made.renditions {
         let Some(name) = Rendition::parse(rendition.name) else {
             continue;
@@ -129,6 +167,7 @@ async fn pass(
         store
             .put_file(&BlobKey::parse(&sha256)?, &rendition.path)
             .await?;
+        files.push((sha256.clone(), rendition.path));
         renditions.push(StoredRendition {
             name,
             sha256,
@@ -145,6 +184,10 @@ async fn pass(
         renditions,
         waveform,
         loudness: made.loudness,
+        files: PassFiles {
+            _dir: dir,
+            renditions: files,
+        },
     })
 }
 

@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use hark_client::Client;
 use hark_server::maintenance::Maintenance;
+use hark_server::pipeline::Pipeline;
 use hark_server::{App, Config, Overrides};
 use sqlx::Connection;
 
@@ -40,6 +41,8 @@ pub struct TestApp {
     /// Kept so the directory lives as long as the app.
     pub _data_dir: tempfile::TempDir,
     pub maintenance: Maintenance,
+    /// Runs passes on demand (with `jobs.in_process = false`, nothing else does).
+    pub pipeline: Pipeline,
     pub config: Config,
     pg_database: Option<String>,
     server: Option<(
@@ -103,6 +106,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
     let app = App::build(config.clone()).await.expect("app builds");
     let base = format!("http://{}", app.addr());
     let maintenance = app.maintenance().clone();
+    let pipeline = app.pipeline().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
@@ -113,6 +117,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
         http: reqwest::Client::new(),
         _data_dir: data_dir,
         maintenance,
+        pipeline,
         config,
         pg_database,
         server: Some((stop, server)),

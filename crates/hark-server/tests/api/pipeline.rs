@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hark_api::{EventType, JobList, JobStatus, JobStep, Note, NoteStatus};
+use hark_api::{EventType, JobList, JobStatus, JobStep, Note, NoteStatus, Rendition};
 use hark_client::UploadOptions;
 use hark_server::db;
 use hark_server::domain::{Finish, StepOutcome, Timestamp};
@@ -14,7 +14,8 @@ use hark_server::notes::effects;
 use serde_json::Value;
 
 use crate::helpers::{
-    Backend, TestApp, TestUser, assert_problem, corpus, drop_pg_database, spawn_app, test_database,
+    Backend, TestApp, TestUser, assert_problem, corpus, drop_pg_database, spawn_app,
+    spawn_app_with, test_database,
 };
 use crate::repository::{new_note, new_user};
 
@@ -396,6 +397,93 @@ async fn a_note_deleted_while_processing_leaves_nothing(backend: Backend) {
     app.stop().await;
 }
 
+/// A collector may be deleting a rendition's bytes (no note used them any more) just as the
+/// pass of another note with the same audio makes and references them again: the pass writes
+/// them again once the collector is done.
+async fn a_rendition_collected_as_a_pass_references_it_is_written_again(backend: Backend) {
+    use hark_server::domain::{NoteId, UserId};
+    use secrecy::ExposeSecret;
+    // This test plays the collector; the server's own stays asleep.
+    let app = spawn_app_with(backend, |c| {
+        c.jobs.in_process = false;
+        c.storage.gc_interval_seconds = 3600;
+    })
+    .await;
+    let ann = app.user("ann@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let audio = std::fs::read(corpus().join("t3_vorbis.ogg")).expect("corpus");
+    let first = upload(&ann, audio.clone(), "a.ogg").await;
+    assert!(app.pipeline.run_once().await.expect("ann's pass"));
+    let opus = ann
+        .client
+        .rendition(&first.id, Rendition::Opus)
+        .await
+        .expect("opus");
+    let opus_blob = app
+        .blob_files()
+        .into_iter()
+        .find(|file| std::fs::read(file).is_ok_and(|bytes| bytes == opus))
+        .expect("the opus rendition's blob");
+    let sha = opus_blob
+        .file_name()
+        .and_then(|name| name.to_str())
+        .expect("named by its digest")
+        .to_owned();
+    // Bob's note of the same audio waits for a worker; Ann's goes, and with it the last
+    // reference to the renditions.
+    let second = upload(&bob, audio, "b.ogg").await;
+    let repos = db::connect(app.config.database_url.expose_secret(), false)
+        .await
+        .expect("database");
+    // (Deleted through the repository: the API's delete would wake the server's collector.)
+    let deleted = repos
+        .notes
+        .delete_note(
+            NoteId::parse(&first.id).expect("id"),
+            UserId::parse(&ann.id).expect("id"),
+            &effects::deleted,
+        )
+        .await
+        .expect("delete");
+    assert!(deleted.is_some());
+    // A collector marks the Opus bytes. Bob's pass makes the same bytes and writes them to
+    // the store, and the collector's delete lands after that write; it finishes later.
+    assert!(repos.blobs.begin_blob_deletion(&sha).await.expect("mark"));
+    std::fs::remove_file(&opus_blob).expect("delete the bytes");
+    let collector = {
+        let (repos, sha, opus_blob) = (repos.clone(), sha.clone(), opus_blob.clone());
+        tokio::spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !opus_blob.exists() {
+                assert!(Instant::now() < deadline, "the pass never wrote the bytes");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            std::fs::remove_file(&opus_blob).expect("delete the bytes");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            repos
+                .blobs
+                .finish_blob_deletion(&sha)
+                .await
+                .expect("finish");
+        })
+    };
+    assert!(app.pipeline.run_once().await.expect("bob's pass"));
+    collector.await.expect("collector");
+    assert_eq!(settled(&bob, &second.id).await.status, NoteStatus::Ready);
+    assert!(opus_blob.exists(), "the bytes were written again");
+    assert!(!repos.blobs.blob_deleting(&sha).await.expect("mark"));
+    assert_eq!(
+        bob.client
+            .rendition(&second.id, Rendition::Opus)
+            .await
+            .expect("bob's opus"),
+        opus
+    );
+    app.maintenance.collect_garbage().await.expect("collect");
+    assert!(opus_blob.exists(), "bob's note references them");
+    app.stop().await;
+}
+
 /// Leases at the repository: a claim that stops renewing loses its jobs to the next claim once
 /// the lease expires, and can then record nothing; the note's status follows its jobs.
 async fn an_expired_lease_moves_the_jobs_to_another_worker(backend: Backend) {
@@ -492,4 +580,5 @@ backend_tests!(
     presentation_has_the_seed_shape,
     a_note_deleted_while_processing_leaves_nothing,
     an_expired_lease_moves_the_jobs_to_another_worker,
+    a_rendition_collected_as_a_pass_references_it_is_written_again,
 );
