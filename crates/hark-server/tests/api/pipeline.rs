@@ -397,6 +397,90 @@ async fn a_note_deleted_while_processing_leaves_nothing(backend: Backend) {
     app.stop().await;
 }
 
+/// A rendition is served as the original is: ranges, validators and signed links, which name
+/// the rendition they sign; before the pipeline made it, it is a 404 that says why.
+async fn renditions_are_served_with_ranges_validators_and_signed_links(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.jobs.in_process = false).await;
+    let user = app.user("ann@example.com").await;
+    let note = upload(
+        &user,
+        std::fs::read(corpus().join("t3_vorbis.ogg")).expect("corpus"),
+        "memo.ogg",
+    )
+    .await;
+    let opus_path = format!("/api/v1/notes/{}/audio?rendition=opus", note.id);
+    let early = user.get(&opus_path).send().await.expect("pending");
+    assert_problem(early, 404, "not_found").await;
+    assert!(app.pipeline.run_once().await.expect("pass"));
+
+    let whole = user.get(&opus_path).send().await.expect("opus");
+    assert_eq!(whole.status(), 200);
+    assert_eq!(whole.headers()["accept-ranges"], "bytes");
+    let etag = whole.headers()["etag"].clone();
+    let disposition = whole.headers()["content-disposition"]
+        .to_str()
+        .unwrap_or_default();
+    assert!(disposition.contains("memo.ogg"), "{disposition}");
+    let bytes = whole.bytes().await.expect("body");
+    let original = user
+        .get(&format!("/api/v1/notes/{}/audio", note.id))
+        .send()
+        .await
+        .expect("original");
+    assert_ne!(
+        original.headers()["etag"],
+        etag,
+        "each file has its own validator"
+    );
+
+    let part = user
+        .get(&opus_path)
+        .header("range", "bytes=10-109")
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(part.status(), 206);
+    assert_eq!(
+        part.headers()["content-range"].to_str().ok(),
+        Some(format!("bytes 10-109/{}", bytes.len()).as_str())
+    );
+    assert_eq!(part.bytes().await.expect("part"), bytes[10..110]);
+    let unchanged = user
+        .get(&opus_path)
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .expect("conditional");
+    assert_eq!(unchanged.status(), 304);
+
+    let link = user
+        .client
+        .create_link(
+            &note.id,
+            &hark_api::LinkRequest {
+                expires_in: Some(60),
+                rendition: Some(Rendition::Opus),
+            },
+        )
+        .await
+        .expect("link");
+    let linked = app.http.get(&link.url).send().await.expect("linked");
+    assert_eq!(linked.status(), 200);
+    assert_eq!(linked.bytes().await.expect("body"), bytes);
+    // The signature covers the rendition: the same link cannot fetch another file.
+    for other in [
+        link.url.replace("rendition=opus", "rendition=mp3"),
+        link.url
+            .replace("rendition=opus&", "")
+            .replace("&rendition=opus", ""),
+    ] {
+        assert_ne!(other, link.url);
+        let refused = app.http.get(&other).send().await.expect("altered link");
+        assert_problem(refused, 403, "forbidden").await;
+    }
+    app.stop().await;
+}
+
 /// A collector may be deleting a rendition's bytes (no note used them any more) just as the
 /// pass of another note with the same audio makes and references them again: the pass writes
 /// them again once the collector is done.
@@ -581,4 +665,5 @@ backend_tests!(
     a_note_deleted_while_processing_leaves_nothing,
     an_expired_lease_moves_the_jobs_to_another_worker,
     a_rendition_collected_as_a_pass_references_it_is_written_again,
+    renditions_are_served_with_ranges_validators_and_signed_links,
 );
