@@ -215,6 +215,37 @@ async fn every_corpus_file_is_processed(backend: Backend) {
     app.stop().await;
 }
 
+/// What operators watch: jobs by step and outcome, pass durations, the queue's depth.
+async fn processing_is_measured(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.user("ann@example.com").await;
+    let note = upload(
+        &user,
+        std::fs::read(corpus().join("t1_pcm16_16k.wav")).expect("corpus"),
+        "m.wav",
+    )
+    .await;
+    assert_eq!(settled(&user, &note.id).await.status, NoteStatus::Ready);
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        "hark_jobs_total{step=\"transcode\",outcome=\"done\"}",
+        "hark_jobs_total{step=\"transcribe\",outcome=\"skipped\"}",
+        "hark_job_duration_seconds_bucket{",
+        "hark_job_queue_depth ",
+    ] {
+        assert!(text.contains(line), "{line} missing from {text}");
+    }
+    app.stop().await;
+}
+
 /// A file whose header and first second are fine, so the upload's probe accepts it, with
 /// garbage after: the full decode finds it.
 async fn a_damaged_file_fails_with_its_reason(backend: Backend) {
@@ -666,4 +697,5 @@ backend_tests!(
     an_expired_lease_moves_the_jobs_to_another_worker,
     a_rendition_collected_as_a_pass_references_it_is_written_again,
     renditions_are_served_with_ranges_validators_and_signed_links,
+    processing_is_measured,
 );
