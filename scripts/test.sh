@@ -8,14 +8,14 @@ cd "$(dirname "$0")/.."
 
 bash scripts/build-deps.sh
 
-# Tools the audio corpus is made with.
+# Tools the audio corpus is made with, and the browser the renditions are played in.
 missing=()
-for tool in espeak-ng sox ffmpeg ffprobe; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for tool in espeak-ng sox ffmpeg ffprobe chromium; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox ffmpeg >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox ffmpeg chromium >/dev/null
   else
-    echo "missing ${missing[*]}: sudo apt-get install espeak-ng sox ffmpeg" >&2; exit 1
+    echo "missing ${missing[*]}: sudo apt-get install espeak-ng sox ffmpeg chromium" >&2; exit 1
   fi
 fi
 

@@ -395,3 +395,118 @@ fn anything_but_audio_is_damaged_at_zero() {
     let missing = decode_error(&scratch.path().join("missing.wav"));
     assert!(matches!(missing, Err(ProcessError::Io(_))), "{missing:?}");
 }
+
+/// Both renditions of every corpus file decode in a browser (Chromium's Web Audio) to the
+/// original's length: what a listener's player gets. The page fetches each rendition from a
+/// small server here and reports what it decoded back to it.
+#[test]
+fn renditions_play_in_a_browser() {
+    use std::io::{BufRead, BufReader, Read as _, Write as _};
+    use std::sync::mpsc;
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let mut files: Vec<(String, &'static str, Vec<u8>, f64)> = Vec::new();
+    for entry in manifest() {
+        let dir = scratch.path().join(&entry.file);
+        std::fs::create_dir_all(&dir).expect("rendition dir");
+        let processed = process_file(&entry.path(), &dir).expect("processing");
+        for r in &processed.renditions {
+            let bytes = std::fs::read(&r.path).expect("rendition");
+            let label = format!("{} {}", entry.file, r.name);
+            files.push((label, r.mime, bytes, processed.summary.duration_seconds));
+        }
+    }
+    // Web Audio decodes without an audio device; one file after the other, each result sent
+    // back as /result/<index>/<seconds or error>.
+    let page = format!(
+        r#"<!doctype html><script>
+(async () => {{
+  for (let i = 0; i < {count}; i++) {{
+    let result;
+    try {{
+      const bytes = await (await fetch("/file/" + i)).arrayBuffer();
+      const context = new OfflineAudioContext(1, 48000, 48000);
+      result = (await context.decodeAudioData(bytes)).duration;
+    }} catch (e) {{ result = "error " + e; }}
+    await fetch("/result/" + i + "/" + encodeURIComponent(result));
+  }}
+}})();
+</script>"#,
+        count = files.len()
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let address = listener.local_addr().expect("address");
+    let (results, received) = mpsc::channel::<(usize, String)>();
+    let served: Vec<(&'static str, Vec<u8>)> = files
+        .iter()
+        .map(|(_, mime, bytes, _)| (*mime, bytes.clone()))
+        .collect();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(&stream);
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            // The rest of the head is not needed.
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let path = request.split(' ').nth(1).unwrap_or("/").to_owned();
+            let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+            let (mime, body): (&str, Vec<u8>) = match parts[..] {
+                ["file", i] => {
+                    let (mime, bytes) = &served[i.parse::<usize>().unwrap_or(usize::MAX)];
+                    (mime, bytes.clone())
+                }
+                ["result", i, value] => {
+                    let _ = results.send((i.parse().unwrap_or(usize::MAX), value.to_owned()));
+                    ("text/plain", Vec::new())
+                }
+                _ => ("text/html", page.clone().into_bytes()),
+            };
+            let mut stream = &stream;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: {mime}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(&body);
+            let _ = stream.read(&mut [0; 1]);
+        }
+    });
+    let profile = scratch.path().join("chromium-profile");
+    let mut browser = Command::new("/usr/bin/chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("http://{address}/"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("chromium runs");
+    let mut decoded = vec![None; files.len()];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while decoded.iter().any(Option::is_none) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match received.recv_timeout(left) {
+            Ok((i, value)) if i < decoded.len() => decoded[i] = Some(value),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = browser.kill();
+    let _ = browser.wait();
+    let mut wrong = Vec::new();
+    for ((label, _, _, seconds), result) in files.iter().zip(&decoded) {
+        match result.as_deref().map(|r| (r, r.parse::<f64>())) {
+            Some((_, Ok(d))) if rendition_close(d, *seconds) => {}
+            other => wrong.push(format!("{label}: {other:?}, expected {seconds:.3} s")),
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
