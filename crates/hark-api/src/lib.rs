@@ -33,12 +33,14 @@ macro_rules! string_forms {
 }
 
 pub mod auth;
+pub mod delivery;
 pub mod events;
 pub mod jobs;
 pub mod notes;
 pub mod problem;
 
 pub use auth::*;
+pub use delivery::*;
 pub use events::{Event, EventData, EventType};
 pub use jobs::*;
 pub use notes::*;

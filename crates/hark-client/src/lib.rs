@@ -6,8 +6,9 @@ use std::path::Path;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use hark_api::{
-    ApiKeyList, CreatedApiKey, Credentials, JobList, LinkRequest, ListNotesQuery, NewApiKey, Note,
-    NoteList, Problem, Rendition, ServiceCredentials, SignedLink, TokenClaims, TokenResponse, User,
+    ApiKeyList, Channel, ChannelList, CreatedApiKey, Credentials, InboxPage, InboxQuery, JobList,
+    LinkRequest, ListNotesQuery, NewApiKey, NewChannel, Note, NoteList, Problem, Rendition,
+    SendRequest, SendResult, ServiceCredentials, SignedLink, TokenClaims, TokenResponse, User,
 };
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
@@ -45,6 +46,10 @@ pub struct UploadOptions {
     pub name: Option<String>,
     pub title: Option<String>,
     pub series: Option<String>,
+    /// Recipients: emails or user ids.
+    pub to: Vec<String>,
+    /// A channel to deliver to.
+    pub channel: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -185,10 +190,13 @@ impl Client {
     }
 
     fn upload_request(&self, options: &UploadOptions) -> RequestBuilder {
+        let to = (!options.to.is_empty()).then(|| options.to.join(","));
         let query: Vec<(&str, &str)> = [
             ("name", &options.name),
             ("title", &options.title),
             ("series", &options.series),
+            ("to", &to),
+            ("channel", &options.channel),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
@@ -233,6 +241,85 @@ impl Client {
             .await?)
         .await?;
         Ok(response.bytes().await?)
+    }
+
+    /// Delivers an owned note to more recipients.
+    pub async fn send_note(
+        &self,
+        id: &str,
+        request: &SendRequest,
+    ) -> Result<SendResult, ClientError> {
+        json(
+            self.request(reqwest::Method::POST, &format!("/api/v1/notes/{id}/send"))
+                .json(request)
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    pub async fn create_channel(&self, name: &str) -> Result<Channel, ClientError> {
+        let body = NewChannel {
+            name: name.to_owned(),
+        };
+        json(
+            self.request(reqwest::Method::POST, "/api/v1/channels")
+                .json(&body)
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    pub async fn channels(&self) -> Result<ChannelList, ClientError> {
+        json(
+            self.request(reqwest::Method::GET, "/api/v1/channels")
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// Adds a member (email or user id) to a channel the caller created.
+    pub async fn add_member(&self, channel: &str, member: &str) -> Result<Channel, ClientError> {
+        json(
+            self.request(reqwest::Method::PUT, &member_path(channel, member))
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    pub async fn remove_member(&self, channel: &str, member: &str) -> Result<(), ClientError> {
+        empty(
+            self.request(reqwest::Method::DELETE, &member_path(channel, member))
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// A page of the inbox; with `query.wait`, a long-poll.
+    pub async fn inbox(&self, query: &InboxQuery) -> Result<InboxPage, ClientError> {
+        json(
+            self.request(reqwest::Method::GET, "/api/v1/inbox")
+                .query(query)
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    pub async fn mark_listened(&self, note_id: &str) -> Result<(), ClientError> {
+        empty(
+            self.request(
+                reqwest::Method::POST,
+                &format!("/api/v1/inbox/{note_id}/listened"),
+            )
+            .send()
+            .await?,
+        )
+        .await
     }
 
     /// One of the note's renditions, in memory.
@@ -354,4 +441,14 @@ async fn empty(response: Response) -> Result<(), ClientError> {
             body: String::new(),
         })
     }
+}
+
+/// `/api/v1/channels/{name}/members/{member}`, each segment percent-encoded.
+fn member_path(channel: &str, member: &str) -> String {
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    format!(
+        "/api/v1/channels/{}/members/{}",
+        utf8_percent_encode(channel, NON_ALPHANUMERIC),
+        utf8_percent_encode(member, NON_ALPHANUMERIC)
+    )
 }

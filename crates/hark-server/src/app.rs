@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{AuthService, SignedLinks, load_or_create_secret};
 use crate::config::Config;
+use crate::delivery::{DeliveryService, EventHub};
 use crate::http::{AppState, Shared};
 use crate::ingest::{Committer, Ingest};
 use crate::maintenance::{Maintenance, clear_tmp_dir};
@@ -82,12 +83,14 @@ impl App {
             collector,
             pipeline.clone(),
         );
+        let delivery = DeliveryService::new(repos.clone(), Arc::new(EventHub::default()));
         let state = AppState::new(Shared {
             metrics: crate::metrics::handle(),
             config,
             repos,
             store,
             notes,
+            delivery,
             auth,
         });
         Ok(App {
@@ -136,6 +139,13 @@ impl App {
                 .clone()
                 .run_workers(in_process_workers, stop.child_token()),
         );
+        let events = tokio::spawn(
+            self.state
+                .delivery
+                .hub()
+                .clone()
+                .follow(self.state.repos.events.clone(), stop.child_token()),
+        );
         let metrics = tokio::spawn(crate::metrics::upkeep(
             self.state.metrics.clone(),
             stop.child_token(),
@@ -162,6 +172,7 @@ impl App {
         stop.cancel();
         let _ = background.await;
         let _ = workers.await;
+        let _ = events.await;
         let _ = metrics.await;
         served
     }

@@ -1,13 +1,14 @@
 //! The Hark service: HTTP API, ingest, storage and authentication.
 //!
 //! Layers, each using only those before it: `domain` ← `db`, `blob` ← `ingest`, `auth` ←
-//! `notes` (the use cases), `maintenance` ← `http` ← `app`.
+//! `notes` and `delivery` (the use cases), `pipeline`, `maintenance` ← `http` ← `app`.
 
 pub mod app;
 pub mod auth;
 pub mod blob;
 pub mod config;
 pub mod db;
+pub mod delivery;
 pub mod domain;
 pub mod http;
 pub mod ingest;

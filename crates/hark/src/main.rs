@@ -96,6 +96,13 @@ enum Command {
         #[command(flatten)]
         filters: commands::client::ListArgs,
     },
+    /// The notes you received, newest last; `--follow` prints new ones as they arrive.
+    Inbox {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        options: commands::client::InboxArgs,
+    },
     /// Download a note's audio.
     Download {
         #[command(flatten)]
@@ -132,6 +139,7 @@ async fn main() -> anyhow::Result<()> {
             files,
         } => commands::client::upload(client, options, files).await,
         Command::List { client, filters } => commands::client::list(client, filters).await,
+        Command::Inbox { client, options } => commands::client::inbox(client, options).await,
         Command::Download { client, id, output } => {
             commands::client::download(client, &id, output).await
         }

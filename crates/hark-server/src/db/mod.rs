@@ -24,8 +24,8 @@ use hark_api::{NoteStatus, Role, Sort};
 
 use crate::domain::ids::ApiKeyId;
 use crate::domain::{
-    Claim, Effects, Finish, Finished, JobRecord, LoggedEvent, NewNote, Note, NoteId, Settled,
-    Timestamp, User, UserId,
+    Channel, Claim, Effects, Finish, Finished, InboxEntry, InboxQuery, JobRecord, Listened,
+    LoggedEvent, NewNote, Note, NoteId, Settled, Timestamp, User, UserId,
 };
 
 pub use postgres::PostgresRepo;
@@ -298,8 +298,43 @@ pub trait EventLog: Send + Sync {
     /// Up to `limit` events after `seq`, in order. MUST never skip one: an event that commits
     /// later never has a lower `seq` than one already readable.
     async fn events_after(&self, seq: i64, limit: i64) -> Result<Vec<LoggedEvent>, DbError>;
+    /// The `seq` of the newest event; 0 when the log is empty.
+    async fn last_seq(&self) -> Result<i64, DbError>;
     /// Commits `effects` on their own (changes that touch nothing but the log).
     async fn append(&self, effects: &Effects) -> Result<(), DbError>;
+    /// Signalled when events may have been appended: by a commit of this process, or of
+    /// another on a shared database. One permit is kept when nobody waits, so a single
+    /// follower never misses one; it may be spurious.
+    fn appends(&self) -> Arc<tokio::sync::Notify>;
+}
+
+/// Channels and inboxes. Deliveries themselves are effects (`Effects::delivery`), committed
+/// with the change that sends the note.
+#[async_trait]
+pub trait DeliveryRepo: Send + Sync {
+    /// MUST fail with `Conflict` when the name is taken.
+    async fn create_channel(&self, name: &str, creator: UserId) -> Result<Channel, DbError>;
+    async fn channel(&self, name: &str) -> Result<Option<Channel>, DbError>;
+    /// The channels `user` created or belongs to, by name.
+    async fn channels_of(&self, user: UserId) -> Result<Vec<Channel>, DbError>;
+    /// `false` when the user already is a member.
+    async fn add_member(&self, channel: &str, user: UserId) -> Result<bool, DbError>;
+    /// `false` when the user is not a member.
+    async fn remove_member(&self, channel: &str, user: UserId) -> Result<bool, DbError>;
+    /// Entries of one inbox: with `since`, the oldest `limit` delivered after it; without,
+    /// the newest `limit`. Newest first either way.
+    async fn inbox(&self, query: &InboxQuery) -> Result<Vec<InboxEntry>, DbError>;
+    /// The position of the newest entry of `recipient`'s inbox; 0 when it is empty.
+    async fn inbox_position(&self, recipient: UserId) -> Result<i64, DbError>;
+    /// Records the first listen of a recipient, committing `effects` of it in the same
+    /// transaction. `None` when `listener` did not receive the note; `Some(false)` when they
+    /// had listened already (nothing changes).
+    async fn mark_listened(
+        &self,
+        note: NoteId,
+        listener: UserId,
+        effects: &EffectsOf<'_, Listened>,
+    ) -> Result<Option<bool>, DbError>;
 }
 
 /// The processing queue: jobs claimed under a lease by workers on any node, and what they
@@ -349,6 +384,7 @@ pub struct Repos {
     pub blobs: Arc<dyn BlobIndex>,
     pub events: Arc<dyn EventLog>,
     pub jobs: Arc<dyn JobRepo>,
+    pub delivery: Arc<dyn DeliveryRepo>,
     pub health: Arc<dyn Health>,
 }
 
@@ -356,7 +392,15 @@ impl Repos {
     /// Every repository from one backend that implements them all.
     pub fn from_backend<B>(backend: B) -> Repos
     where
-        B: UserRepo + ApiKeyRepo + NoteRepo + BlobIndex + EventLog + JobRepo + Health + 'static,
+        B: UserRepo
+            + ApiKeyRepo
+            + NoteRepo
+            + BlobIndex
+            + EventLog
+            + JobRepo
+            + DeliveryRepo
+            + Health
+            + 'static,
     {
         let backend = Arc::new(backend);
         Repos {
@@ -366,6 +410,7 @@ impl Repos {
             blobs: backend.clone(),
             events: backend.clone(),
             jobs: backend.clone(),
+            delivery: backend.clone(),
             health: backend,
         }
     }

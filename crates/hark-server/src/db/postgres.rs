@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use sqlx::Postgres;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgQueryResult};
+use std::sync::Arc;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPoolOptions, PgQueryResult};
+use tokio::sync::Notify;
 
 use super::DbError;
 use super::sql::{Backend, SqlRepo};
@@ -14,6 +17,9 @@ pub type PostgresRepo = SqlRepo<Postgres>;
 
 /// The advisory lock that serialises appends to the event log ("hark.events").
 const EVENT_LOG_LOCK: i64 = 0x6861_726b_6576_7473;
+
+/// The `LISTEN`/`NOTIFY` channel on which appends to the event log are announced.
+const APPENDS_CHANNEL: &str = "hark_events";
 
 impl Backend for Postgres {
     fn rows_affected(result: &PgQueryResult) -> u64 {
@@ -28,6 +34,41 @@ impl Backend for Postgres {
         Box::pin(async move {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(EVENT_LOG_LOCK)
+                .execute(conn)
+                .await
+                .map(|_| ())
+        })
+    }
+
+    /// Listens on a connection of its own, for as long as the process runs. A lost connection
+    /// may have lost announcements, so reconnecting counts as one.
+    fn listen_for_appends(pool: &sqlx::Pool<Postgres>, appended: Arc<Notify>) {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            loop {
+                let listening = async {
+                    let mut listener = PgListener::connect_with(&pool).await?;
+                    listener.listen(APPENDS_CHANNEL).await?;
+                    appended.notify_one();
+                    while listener.try_recv().await?.is_some() {
+                        appended.notify_one();
+                    }
+                    Ok::<(), sqlx::Error>(())
+                };
+                if let Err(e) = listening.await {
+                    tracing::warn!(error = %e, "listening for events from other nodes");
+                }
+                appended.notify_one();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+
+    /// A `NOTIFY` is delivered when its transaction commits, to every server and worker
+    /// listening (see [`listen_for_appends`]).
+    fn announce_appends(conn: &mut PgConnection) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+        Box::pin(async move {
+            sqlx::query(sqlx::AssertSqlSafe(format!("NOTIFY {APPENDS_CHANNEL}")))
                 .execute(conn)
                 .await
                 .map(|_| ())

@@ -6,7 +6,7 @@ use hark_api::EventData;
 
 use super::{ApiKeyRecord, DbError};
 use crate::domain::{
-    AudioFacts, Email, JobRecord, LoggedEvent, Note, NoteId, Timestamp, User, UserId,
+    AudioFacts, Email, InboxEntry, JobRecord, LoggedEvent, Note, NoteId, Timestamp, User, UserId,
 };
 
 fn corrupt(what: &str, value: &str) -> DbError {
@@ -166,6 +166,36 @@ impl TryFrom<JobRow> for JobRecord {
             attempts: u32::try_from(row.attempts).unwrap_or_default(),
             last_error: row.last_error,
             updated_at: Timestamp(row.updated_at),
+        })
+    }
+}
+
+/// An inbox entry with its note (`n.*`) and the entry's own columns, prefixed `inbox_`.
+#[derive(sqlx::FromRow)]
+pub(super) struct InboxRow {
+    #[sqlx(flatten)]
+    note: NoteRow,
+    inbox_sender_id: String,
+    inbox_sender_email: String,
+    inbox_channel: Option<String>,
+    inbox_delivered_at: i64,
+    inbox_listened_at: Option<i64>,
+    inbox_seq: i64,
+}
+
+impl TryFrom<InboxRow> for InboxEntry {
+    type Error = DbError;
+
+    fn try_from(row: InboxRow) -> Result<InboxEntry, DbError> {
+        Ok(InboxEntry {
+            note: row.note.try_into()?,
+            sender_id: UserId::parse(&row.inbox_sender_id)
+                .ok_or_else(|| corrupt("sender id", &row.inbox_sender_id))?,
+            sender_email: row.inbox_sender_email,
+            channel: row.inbox_channel,
+            delivered_at: Timestamp(row.inbox_delivered_at),
+            listened_at: row.inbox_listened_at.map(Timestamp),
+            seq: row.inbox_seq,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! SQLite, the embedded default: one file, WAL mode, one writer at a time.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -9,6 +10,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions,
     SqliteQueryResult, SqliteSynchronous,
 };
+use tokio::sync::Notify;
 
 use super::DbError;
 use super::sql::{Backend, SqlRepo};
@@ -26,6 +28,14 @@ impl Backend for Sqlite {
     /// SQLite has one writer at a time: transactions that append events already commit in
     /// the order their appends ran.
     fn lock_event_log(_: &mut SqliteConnection) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// One process has the database: its own commits wake its follower.
+    fn listen_for_appends(_: &sqlx::Pool<Sqlite>, _: Arc<Notify>) {}
+
+    /// One process has the database: its own commits wake its follower.
+    fn announce_appends(_: &mut SqliteConnection) -> BoxFuture<'_, Result<(), sqlx::Error>> {
         Box::pin(std::future::ready(Ok(())))
     }
 

@@ -4,7 +4,7 @@
 
 use hark_api::events::EventData;
 
-use super::{NoteId, Timestamp, UserId};
+use super::{Delivery, NoteId, Timestamp, UserId};
 
 /// An event about to be appended, with the users allowed to see it.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +19,8 @@ pub struct Effects {
     pub events: Vec<NewEvent>,
     /// Notes whose processing pipeline is queued (every step).
     pub pipelines: Vec<NoteId>,
+    /// Notes handed to recipients, each with its `note.received`.
+    pub deliveries: Vec<Delivery>,
 }
 
 impl Effects {
@@ -38,9 +40,16 @@ impl Effects {
         self
     }
 
+    /// Hands a note to its recipients.
+    pub fn delivery(mut self, delivery: Delivery) -> Effects {
+        self.deliveries.push(delivery);
+        self
+    }
+
     pub fn extend(&mut self, other: Effects) {
         self.events.extend(other.events);
         self.pipelines.extend(other.pipelines);
+        self.deliveries.extend(other.deliveries);
     }
 }
 

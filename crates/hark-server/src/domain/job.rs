@@ -3,7 +3,7 @@
 use hark_api::{JobStatus, JobStep, Loudness, NoteStatus, Rendition};
 use serde::{Deserialize, Serialize};
 
-use super::{Note, Timestamp};
+use super::{Note, Timestamp, UserId};
 
 /// A derived audio file of a note, stored as a blob.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,6 +79,8 @@ pub struct Finished {
 pub struct Settled {
     pub note: Note,
     pub from: NoteStatus,
+    /// Who received the note: they may see it, so they hear how it ends.
+    pub recipients: Vec<UserId>,
 }
 
 /// A note's waveform as kept: both shapes `/waveform` answers in.

@@ -1,5 +1,6 @@
 //! The domain: ids, values and records, with their invariants. No IO.
 
+pub mod delivery;
 pub mod event;
 pub mod ids;
 pub mod job;
@@ -7,6 +8,7 @@ pub mod note;
 pub mod time;
 pub mod user;
 
+pub use delivery::{Channel, Delivery, InboxEntry, InboxQuery, Listened};
 pub use event::{Effects, LoggedEvent, NewEvent};
 pub use ids::{NoteId, UserId};
 pub use job::{

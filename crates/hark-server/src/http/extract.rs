@@ -309,6 +309,14 @@ pub struct Reader {
 }
 
 impl Reader {
+    /// The user reading, unless a service is.
+    pub fn user(&self) -> Option<UserId> {
+        match self.viewer {
+            Viewer::User(user) => Some(user),
+            Viewer::Service => None,
+        }
+    }
+
     /// The note if this reader may see it. A token whose user is gone answers 401, as on
     /// every route, not 404.
     pub async fn note(&self, state: &AppState, id: &str) -> Result<Note, ApiError> {

@@ -29,10 +29,11 @@ use crate::auth::AuthService;
 use crate::blob::BlobStore;
 use crate::config::Config;
 use crate::db::Repos;
+use crate::delivery::DeliveryService;
 use crate::notes::NotesService;
 use problem::ApiError;
 use request_metrics::RequestMetrics;
-use routes::{audio, compat, notes, ops, processing, tokens, users};
+use routes::{audio, compat, delivery, notes, ops, processing, tokens, users};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -45,6 +46,7 @@ pub struct Shared {
     pub repos: Repos,
     pub store: Arc<dyn BlobStore>,
     pub notes: NotesService,
+    pub delivery: DeliveryService,
     pub auth: Arc<AuthService>,
     pub metrics: PrometheusHandle,
 }
@@ -95,6 +97,11 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(notes::get_note, notes::delete_note))
         .routes(routes!(audio::get_note_audio))
         .routes(routes!(notes::create_link))
+        .routes(routes!(delivery::send_note))
+        .routes(routes!(delivery::create_channel, delivery::list_channels))
+        .routes(routes!(delivery::add_member, delivery::remove_member))
+        .routes(routes!(delivery::inbox))
+        .routes(routes!(delivery::mark_listened))
         .routes(routes!(processing::list_jobs))
         .routes(routes!(processing::reprocess))
         .routes(routes!(processing::get_waveform))

@@ -10,6 +10,7 @@ use hark_api::{Problem, ProblemCode};
 use crate::auth::AuthError;
 use crate::blob::BlobError;
 use crate::db::DbError;
+use crate::delivery::DeliveryError;
 use crate::ingest::IngestError;
 use crate::notes::NoteError;
 
@@ -182,6 +183,21 @@ impl From<NoteError> for ApiError {
             NoteError::BadLink => ApiError::forbidden(detail),
             NoteError::Invalid(detail) => ApiError::validation(detail),
             NoteError::Db(db) => db.into(),
+        }
+    }
+}
+
+impl From<DeliveryError> for ApiError {
+    fn from(err: DeliveryError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            DeliveryError::UnknownRecipients(_) | DeliveryError::Invalid(_) => {
+                ApiError::validation(detail)
+            }
+            DeliveryError::NotFound(what) => ApiError::not_found(what),
+            DeliveryError::Forbidden(_) => ApiError::forbidden(detail),
+            DeliveryError::ChannelTaken(_) => ApiError::new(ProblemCode::Conflict, detail),
+            DeliveryError::Db(db) => db.into(),
         }
     }
 }

@@ -2,10 +2,10 @@
 //! these with the change; nothing here touches the database.
 
 use hark_api::NoteStatus;
-use hark_api::events::{EventData, NoteCreated, NoteDeleted, NoteFailed, NoteReady};
+use hark_api::events::{EventData, NoteCreated, NoteDeleted, NoteFailed, NoteListened, NoteReady};
 
 use crate::db::DeletedNote;
-use crate::domain::{Effects, NewNote, Note, Settled};
+use crate::domain::{Effects, Listened, NewNote, Note, Settled};
 
 /// An upload: `note.created` to its owner, and its processing queued.
 pub fn created(note: &NewNote) -> Effects {
@@ -33,27 +33,41 @@ pub fn deleted(note: &DeletedNote) -> Effects {
 
 /// A note that can no longer be used: `note.failed` to its owner.
 pub fn failed(note: &Note) -> Effects {
-    Effects::none().event(
-        EventData::NoteFailed(NoteFailed {
-            note_id: note.id.to_string(),
-            reason: note.failure_reason.clone().unwrap_or_default(),
-        }),
-        vec![note.owner_id],
-    )
+    Effects::none().event(failure(note), vec![note.owner_id])
 }
 
-/// Processing settled a note: `note.ready` or `note.failed` to its owner, once per run (the
-/// status changes once).
+fn failure(note: &Note) -> EventData {
+    EventData::NoteFailed(NoteFailed {
+        note_id: note.id.to_string(),
+        reason: note.failure_reason.clone().unwrap_or_default(),
+    })
+}
+
+/// Processing settled a note: `note.ready` or `note.failed` to its owner and recipients, once
+/// per run (the status changes once).
 pub fn settled(change: &Settled) -> Effects {
+    let mut audience = vec![change.note.owner_id];
+    audience.extend(change.recipients.iter().copied());
     match change.note.status {
         NoteStatus::Ready => Effects::none().event(
             EventData::NoteReady(NoteReady {
                 note_id: change.note.id.to_string(),
                 corrected_audio_url: None,
             }),
-            vec![change.note.owner_id],
+            audience,
         ),
-        NoteStatus::Failed => failed(&change.note),
+        NoteStatus::Failed => Effects::none().event(failure(&change.note), audience),
         NoteStatus::Pending | NoteStatus::Processing => Effects::none(),
     }
+}
+
+/// A recipient's first listen: `note.listened` to the sender.
+pub fn listened(listen: &Listened) -> Effects {
+    Effects::none().event(
+        EventData::NoteListened(NoteListened {
+            note_id: listen.note_id.to_string(),
+            listener_id: listen.listener_id.to_string(),
+        }),
+        vec![listen.sender_id],
+    )
 }

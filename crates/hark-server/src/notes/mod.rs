@@ -12,7 +12,8 @@ use tokio::sync::Notify;
 
 use crate::auth::{LinkSignature, SignedLinks};
 use crate::db::{DbError, NoteFilter, Repos};
-use crate::domain::{Email, JobRecord, Note, NoteId, StoredWaveform, Timestamp, UserId};
+use crate::delivery::Recipients;
+use crate::domain::{Email, JobRecord, NewNote, Note, NoteId, StoredWaveform, Timestamp, UserId};
 use crate::ingest::{Ingest, IngestError, Ingested, Spooled, UploadRequest};
 use crate::pipeline::Pipeline;
 
@@ -93,16 +94,26 @@ impl NotesService {
         &self.ingest
     }
 
-    /// Turns a spooled upload into a note, with its `note.created`.
+    /// Turns a spooled upload into a note, with its `note.created`, delivered in the same
+    /// transaction to `recipients` when there are some.
     pub async fn upload(
         &self,
         spooled: Spooled,
         request: UploadRequest,
+        recipients: Option<Recipients>,
     ) -> Result<Ingested, IngestError> {
-        let ingested = self
-            .ingest
-            .commit(spooled, request, &effects::created)
-            .await?;
+        let caused = |note: &NewNote| {
+            let created = effects::created(note);
+            match &recipients {
+                Some(recipients) => created.delivery(recipients.delivery_of(
+                    note.id,
+                    note.owner_id,
+                    note.title.clone(),
+                )),
+                None => created,
+            }
+        };
+        let ingested = self.ingest.commit(spooled, request, &caused).await?;
         if !ingested.replayed {
             self.pipeline.wake();
         }

@@ -5,6 +5,7 @@ mod helpers;
 
 mod auth;
 mod compat;
+mod delivery;
 mod downloads;
 mod fast_paths;
 mod group_commit;

@@ -1,9 +1,9 @@
-//! The client commands: `hark login`, `upload`, `list`, `download`.
+//! The client commands: `hark login`, `upload`, `list`, `download`, `inbox`.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use hark_api::{AudioFormat, ListNotesQuery, NoteStatus, Sort};
+use hark_api::{AudioFormat, InboxItem, InboxQuery, ListNotesQuery, NoteStatus, Sort};
 use hark_client::{Client, UploadOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -19,6 +19,25 @@ pub struct UploadArgs {
     title: Option<String>,
     #[arg(long)]
     series: Option<String>,
+    /// Deliver to these users (emails or ids; repeat the flag or separate with commas).
+    #[arg(long, value_delimiter = ',')]
+    to: Vec<String>,
+    /// Deliver to a channel the caller created or belongs to.
+    #[arg(long)]
+    channel: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct InboxArgs {
+    /// Keep waiting and print notes as they arrive, until interrupted.
+    #[arg(long)]
+    follow: bool,
+    /// Only notes not listened to yet.
+    #[arg(long)]
+    unlistened: bool,
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -89,6 +108,8 @@ pub async fn upload(
             name: options.name.clone(),
             title: options.title.clone(),
             series: options.series.clone(),
+            to: options.to.clone(),
+            channel: options.channel.clone(),
         };
         let progress = bar.clone();
         match client
@@ -157,5 +178,41 @@ pub async fn download(args: ClientArgs, id: &str, output: Option<PathBuf>) -> an
     };
     let written = client.download_to(id, &target).await?;
     eprintln!("wrote {written} bytes to {}", target.display());
+    Ok(())
+}
+
+/// Prints the inbox, oldest of the page first; with `--follow`, long-polls for more.
+pub async fn inbox(args: ClientArgs, options: InboxArgs) -> anyhow::Result<()> {
+    let client = client(&args);
+    let mut query = InboxQuery {
+        unlistened: options.unlistened.then_some(true),
+        ..Default::default()
+    };
+    loop {
+        let page = client.inbox(&query).await?;
+        for item in page.items.iter().rev() {
+            print_received(item, options.json)?;
+        }
+        if !options.follow {
+            return Ok(());
+        }
+        query.since = Some(page.cursor);
+        query.wait = Some(hark_api::MAX_INBOX_WAIT_SECONDS);
+    }
+}
+
+fn print_received(item: &InboxItem, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(item)?);
+    } else {
+        println!(
+            "{}\t{}\t{:.2}s\tfrom {}\t{}",
+            item.note.id,
+            item.note.title.as_deref().unwrap_or(&item.note.name),
+            item.note.duration_seconds,
+            item.sender.email,
+            item.delivered_at
+        );
+    }
     Ok(())
 }

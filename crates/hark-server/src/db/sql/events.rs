@@ -9,7 +9,9 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, T
 use super::{Backend, ROWS_PER_STATEMENT, SqlRepo};
 use crate::db::rows::EventRow;
 use crate::db::{DbError, EventLog, Health};
-use crate::domain::{Effects, LoggedEvent, Timestamp, UserId};
+use hark_api::events::{EventData, NoteReceived};
+
+use crate::domain::{Delivery, Effects, LoggedEvent, NewEvent, Timestamp, UserId};
 
 impl<DB> SqlRepo<DB>
 where
@@ -29,12 +31,27 @@ where
         effects: &Effects,
     ) -> Result<(), DbError> {
         Self::queue_pipelines(conn, &effects.pipelines).await?;
-        if effects.events.is_empty() {
+        if effects.events.is_empty() && effects.deliveries.is_empty() {
             return Ok(());
         }
         DB::lock_event_log(conn).await?;
         let now = Timestamp::now().micros();
-        for events in effects.events.chunks(ROWS_PER_STATEMENT) {
+        Self::append_events(conn, &effects.events, now).await?;
+        for delivery in &effects.deliveries {
+            Self::deliver(conn, delivery, now).await?;
+        }
+        DB::announce_appends(conn).await?;
+        Ok(())
+    }
+
+    /// Appends events with their audience; returns their `seq`s, in order.
+    async fn append_events(
+        conn: &mut DB::Connection,
+        events: &[NewEvent],
+        now: i64,
+    ) -> Result<Vec<i64>, DbError> {
+        let mut seqs = Vec::with_capacity(events.len());
+        for events in events.chunks(ROWS_PER_STATEMENT) {
             let ids: Vec<String> = events
                 .iter()
                 .map(|_| uuid::Uuid::now_v7().to_string())
@@ -61,6 +78,7 @@ where
                 let seq = appended.get(id).copied().ok_or_else(|| {
                     DbError::Corrupt(format!("event {id} was appended without a seq"))
                 })?;
+                seqs.push(seq);
                 audience.extend(event.audience.iter().map(|user| (user.to_string(), seq)));
             }
             for rows in audience.chunks(ROWS_PER_STATEMENT) {
@@ -73,6 +91,52 @@ where
                 insert.build().execute(&mut *conn).await?;
             }
         }
+        Ok(seqs)
+    }
+
+    /// Gives the note an inbox entry with each recipient who does not have it yet, and those
+    /// recipients one `note.received`, whose `seq` their entries keep.
+    async fn deliver(
+        conn: &mut DB::Connection,
+        delivery: &Delivery,
+        now: i64,
+    ) -> Result<(), DbError> {
+        let note = delivery.note_id.to_string();
+        let mut reached: Vec<UserId> = Vec::new();
+        for recipients in delivery.recipients.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = QueryBuilder::<DB>::new(
+                "INSERT INTO inbox_entries (recipient_id, note_id, sender_id, channel, delivered_at) ",
+            );
+            insert.push_values(recipients, |mut row, recipient| {
+                row.push_bind(recipient.to_string())
+                    .push_bind(note.clone())
+                    .push_bind(delivery.sender_id.to_string())
+                    .push_bind(delivery.channel.clone())
+                    .push_bind(now);
+            });
+            insert.push(" ON CONFLICT DO NOTHING RETURNING recipient_id");
+            let new: Vec<String> = insert.build_query_scalar().fetch_all(&mut *conn).await?;
+            reached.extend(new.iter().filter_map(|id| UserId::parse(id)));
+        }
+        if reached.is_empty() {
+            return Ok(());
+        }
+        let received = NewEvent {
+            data: EventData::NoteReceived(NoteReceived {
+                note_id: note.clone(),
+                sender_id: delivery.sender_id.to_string(),
+                title: delivery.title.clone(),
+                channel: delivery.channel.clone(),
+            }),
+            audience: reached,
+        };
+        let seqs = Self::append_events(conn, std::slice::from_ref(&received), now).await?;
+        let seq = seqs.first().copied().unwrap_or_default();
+        sqlx::query("UPDATE inbox_entries SET seq = $1 WHERE note_id = $2 AND seq IS NULL")
+            .bind(seq)
+            .bind(note)
+            .execute(&mut *conn)
+            .await?;
         Ok(())
     }
 
@@ -87,6 +151,7 @@ where
         Self::commit_effects(&mut tx, effects).await?;
         hold.await;
         tx.commit().await?;
+        self.announce_commit();
         Ok(())
     }
 }
@@ -100,6 +165,7 @@ where
     for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Decode<'q, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
     for<'r> EventRow: sqlx::FromRow<'r, DB::Row>,
 {
@@ -134,8 +200,19 @@ where
             .collect()
     }
 
+    async fn last_seq(&self) -> Result<i64, DbError> {
+        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(last.unwrap_or(0))
+    }
+
     async fn append(&self, effects: &Effects) -> Result<(), DbError> {
         self.append_holding(effects, std::future::ready(())).await
+    }
+
+    fn appends(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        SqlRepo::appends(self)
     }
 }
 

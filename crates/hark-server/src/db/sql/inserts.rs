@@ -51,6 +51,7 @@ where
         match tried.map_err(missing_reference) {
             Ok(outcomes) => {
                 tx.commit().await?;
+                self.announce_commit();
                 Ok(outcomes)
             }
             Err(e) if notes.len() == 1 => {
@@ -206,6 +207,7 @@ where
             outcomes.push(outcome);
         }
         tx.commit().await?;
+        self.announce_commit();
         Ok(outcomes)
     }
 

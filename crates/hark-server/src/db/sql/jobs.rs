@@ -268,7 +268,21 @@ where
         .fetch_one(&mut *conn)
         .await?;
         let note: Note = row.try_into()?;
-        Self::commit_effects(conn, &effects(&Settled { note, from })).await
+        let recipients: Vec<String> =
+            sqlx::query_scalar("SELECT recipient_id FROM inbox_entries WHERE note_id = $1")
+                .bind(note.id.to_string())
+                .fetch_all(&mut *conn)
+                .await?;
+        let recipients = recipients
+            .iter()
+            .filter_map(|id| UserId::parse(id))
+            .collect();
+        let settled = Settled {
+            note,
+            from,
+            recipients,
+        };
+        Self::commit_effects(conn, &effects(&settled)).await
     }
 }
 
@@ -400,6 +414,7 @@ where
         }
         Self::settle(&mut tx, note, effects).await?;
         tx.commit().await?;
+        self.announce_commit();
         Ok(Finished {
             recorded,
             blobs_being_deleted,

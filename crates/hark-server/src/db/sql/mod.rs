@@ -7,6 +7,7 @@
 //! does not let a trait carry such bounds for its users, so each impl states them.
 
 mod blobs;
+mod delivery;
 mod events;
 mod inserts;
 mod jobs;
@@ -14,8 +15,11 @@ mod lists;
 mod notes;
 mod users;
 
+use std::sync::Arc;
+
 use futures_util::future::BoxFuture;
 use sqlx::{Database, Pool};
+use tokio::sync::Notify;
 
 use super::DbError;
 
@@ -27,6 +31,13 @@ pub trait Backend: Database {
     /// Serialises appends to the event log until the transaction ends, so that events commit
     /// in `seq` order and a reader of `seq > n` never passes one that commits later.
     fn lock_event_log(conn: &mut Self::Connection) -> BoxFuture<'_, Result<(), sqlx::Error>>;
+
+    /// Tells the other processes on the database, once the transaction commits, that events
+    /// were appended (PostgreSQL's `NOTIFY`); nothing where one process has the database.
+    fn announce_appends(conn: &mut Self::Connection) -> BoxFuture<'_, Result<(), sqlx::Error>>;
+
+    /// Starts signalling `appended` when other processes announce appends.
+    fn listen_for_appends(pool: &Pool<Self>, appended: Arc<Notify>);
 
     /// Whether the list SQL must keep range filters on other columns than the sort's off any
     /// index (written `+column`). A planner without statistics on how many rows a range keeps
@@ -60,11 +71,33 @@ const ROWS_PER_STATEMENT: usize = 500;
 /// The repositories over one connection pool.
 pub struct SqlRepo<DB: Database> {
     pub(super) pool: Pool<DB>,
+    /// Signalled after a commit that may have appended events (and, on PostgreSQL, when
+    /// another process announces one): wakes this process's event follower.
+    pub(super) appended: Arc<Notify>,
+    listening: std::sync::Once,
 }
 
 impl<DB: Database> SqlRepo<DB> {
     pub fn new(pool: Pool<DB>) -> SqlRepo<DB> {
-        SqlRepo { pool }
+        SqlRepo {
+            pool,
+            appended: Arc::new(Notify::new()),
+            listening: std::sync::Once::new(),
+        }
+    }
+
+    /// Called after committing a transaction that committed effects.
+    pub(super) fn announce_commit(&self) {
+        self.appended.notify_one();
+    }
+}
+
+impl<DB: Backend> SqlRepo<DB> {
+    /// The signal of appends, listening for other processes' from the first call on.
+    pub(super) fn appends(&self) -> Arc<Notify> {
+        self.listening
+            .call_once(|| DB::listen_for_appends(&self.pool, self.appended.clone()));
+        self.appended.clone()
     }
 }
 

@@ -198,6 +198,7 @@ where
             Self::commit_effects(&mut tx, &effects(deleted)).await?;
         }
         tx.commit().await?;
+        self.announce_commit();
         Ok(deleted)
     }
 
@@ -234,6 +235,7 @@ where
         }
         Self::commit_effects(&mut tx, &caused).await?;
         tx.commit().await?;
+        self.announce_commit();
         Ok(failed.len() as u64)
     }
 }

@@ -124,6 +124,7 @@ where
             .await?;
         Self::commit_effects(&mut tx, &caused).await?;
         tx.commit().await?;
+        self.announce_commit();
         Ok(DB::rows_affected(&done) > 0)
     }
 }

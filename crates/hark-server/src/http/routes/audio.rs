@@ -2,13 +2,15 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::blob::{self, BlobKey, CACHED_BLOB_BYTES};
+use crate::domain::{Note, UserId};
 use crate::http::AppState;
 use crate::http::extract::{AppPath, AppQuery, AudioAccess};
 use crate::http::openapi;
@@ -37,18 +39,64 @@ pub struct AudioQuery {
     security((), ("bearer" = ["notes:read"])))]
 pub async fn get_note_audio(
     State(state): State<AppState>,
+    method: Method,
     AppPath(id): AppPath<String>,
     AppQuery(query): AppQuery<AudioQuery>,
     access: AudioAccess,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let rendition = query.rendition;
-    let note = match access {
-        AudioAccess::Link(signature) => state.notes.linked(&id, rendition, signature).await?,
-        AudioAccess::Reader(reader) => reader.note(&state, &id).await?,
+    let (note, reader) = match access {
+        AudioAccess::Link(signature) => {
+            let note = state.notes.linked(&id, rendition, signature).await?;
+            (note, None)
+        }
+        AudioAccess::Reader(reader) => (reader.note(&state, &id).await?, reader.user()),
     };
     let audio = notes::audio_of(&note, rendition)?;
-    serve_note(&state, &audio, &headers, Disposition::Inline).await
+    let response = serve_note(&state, &audio, &headers, Disposition::Inline).await?;
+    match reader {
+        Some(user) if method == Method::GET && response.status() == StatusCode::OK => {
+            Ok(listened_when_sent(&state, user, note, response))
+        }
+        _ => Ok(response),
+    }
+}
+
+/// A recipient's whole download, once its last byte is handed on, is their first listen (if
+/// it is one): the sender learns of it as they do of an explicit mark.
+fn listened_when_sent(state: &AppState, user: UserId, note: Note, response: Response) -> Response {
+    if note.owner_id == user {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let length = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    let delivery = state.delivery.clone();
+    let mut listen = Some(async move {
+        if let Err(e) = delivery.downloaded(user, &note).await {
+            tracing::warn!(note = %note.id, error = %e, "recording a listen");
+        }
+    });
+    let mut sent = 0u64;
+    // The server stops reading a body once Content-Length bytes are out, so the last chunk,
+    // not the end of the stream, is what says it was all sent.
+    let body = body.into_data_stream().map(move |chunk| {
+        if let Ok(bytes) = &chunk {
+            sent += bytes.len() as u64;
+            if sent >= length
+                && let Some(listen) = listen.take()
+            {
+                tokio::spawn(listen);
+            }
+        }
+        chunk
+    });
+    Response::from_parts(parts, Body::from_stream(body))
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -2,6 +2,7 @@
 
 pub mod audio;
 pub mod compat;
+pub mod delivery;
 pub mod notes;
 pub mod ops;
 pub mod processing;

@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use tokio_util::io::{ReaderStream, StreamReader};
 use utoipa::IntoParams;
 
+use crate::delivery::Targets;
 use crate::domain::UserId;
 use crate::http::AppState;
 use crate::http::problem::ApiError;
@@ -39,12 +40,11 @@ pub struct UploadQuery {
     pub title: Option<String>,
     #[param(max_length = 500)]
     pub series: Option<String>,
-    /// Recipients (delivery): comma-separated emails or user ids. Delivery is not available
-    /// on this server yet, so this answers 400 (and is left out of the document until it works).
-    #[param(ignore)]
+    /// Recipients: comma-separated emails or user ids. Every one must exist, or nothing is
+    /// stored or sent (400 naming the unknown ones).
+    #[param(max_length = 4096)]
     pub to: Option<String>,
-    /// A channel to deliver to; as `to`.
-    #[param(ignore)]
+    /// A channel the caller created or belongs to: the note reaches its creator and members.
     pub channel: Option<String>,
     /// Accepted; this server makes no corrected transcripts yet.
     pub correct: Option<bool>,
@@ -109,11 +109,12 @@ pub async fn receive_upload(
     };
     // A query value that a form field replaced is refused all the same.
     from_query.check()?;
-    if delivery.0.is_some() || delivery.1.is_some() {
-        return Err(ApiError::validation(
-            "delivery (to, channel) is not available on this server yet",
-        ));
-    }
+    let targets = Targets::from_fields(delivery.0.as_deref(), delivery.1.as_deref());
+    let recipients = if targets.is_empty() {
+        None
+    } else {
+        Some(state.delivery.resolve(owner, &targets).await?)
+    };
     let request = UploadRequest {
         owner,
         fields,
@@ -130,7 +131,7 @@ pub async fn receive_upload(
     // Once the commit starts it runs to its end even if the client goes away or the request
     // times out: a note must never be committed without the blob check that follows it.
     let notes = state.notes.clone();
-    let ingested = tokio::spawn(async move { notes.upload(spooled, request).await })
+    let ingested = tokio::spawn(async move { notes.upload(spooled, request, recipients).await })
         .await
         .map_err(|e| ApiError::internal(&e))??;
     let view = views::note(&ingested.note);
