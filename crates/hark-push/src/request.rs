@@ -4,8 +4,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::encrypt::MAX_PAYLOAD_LEN;
-use crate::encrypt::encrypt;
+use crate::encrypt::{MAX_PAYLOAD_LEN, encrypt};
 use crate::{PushError, Subscription, VapidKey};
 
 const AUTHORIZATION: &str = "Authorization";
