@@ -298,6 +298,14 @@ pub trait EventLog: Send + Sync {
     /// Up to `limit` events after `seq`, in order. MUST never skip one: an event that commits
     /// later never has a lower `seq` than one already readable.
     async fn events_after(&self, seq: i64, limit: i64) -> Result<Vec<LoggedEvent>, DbError>;
+    /// Up to `limit` events after `seq` whose audience includes `user`, in order (each with
+    /// `user` alone as its audience).
+    async fn events_for(
+        &self,
+        user: UserId,
+        seq: i64,
+        limit: i64,
+    ) -> Result<Vec<LoggedEvent>, DbError>;
     /// The `seq` of the newest event; 0 when the log is empty.
     async fn last_seq(&self) -> Result<i64, DbError>;
     /// Commits `effects` on their own (changes that touch nothing but the log).

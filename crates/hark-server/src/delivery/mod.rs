@@ -391,6 +391,98 @@ impl DeliveryService {
     }
 }
 
+/// Events read from the log per query while catching up.
+const CATCH_UP_BATCH: i64 = 500;
+
+/// Where an event stream is: what it has sent, and how it gets the next one.
+struct StreamState {
+    repos: Repos,
+    hub: Arc<EventHub>,
+    user: UserId,
+    /// The `seq` of the last event sent.
+    position: i64,
+    backlog: std::collections::VecDeque<LoggedEvent>,
+    /// Whether the log holds nothing for the user past `backlog`, so the hub takes over.
+    caught_up: bool,
+    live: tokio::sync::broadcast::Receiver<Arc<LoggedEvent>>,
+}
+
+impl StreamState {
+    async fn next(&mut self) -> Option<Result<LoggedEvent, DeliveryError>> {
+        loop {
+            if let Some(event) = self.backlog.pop_front() {
+                self.position = event.seq;
+                return Some(Ok(event));
+            }
+            if !self.caught_up {
+                let batch = self
+                    .repos
+                    .events
+                    .events_for(self.user, self.position, CATCH_UP_BATCH)
+                    .await;
+                match batch {
+                    Ok(batch) => {
+                        self.caught_up = (batch.len() as i64) < CATCH_UP_BATCH;
+                        self.backlog.extend(batch);
+                        continue;
+                    }
+                    Err(e) => return Some(Err(e.into())),
+                }
+            }
+            let received = tokio::select! {
+                received = self.live.recv() => received,
+                () = self.hub.stopped() => return None,
+            };
+            match received {
+                Ok(event) if event.seq > self.position && event.audience.contains(&self.user) => {
+                    self.position = event.seq;
+                    let mut event = (*event).clone();
+                    event.audience = vec![self.user];
+                    return Some(Ok(event));
+                }
+                Ok(_) => {}
+                // Fell behind the hub: the log has what was missed.
+                Err(RecvError::Lagged(_)) => self.caught_up = false,
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+impl DeliveryService {
+    /// The events whose audience includes `user`, in order: those after `since` from the log,
+    /// then each as it happens. Without `since`, only events from now on. Resuming with the
+    /// last `seq` received gives every later event once, across reconnects and restarts.
+    pub async fn events(
+        &self,
+        user: UserId,
+        since: Option<i64>,
+    ) -> Result<
+        impl futures_util::Stream<Item = Result<LoggedEvent, DeliveryError>> + Send + use<>,
+        DeliveryError,
+    > {
+        // Subscribed before the log is read, so that nothing falls between the two.
+        let live = self.hub.subscribe();
+        let position = match since {
+            Some(since) => since,
+            None => self.repos.events.last_seq().await?,
+        };
+        let state = StreamState {
+            repos: self.repos.clone(),
+            hub: self.hub.clone(),
+            user,
+            position,
+            backlog: std::collections::VecDeque::new(),
+            caught_up: since.is_none(),
+            live,
+        };
+        Ok(futures_util::stream::unfold(
+            state,
+            |mut state| async move { state.next().await.map(|item| (item, state)) },
+        ))
+    }
+}
+
 /// Whether `event` put a note in the inbox `query` reads, past `since`.
 fn received_by(event: &LoggedEvent, query: &InboxQuery, since: i64) -> bool {
     let EventData::NoteReceived(received) = &event.data else {

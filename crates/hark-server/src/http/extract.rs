@@ -215,6 +215,27 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
+/// A user following their events (SSE, WebSocket): the token in the header or, for clients
+/// that cannot set one (`EventSource`, browsers' WebSocket), as `?access_token=`. Service
+/// tokens get 403: a service has no events of its own.
+pub struct Subscriber(pub UserId);
+
+impl FromRequestParts<AppState> for Subscriber {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match state
+            .auth
+            .identify(&credential(parts, Source::HeaderOrQuery)?)
+            .await?
+        {
+            Identified::Token(user) => Ok(Subscriber(user)),
+            Identified::Principal(Principal::User(user)) => Ok(Subscriber(user.id)),
+            Identified::Principal(Principal::Service { .. }) => Err(users_only()),
+        }
+    }
+}
+
 /// A user adding a note. The token is verified but the account is not loaded: the note's row
 /// references it, so a user deleted since the token was issued is refused at the commit (401,
 /// as here). Service tokens get 403, as with [`Auth`].

@@ -33,7 +33,7 @@ use crate::delivery::DeliveryService;
 use crate::notes::NotesService;
 use problem::ApiError;
 use request_metrics::RequestMetrics;
-use routes::{audio, compat, delivery, notes, ops, processing, tokens, users};
+use routes::{audio, compat, delivery, events, notes, ops, processing, tokens, users};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -102,6 +102,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(delivery::add_member, delivery::remove_member))
         .routes(routes!(delivery::inbox))
         .routes(routes!(delivery::mark_listened))
+        .routes(routes!(events::event_stream))
+        .routes(routes!(events::event_socket))
         .routes(routes!(processing::list_jobs))
         .routes(routes!(processing::reprocess))
         .routes(routes!(processing::get_waveform))

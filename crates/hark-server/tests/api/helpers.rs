@@ -174,6 +174,22 @@ impl TestApp {
         }
     }
 
+    /// Stops the server and starts another on the same data directory and database, on a
+    /// new port (`base` follows it; clients made before point at the old one).
+    pub async fn restart(&mut self) {
+        self.shut_down().await;
+        let app = App::build(self.config.clone()).await.expect("app restarts");
+        self.base = format!("http://{}", app.addr());
+        self.anonymous = Client::new(&self.base);
+        self.maintenance = app.maintenance().clone();
+        self.pipeline = app.pipeline().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        self.server = Some((stop, server));
+    }
+
     /// Drops the PostgreSQL database (the temp dir goes with `self`).
     pub async fn stop(self) {
         if let Some(name) = &self.pg_database {

@@ -7,6 +7,7 @@ mod auth;
 mod compat;
 mod delivery;
 mod downloads;
+mod events;
 mod fast_paths;
 mod group_commit;
 mod isolation;

@@ -200,6 +200,27 @@ where
             .collect()
     }
 
+    async fn events_for(
+        &self,
+        user: UserId,
+        seq: i64,
+        limit: i64,
+    ) -> Result<Vec<LoggedEvent>, DbError> {
+        let rows: Vec<EventRow> = sqlx::query_as(
+            "SELECT e.seq, e.id, e.type, e.payload, e.created_at \
+             FROM event_audience a JOIN events e ON e.seq = a.seq \
+             WHERE a.user_id = $1 AND a.seq > $2 ORDER BY a.seq LIMIT $3",
+        )
+        .bind(user.to_string())
+        .bind(seq)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| row.into_event(vec![user]))
+            .collect()
+    }
+
     async fn last_seq(&self) -> Result<i64, DbError> {
         let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM events")
             .fetch_one(&self.pool)

@@ -3,6 +3,7 @@
 pub mod audio;
 pub mod compat;
 pub mod delivery;
+pub mod events;
 pub mod notes;
 pub mod ops;
 pub mod processing;
