@@ -7,7 +7,9 @@ use hark_api::{EventType, InboxQuery, NoteStatus, SendRequest};
 use hark_client::UploadOptions;
 use secrecy::ExposeSecret;
 
-use crate::helpers::{Backend, TestApp, TestUser, assert_problem, sample_wav, spawn_app};
+use crate::helpers::{
+    Backend, TestApp, TestUser, assert_problem, sample_wav, spawn_app, spawn_app_with,
+};
 
 fn to(users: &[&TestUser]) -> UploadOptions {
     UploadOptions {
@@ -610,3 +612,47 @@ backend_tests!(
     listening_is_recorded_once_and_told_to_the_sender,
     a_recipient_sees_the_note_processed,
 );
+
+/// Two servers on one PostgreSQL behave as one: a long-poll and an event stream on the second
+/// wake when the first accepts a note (the first announces its commits with NOTIFY).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_one_database_wake_each_others_waiters() {
+    let first = spawn_app(Backend::Postgres).await;
+    let shared = first.config.database_url.clone();
+    let second = spawn_app_with(Backend::Postgres, move |c| c.database_url = shared).await;
+    let ann = first.user("ann@example.com").await;
+    let bob = first.user("bob@example.com").await;
+    let on_second = hark_client::Client::new(&second.base).with_token(&bob.token);
+    let start = on_second
+        .inbox(&InboxQuery::default())
+        .await
+        .expect("inbox")
+        .cursor;
+    let query = InboxQuery {
+        since: Some(start),
+        wait: Some(30),
+        ..Default::default()
+    };
+    let waiting = tokio::spawn(async move { on_second.inbox(&query).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the long-poll on the second node held"
+    );
+    let note = ann
+        .client
+        .upload_bytes(sample_wav(), &to(&[&bob]))
+        .await
+        .expect("upload");
+    // The second node's follower also looks every 5 s on its own: only the first node's
+    // announcement wakes it sooner.
+    let woken = tokio::time::timeout(Duration::from_secs(4), waiting)
+        .await
+        .expect("woken by the first node's announcement")
+        .expect("task")
+        .expect("inbox");
+    assert_eq!(woken.items.len(), 1);
+    assert_eq!(woken.items[0].note.id, note.id);
+    second.stop().await;
+    first.stop().await;
+}
