@@ -552,3 +552,94 @@ fn files_in(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+#[test]
+fn notes_are_sent_with_upload_and_followed_with_inbox() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let dir = data.path();
+    for email in ["ann@example.com", "bob@example.com"] {
+        stdout(&hark(
+            dir,
+            &["user", "add", email, "--password", "correct horse battery"],
+        ));
+    }
+    let (mut server, base) = serve(dir);
+    let token_of = |email: &str| {
+        stdout(&hark(
+            dir,
+            &[
+                "login",
+                "--server",
+                &base,
+                "--email",
+                email,
+                "--password",
+                "correct horse battery",
+            ],
+        ))
+        .trim()
+        .to_owned()
+    };
+    let (ann, bob) = (token_of("ann@example.com"), token_of("bob@example.com"));
+    let wav = corpus_wav();
+    let wav = wav.to_str().expect("path");
+    let upload = |title: &str| {
+        let args = [
+            "upload",
+            wav,
+            "--title",
+            title,
+            "--to",
+            "bob@example.com",
+            "--server",
+            &base,
+            "--token",
+            &ann,
+        ];
+        stdout(&hark(dir, &args))
+            .split('\t')
+            .next()
+            .expect("id")
+            .to_owned()
+    };
+    let first = upload("First");
+    let inbox = stdout(&hark(dir, &["inbox", "--server", &base, "--token", &bob]));
+    assert!(
+        inbox.starts_with(&first)
+            && inbox.contains("First")
+            && inbox.contains("from ann@example.com"),
+        "{inbox}"
+    );
+    // Following: the first note at once, the next as it arrives.
+    let mut follow = Command::new(HARK)
+        .args([
+            "inbox", "--follow", "--json", "--server", &base, "--token", &bob,
+        ])
+        .env("HARK_DATA_DIR", dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hark inbox --follow");
+    let (lines, received) = std::sync::mpsc::channel();
+    let out = follow.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let next = || {
+        let line = received
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("a line within 30 s");
+        let item: serde_json::Value = serde_json::from_str(&line).expect("json");
+        item["note"]["id"].as_str().expect("id").to_owned()
+    };
+    assert_eq!(next(), first);
+    let second = upload("Second");
+    assert_eq!(next(), second);
+    follow.kill().expect("stop following");
+    let _ = follow.wait();
+    server.kill().expect("stop server");
+    let _ = server.wait();
+}
