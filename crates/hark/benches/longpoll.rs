@@ -1,0 +1,185 @@
+//! 10,000 inbox long-polls waiting at once on the real `hark serve` (its own process, on its
+//! embedded defaults), then one upload to a channel whose members they are: how long after the
+//! upload's 201 each waiter has its answer (p50, p99, max), and the server's peak resident
+//! memory. The waiters are spread over 100 users and several 127.0.0.x source addresses.
+//!
+//! `cargo bench -p hark --bench longpoll` (raise `ulimit -n` above 2 x the waiters first).
+//! `HARK_BENCH_WAITERS` sets the number of waiters (default 10000).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hark_api::{InboxPage, InboxQuery};
+use hark_client::{Client, UploadOptions};
+use std::io::BufRead;
+
+const HARK: &str = env!("CARGO_BIN_EXE_hark");
+const USERS: usize = 100;
+const SOURCE_ADDRESSES: u8 = 4;
+const PASSWORD: &str = "bench password 1";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes --bench; `cargo test --benches` does not, and then nothing is timed.
+    if !std::env::args().any(|a| a == "--bench") {
+        return Ok(());
+    }
+    let waiters: usize = std::env::var("HARK_BENCH_WAITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
+    let dir = tempfile::tempdir()?;
+    let (mut server, base) = serve(dir.path())?;
+    let outcome = run(&base, server.id(), waiters).await;
+    let _ = server.kill();
+    let _ = server.wait();
+    outcome
+}
+
+async fn run(base: &str, pid: u32, waiters: usize) -> anyhow::Result<()> {
+    let anonymous = Client::new(base);
+    let (sender, _) = signed_in(&anonymous, "sender@example.com").await?;
+    sender.create_channel("bench").await?;
+    let mut tokens = Vec::with_capacity(USERS);
+    let mut first = None;
+    for n in 0..USERS {
+        let email = format!("member{n}@example.com");
+        let (member, token) = signed_in(&anonymous, &email).await?;
+        sender.add_member("bench", &email).await?;
+        tokens.push(token);
+        first.get_or_insert(member);
+    }
+    let start = first
+        .context("members")?
+        .inbox(&InboxQuery::default())
+        .await?
+        .cursor;
+    let before = memory_kb(pid, "VmRSS:")?;
+
+    let clients: Vec<reqwest::Client> = (1..=SOURCE_ADDRESSES)
+        .map(|n| {
+            reqwest::Client::builder()
+                .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, n)))
+                .pool_max_idle_per_host(0)
+                .timeout(Duration::from_secs(90))
+                .build()
+        })
+        .collect::<Result<_, _>>()?;
+    let url = format!("{base}/api/v1/inbox?since={start}&wait=60");
+    let mut tasks = Vec::with_capacity(waiters);
+    for n in 0..waiters {
+        let request = clients[n % clients.len()]
+            .get(&url)
+            .bearer_auth(&tokens[n % tokens.len()]);
+        tasks.push(tokio::spawn(async move {
+            let page: InboxPage = request.send().await?.error_for_status()?.json().await?;
+            Ok::<_, reqwest::Error>((Instant::now(), page.items.len()))
+        }));
+    }
+    // Until every request is waiting at the server (none may answer before the note).
+    tokio::time::sleep(Duration::from_secs(3) + Duration::from_micros(500 * waiters as u64)).await;
+    anyhow::ensure!(
+        tasks.iter().all(|t| !t.is_finished()),
+        "a long-poll answered before anything was sent"
+    );
+    let waiting = memory_kb(pid, "VmRSS:")?;
+
+    let options = UploadOptions {
+        channel: Some("bench".into()),
+        ..Default::default()
+    };
+    sender.upload_bytes(wav(), &options).await?;
+    let sent = Instant::now();
+    let mut latencies = Vec::with_capacity(waiters);
+    for task in tasks {
+        let (answered, items) = task.await??;
+        anyhow::ensure!(items == 1, "a waiter got {items} notes, not the one sent");
+        latencies.push(answered.saturating_duration_since(sent).as_secs_f64() * 1000.0);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    let peak = memory_kb(pid, "VmHWM:")?;
+    println!("{waiters} long-polls over {USERS} users, one upload to a channel of all of them");
+    println!(
+        "answered after the upload's 201: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
+    println!(
+        "server memory: {:.0} MB before the waiters, {:.0} MB with them waiting, peak {:.0} MB",
+        before / 1024.0,
+        waiting / 1024.0,
+        peak / 1024.0
+    );
+    Ok(())
+}
+
+/// `hark serve` on a free port with a fresh data directory; its base URL.
+fn serve(dir: &std::path::Path) -> anyhow::Result<(std::process::Child, String)> {
+    let mut child = std::process::Command::new(HARK)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("HARK_DATA_DIR", dir)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting hark serve")?;
+    let stderr = child.stderr.take().context("stderr")?;
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    loop {
+        let line = lines.next().context("hark serve exited early")??;
+        if let Some(url) = line.split("listening on ").nth(1) {
+            // Keep draining, so the server never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return Ok((child, url.trim().to_owned()));
+        }
+    }
+}
+
+/// A new user, signed in: a client with their token, and the token.
+async fn signed_in(anonymous: &Client, email: &str) -> anyhow::Result<(Client, String)> {
+    anonymous.register(email, PASSWORD).await?;
+    let token = anonymous.sign_in(email, PASSWORD).await?.access_token;
+    Ok((Client::new(anonymous.base()).with_token(&token), token))
+}
+
+/// A line of /proc/<pid>/status, in kB.
+fn memory_kb(pid: u32, field: &str) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("{field} of {pid}"))
+}
+
+/// One second of a 440 Hz tone, 16 kHz mono 16-bit WAV: the voice note sent.
+fn wav() -> Vec<u8> {
+    let rate: u32 = 16_000;
+    let samples: Vec<i16> = (0..rate)
+        .map(|n| {
+            (8000.0 * (f64::from(n) * 440.0 * std::f64::consts::TAU / f64::from(rate)).sin()) as i16
+        })
+        .collect();
+    let data_len = (samples.len() * 2) as u32;
+    let mut wav = Vec::with_capacity(44 + data_len as usize);
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data_len).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes());
+    wav.extend_from_slice(&rate.to_le_bytes());
+    wav.extend_from_slice(&(rate * 2).to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&data_len.to_le_bytes());
+    for s in samples {
+        wav.extend_from_slice(&s.to_le_bytes());
+    }
+    wav
+}
