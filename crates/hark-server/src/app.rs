@@ -144,7 +144,7 @@ impl App {
                 .delivery
                 .hub()
                 .clone()
-                .follow(self.state.repos.events.clone(), stop.child_token()),
+                .follow(self.state.repos.clone(), stop.child_token()),
         );
         let metrics = tokio::spawn(crate::metrics::upkeep(
             self.state.metrics.clone(),

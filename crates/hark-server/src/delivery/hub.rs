@@ -9,8 +9,10 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::EventLog;
-use crate::domain::LoggedEvent;
+use hark_api::EventData;
+
+use crate::db::{EventLog, Repos};
+use crate::domain::{LoggedEvent, Note, UserId};
 
 /// Events kept for subscribers that fall behind; past that they are told they lagged and
 /// read the log themselves.
@@ -20,8 +22,22 @@ const BATCH: i64 = 500;
 /// How often the follower looks even without a signal: a safety net for a lost `NOTIFY`.
 const RECHECK: Duration = Duration::from_secs(5);
 
+/// An event as the hub hands it on.
+pub struct HubEvent {
+    pub event: LoggedEvent,
+    /// For `note.received`: the note and its sender as the recipients' inboxes show them,
+    /// read once for every waiter (`None` when the note is gone by then).
+    pub received: Option<ReceivedNote>,
+}
+
+pub struct ReceivedNote {
+    pub note: Note,
+    pub sender_id: UserId,
+    pub sender_email: String,
+}
+
 pub struct EventHub {
-    events: broadcast::Sender<Arc<LoggedEvent>>,
+    events: broadcast::Sender<Arc<HubEvent>>,
     /// Cancelled when the follower stops (the server is shutting down): waiters answer now.
     stopped: CancellationToken,
 }
@@ -38,7 +54,7 @@ impl Default for EventHub {
 impl EventHub {
     /// Every event published from now on, in `seq` order. Subscribe before reading the log,
     /// so that nothing falls between the read and the subscription.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LoggedEvent>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<HubEvent>> {
         self.events.subscribe()
     }
 
@@ -49,12 +65,13 @@ impl EventHub {
 
     /// Publishes the log's new events until `stop`, starting after the last one that exists
     /// now.
-    pub async fn follow(self: Arc<Self>, log: Arc<dyn EventLog>, stop: CancellationToken) {
-        self.publish(log, stop).await;
+    pub async fn follow(self: Arc<Self>, repos: Repos, stop: CancellationToken) {
+        self.publish(&repos, stop).await;
         self.stopped.cancel();
     }
 
-    async fn publish(&self, log: Arc<dyn EventLog>, stop: CancellationToken) {
+    async fn publish(&self, repos: &Repos, stop: CancellationToken) {
+        let log: &dyn EventLog = repos.events.as_ref();
         let appended = log.appends();
         let mut position = loop {
             match log.last_seq().await {
@@ -72,8 +89,9 @@ impl EventHub {
                     let full = events.len() as i64 == BATCH;
                     for event in events {
                         position = event.seq;
+                        let received = received_note(repos, &event).await;
                         // No subscriber is not an error: nobody waits right now.
-                        let _ = self.events.send(Arc::new(event));
+                        let _ = self.events.send(Arc::new(HubEvent { event, received }));
                     }
                     if full {
                         continue;
@@ -88,4 +106,20 @@ impl EventHub {
             }
         }
     }
+}
+
+/// The note a `note.received` delivered, with its sender, as inboxes show them.
+async fn received_note(repos: &Repos, event: &LoggedEvent) -> Option<ReceivedNote> {
+    let EventData::NoteReceived(received) = &event.data else {
+        return None;
+    };
+    let note_id = crate::domain::NoteId::parse(&received.note_id)?;
+    let sender_id = UserId::parse(&received.sender_id)?;
+    let note = repos.notes.note_by_id(note_id).await.ok()??;
+    let sender = repos.users.user_by_id(sender_id).await.ok()??;
+    Some(ReceivedNote {
+        note,
+        sender_id,
+        sender_email: sender.email.as_str().to_owned(),
+    })
 }

@@ -15,7 +15,7 @@ use crate::domain::{
     Channel, Delivery, Effects, Email, InboxEntry, InboxQuery, LoggedEvent, Note, NoteId, UserId,
 };
 use crate::notes::effects;
-pub use hub::EventHub;
+pub use hub::{EventHub, HubEvent};
 
 /// The most recipients one send may name.
 pub const MAX_RECIPIENTS: usize = 1000;
@@ -306,8 +306,14 @@ impl DeliveryService {
                 };
                 match arrival {
                     Err(_elapsed) => break,
-                    Ok(Ok(event)) if !received_by(&event, &query, since) => continue,
-                    // Arrived, or too many events to tell: the log says.
+                    Ok(Ok(arrived)) if !received_by(&arrived.event, &query, since) => continue,
+                    // The first note since the read: the whole answer, read once for every
+                    // waiter by the hub.
+                    Ok(Ok(arrived)) if arrived.received.is_some() => {
+                        entries.extend(fresh_entry(&arrived));
+                        break;
+                    }
+                    // Arrived but gone already, or too many events to tell: the log says.
                     Ok(Ok(_) | Err(RecvError::Lagged(_))) => {
                         entries = self.repos.delivery.inbox(&query).await?;
                         if !entries.is_empty() {
@@ -404,7 +410,7 @@ struct StreamState {
     backlog: std::collections::VecDeque<LoggedEvent>,
     /// Whether the log holds nothing for the user past `backlog`, so the hub takes over.
     caught_up: bool,
-    live: tokio::sync::broadcast::Receiver<Arc<LoggedEvent>>,
+    live: tokio::sync::broadcast::Receiver<Arc<HubEvent>>,
 }
 
 impl StreamState {
@@ -434,9 +440,12 @@ impl StreamState {
                 () = self.hub.stopped() => return None,
             };
             match received {
-                Ok(event) if event.seq > self.position && event.audience.contains(&self.user) => {
-                    self.position = event.seq;
-                    let mut event = (*event).clone();
+                Ok(arrived)
+                    if arrived.event.seq > self.position
+                        && arrived.event.audience.contains(&self.user) =>
+                {
+                    self.position = arrived.event.seq;
+                    let mut event = arrived.event.clone();
                     event.audience = vec![self.user];
                     return Some(Ok(event));
                 }
@@ -481,6 +490,23 @@ impl DeliveryService {
             |mut state| async move { state.next().await.map(|item| (item, state)) },
         ))
     }
+}
+
+/// The inbox entry a `note.received` just made, as the hub prepared it.
+fn fresh_entry(arrived: &HubEvent) -> Option<InboxEntry> {
+    let received = arrived.received.as_ref()?;
+    let EventData::NoteReceived(payload) = &arrived.event.data else {
+        return None;
+    };
+    Some(InboxEntry {
+        note: received.note.clone(),
+        sender_id: received.sender_id,
+        sender_email: received.sender_email.clone(),
+        channel: payload.channel.clone(),
+        delivered_at: arrived.event.created_at,
+        listened_at: None,
+        seq: arrived.event.seq,
+    })
 }
 
 /// Whether `event` put a note in the inbox `query` reads, past `since`.
