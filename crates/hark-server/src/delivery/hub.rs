@@ -28,6 +28,9 @@ pub struct HubEvent {
     /// For `note.received`: the note and its sender as the recipients' inboxes show them,
     /// read once for every waiter (`None` when the note is gone by then).
     pub received: Option<ReceivedNote>,
+    /// The long-poll answer this event ends, rendered by the first waiter it wakes: every
+    /// recipient woken by it gets the same bytes.
+    pub inbox_answer: std::sync::OnceLock<bytes::Bytes>,
 }
 
 pub struct ReceivedNote {
@@ -91,7 +94,11 @@ impl EventHub {
                         position = event.seq;
                         let received = received_note(repos, &event).await;
                         // No subscriber is not an error: nobody waits right now.
-                        let _ = self.events.send(Arc::new(HubEvent { event, received }));
+                        let _ = self.events.send(Arc::new(HubEvent {
+                            event,
+                            received,
+                            inbox_answer: std::sync::OnceLock::new(),
+                        }));
                     }
                     if full {
                         continue;

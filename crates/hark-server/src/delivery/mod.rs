@@ -98,6 +98,9 @@ impl Recipients {
 pub struct InboxPage {
     pub entries: Vec<InboxEntry>,
     pub cursor: i64,
+    /// When the page is the one note a long-poll waited for: the event that brought it, whose
+    /// rendered answer every waiter it woke can share.
+    pub arrived: Option<Arc<HubEvent>>,
 }
 
 /// An inbox request, as parsed from the query string.
@@ -295,6 +298,7 @@ impl DeliveryService {
         // Subscribed before the read: what commits after it arrives as an event.
         let mut arrivals = self.hub.subscribe();
         let mut entries = self.repos.delivery.inbox(&query).await?;
+        let mut arrived = None;
         if entries.is_empty() && !request.wait.is_zero() {
             let deadline = tokio::time::Instant::now() + request.wait;
             let since = query.since.unwrap_or(0);
@@ -306,11 +310,12 @@ impl DeliveryService {
                 };
                 match arrival {
                     Err(_elapsed) => break,
-                    Ok(Ok(arrived)) if !received_by(&arrived.event, &query, since) => continue,
+                    Ok(Ok(event)) if !received_by(&event.event, &query, since) => continue,
                     // The first note since the read: the whole answer, read once for every
                     // waiter by the hub.
-                    Ok(Ok(arrived)) if arrived.received.is_some() => {
-                        entries.extend(fresh_entry(&arrived));
+                    Ok(Ok(event)) if event.received.is_some() => {
+                        entries.extend(fresh_entry(&event));
+                        arrived = Some(event);
                         break;
                     }
                     // Arrived but gone already, or too many events to tell: the log says.
@@ -329,7 +334,11 @@ impl DeliveryService {
             (None, Some(since)) => since,
             (None, None) => self.repos.delivery.inbox_position(recipient).await?,
         };
-        Ok(InboxPage { entries, cursor })
+        Ok(InboxPage {
+            entries,
+            cursor,
+            arrived,
+        })
     }
 
     /// Records that `listener` listened to a note they received; the sender gets

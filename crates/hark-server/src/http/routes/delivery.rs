@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use hark_api::{
     ChannelList, InboxItem, InboxPage, InboxQuery, NewChannel, SendRequest, SendResult, Sender,
 };
@@ -135,7 +137,7 @@ pub async fn inbox(
     State(state): State<AppState>,
     Auth(user): Auth,
     AppQuery(query): AppQuery<InboxQuery>,
-) -> Result<Json<InboxPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let since = query
         .since
         .as_deref()
@@ -167,10 +169,20 @@ pub async fn inbox(
         limit: query.limit,
     };
     let page = state.delivery.inbox(user.id, request).await?;
-    Ok(Json(InboxPage {
+    let answer = || InboxPage {
         items: page.entries.iter().map(inbox_item).collect(),
         cursor: page.cursor.to_string(),
-    }))
+    };
+    let Some(arrived) = &page.arrived else {
+        return Ok(Json(answer()).into_response());
+    };
+    // A note that woke many waiters at once: rendered once, sent to each.
+    let body = arrived.inbox_answer.get_or_init(|| {
+        serde_json::to_vec(&answer())
+            .map(Bytes::from)
+            .unwrap_or_default()
+    });
+    Ok(([(header::CONTENT_TYPE, "application/json")], body.clone()).into_response())
 }
 
 /// Marks a received note listened; the sender gets `note.listened` the first time.
