@@ -9,3 +9,4 @@ pub mod processing;
 pub mod tokens;
 pub mod upload;
 pub mod users;
+pub mod webhooks;
