@@ -17,3 +17,4 @@ mod repository;
 mod slow_uploads;
 mod storage;
 mod uploads;
+mod webhooks;
