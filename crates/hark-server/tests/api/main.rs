@@ -13,6 +13,7 @@ mod isolation;
 mod listing;
 mod ops;
 mod pipeline;
+mod receiver;
 mod repository;
 mod slow_uploads;
 mod storage;
