@@ -38,6 +38,7 @@ pub mod events;
 pub mod jobs;
 pub mod notes;
 pub mod problem;
+pub mod webhooks;
 
 pub use auth::*;
 pub use delivery::*;
@@ -45,3 +46,4 @@ pub use events::{Event, EventData, EventType};
 pub use jobs::*;
 pub use notes::*;
 pub use problem::{Problem, ProblemCode};
+pub use webhooks::*;

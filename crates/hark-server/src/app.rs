@@ -1,5 +1,5 @@
-//! Building and running the server: one process, with the API, its processing workers and its
-//! maintenance loop.
+//! Building and running the server: one process, with the API, its processing workers, its
+//! webhook deliveries and its maintenance loop.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,6 +20,7 @@ use crate::ingest::{Committer, Ingest};
 use crate::maintenance::{Maintenance, clear_tmp_dir};
 use crate::notes::NotesService;
 use crate::pipeline::Pipeline;
+use crate::webhooks::WebhookService;
 
 pub struct App {
     /// Held for the server's lifetime; released when it stops.
@@ -84,6 +85,8 @@ impl App {
             pipeline.clone(),
         );
         let delivery = DeliveryService::new(repos.clone(), Arc::new(EventHub::default()));
+        let webhooks = WebhookService::new(repos.clone(), config.webhooks.clone())
+            .context("making the webhooks' HTTP client")?;
         let state = AppState::new(Shared {
             metrics: crate::metrics::handle(),
             config,
@@ -91,6 +94,7 @@ impl App {
             store,
             notes,
             delivery,
+            webhooks,
             auth,
         });
         Ok(App {
@@ -146,6 +150,12 @@ impl App {
                 .clone()
                 .follow(self.state.repos.clone(), stop.child_token()),
         );
+        let webhooks = tokio::spawn(
+            self.state
+                .webhooks
+                .clone()
+                .run(self.state.delivery.hub().clone(), stop.child_token()),
+        );
         let metrics = tokio::spawn(crate::metrics::upkeep(
             self.state.metrics.clone(),
             stop.child_token(),
@@ -173,6 +183,7 @@ impl App {
         let _ = background.await;
         let _ = workers.await;
         let _ = events.await;
+        let _ = webhooks.await;
         let _ = metrics.await;
         served
     }

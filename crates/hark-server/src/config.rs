@@ -23,6 +23,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub storage: StorageConfig,
     pub jobs: JobsConfig,
+    pub webhooks: WebhooksConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -70,6 +71,21 @@ pub struct JobsConfig {
     pub workers: usize,
     pub lease_seconds: u64,
     pub max_attempts: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhooksConfig {
+    /// Whether webhooks may point at loopback, private, link-local and other non-public
+    /// addresses (never, unless every user of the server is trusted with its network).
+    pub allow_private_targets: bool,
+    /// How long one attempt may take, from connecting to the answer's headers.
+    pub timeout_seconds: f64,
+    /// Attempts of one event before it is dead-lettered.
+    pub max_attempts: u32,
+    /// Retries wait a random time up to `retry_base_seconds * 2^(attempt - 1)`, at most
+    /// `retry_max_seconds`.
+    pub retry_base_seconds: f64,
+    pub retry_max_seconds: f64,
 }
 
 impl JobsConfig {
@@ -181,6 +197,23 @@ impl Config {
         }
         if self.jobs.max_attempts == 0 {
             return invalid("jobs.max_attempts: must be positive".into());
+        }
+        let webhooks = &self.webhooks;
+        let durations = [
+            ("timeout_seconds", webhooks.timeout_seconds),
+            ("retry_base_seconds", webhooks.retry_base_seconds),
+            ("retry_max_seconds", webhooks.retry_max_seconds),
+        ];
+        if let Some((key, _)) = durations
+            .iter()
+            .find(|(_, seconds)| !(seconds.is_finite() && *seconds > 0.0 && *seconds < 1e9))
+        {
+            return invalid(format!(
+                "webhooks.{key}: must be a positive number of seconds"
+            ));
+        }
+        if webhooks.max_attempts == 0 {
+            return invalid("webhooks.max_attempts: must be positive".into());
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return invalid(format!(

@@ -1,7 +1,8 @@
 //! The Hark service: HTTP API, ingest, storage and authentication.
 //!
 //! Layers, each using only those before it: `domain` ← `db`, `blob` ← `ingest`, `auth` ←
-//! `notes` and `delivery` (the use cases), `pipeline`, `maintenance` ← `http` ← `app`.
+//! `notes` and `delivery` (the use cases), `webhooks`, `pipeline`, `maintenance` ← `http` ←
+//! `app`.
 
 pub mod app;
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod maintenance;
 pub mod metrics;
 pub mod notes;
 pub mod pipeline;
+pub mod webhooks;
 
 pub use app::App;
 pub use config::{Config, Overrides};

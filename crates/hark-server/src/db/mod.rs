@@ -22,10 +22,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use hark_api::{NoteStatus, Role, Sort};
 
-use crate::domain::ids::ApiKeyId;
+use crate::domain::ids::{ApiKeyId, WebhookId};
 use crate::domain::{
-    Channel, Claim, Effects, Finish, Finished, InboxEntry, InboxQuery, JobRecord, Listened,
-    LoggedEvent, NewNote, Note, NoteId, Settled, Timestamp, User, UserId,
+    Attempt, AttemptRecord, Channel, Claim, ClaimedDelivery, Effects, Finish, Finished, InboxEntry,
+    InboxQuery, JobRecord, Listened, LoggedEvent, NewNote, Note, NoteId, Settled, Timestamp, User,
+    UserId, Webhook,
 };
 
 pub use postgres::PostgresRepo;
@@ -378,6 +379,62 @@ pub trait JobRepo: Send + Sync {
     async fn queue_depth(&self) -> Result<i64, DbError>;
 }
 
+/// What one pass of a consumer over the event log did.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Dispatched {
+    /// Events read; fewer than asked means the log's end was reached.
+    pub events: u64,
+    /// Deliveries made of them.
+    pub deliveries: u64,
+}
+
+/// Webhooks, and the delivery of events to them. Deliveries are made from the event log by a
+/// consumer with a durable position, so an event committed while no sender runs still reaches
+/// every webhook it is for; each is then claimed under a lease, one event of a webhook at a
+/// time, in `seq` order.
+#[async_trait]
+pub trait WebhookRepo: Send + Sync {
+    /// Stores a webhook with its signing secret. It MUST get exactly the events that commit
+    /// after it. Fails with `MissingReference` when the owner does not exist.
+    async fn create_webhook(&self, webhook: &Webhook, secret: &str) -> Result<(), DbError>;
+    /// The owner's webhooks, oldest first.
+    async fn webhooks_of(&self, owner: UserId) -> Result<Vec<Webhook>, DbError>;
+    /// The webhook if `owner` owns it; `None` otherwise, exactly as if missing.
+    async fn webhook(&self, id: WebhookId, owner: UserId) -> Result<Option<Webhook>, DbError>;
+    /// Deletes an owned webhook with its deliveries and their attempts. `false` when the owner
+    /// has no such webhook.
+    async fn delete_webhook(&self, id: WebhookId, owner: UserId) -> Result<bool, DbError>;
+    /// The webhook's newest `limit` attempts, newest first.
+    async fn attempts(&self, webhook: WebhookId, limit: u32)
+    -> Result<Vec<AttemptRecord>, DbError>;
+    /// In one transaction: reads up to `limit` events after the position of `consumer` (a new
+    /// consumer starts at the log's end), makes a pending delivery of each to every webhook
+    /// that wants its type and whose owner is in its audience, and moves the position past
+    /// them. MUST make no delivery twice, however often it runs over the same events, and
+    /// MUST be safe to run from several processes at once.
+    async fn dispatch_events(&self, consumer: &str, limit: i64) -> Result<Dispatched, DbError>;
+    /// Claims up to `limit` due deliveries until `lease_until`, each counting as an attempt.
+    /// A delivery is claimed only when it is the oldest pending one of its webhook and no
+    /// unexpired lease holds it: never by two claims at once, never before an earlier one of
+    /// its webhook is delivered or dead.
+    async fn claim_deliveries(
+        &self,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDelivery>, DbError>;
+    /// Records an attempt and moves its delivery on (delivered, pending until a retry, or
+    /// dead), releasing the claim. `false`, recording nothing, when the claim no longer holds
+    /// the delivery (its webhook was deleted, or the lease expired and another claim took it).
+    async fn record_attempt(
+        &self,
+        claim: &ClaimedDelivery,
+        attempt: &Attempt,
+    ) -> Result<bool, DbError>;
+    /// When a delivery may next become claimable (a retry falls due, a lease expires); `None`
+    /// when nothing is pending.
+    async fn next_delivery_due(&self) -> Result<Option<Timestamp>, DbError>;
+}
+
 #[async_trait]
 pub trait Health: Send + Sync {
     async fn ping(&self) -> Result<(), DbError>;
@@ -393,6 +450,7 @@ pub struct Repos {
     pub events: Arc<dyn EventLog>,
     pub jobs: Arc<dyn JobRepo>,
     pub delivery: Arc<dyn DeliveryRepo>,
+    pub webhooks: Arc<dyn WebhookRepo>,
     pub health: Arc<dyn Health>,
 }
 
@@ -407,6 +465,7 @@ impl Repos {
             + EventLog
             + JobRepo
             + DeliveryRepo
+            + WebhookRepo
             + Health
             + 'static,
     {
@@ -419,6 +478,7 @@ impl Repos {
             events: backend.clone(),
             jobs: backend.clone(),
             delivery: backend.clone(),
+            webhooks: backend.clone(),
             health: backend,
         }
     }

@@ -42,3 +42,7 @@ uuid_id!(
     /// A personal API key's id (UUIDv7).
     ApiKeyId
 );
+uuid_id!(
+    /// A webhook's id (UUIDv7).
+    WebhookId
+);

@@ -7,6 +7,7 @@ pub mod job;
 pub mod note;
 pub mod time;
 pub mod user;
+pub mod webhook;
 
 pub use delivery::{Channel, Delivery, InboxEntry, InboxQuery, Listened};
 pub use event::{Effects, LoggedEvent, NewEvent};
@@ -17,3 +18,4 @@ pub use job::{
 pub use note::{AudioFacts, NewNote, Note, NoteName};
 pub use time::Timestamp;
 pub use user::{Email, Password, User};
+pub use webhook::{Attempt, AttemptRecord, ClaimedDelivery, Next, Webhook};

@@ -31,9 +31,10 @@ use crate::config::Config;
 use crate::db::Repos;
 use crate::delivery::DeliveryService;
 use crate::notes::NotesService;
+use crate::webhooks::WebhookService;
 use problem::ApiError;
 use request_metrics::RequestMetrics;
-use routes::{audio, compat, delivery, events, notes, ops, processing, tokens, users};
+use routes::{audio, compat, delivery, events, notes, ops, processing, tokens, users, webhooks};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -47,6 +48,7 @@ pub struct Shared {
     pub store: Arc<dyn BlobStore>,
     pub notes: NotesService,
     pub delivery: DeliveryService,
+    pub webhooks: WebhookService,
     pub auth: Arc<AuthService>,
     pub metrics: PrometheusHandle,
 }
@@ -104,6 +106,9 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(delivery::mark_listened))
         .routes(routes!(events::event_stream))
         .routes(routes!(events::event_socket))
+        .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
+        .routes(routes!(webhooks::get_webhook, webhooks::delete_webhook))
+        .routes(routes!(webhooks::list_webhook_deliveries))
         .routes(routes!(processing::list_jobs))
         .routes(routes!(processing::reprocess))
         .routes(routes!(processing::get_waveform))

@@ -13,6 +13,7 @@ use crate::db::DbError;
 use crate::delivery::DeliveryError;
 use crate::ingest::IngestError;
 use crate::notes::NoteError;
+use crate::webhooks::WebhookError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -198,6 +199,17 @@ impl From<DeliveryError> for ApiError {
             DeliveryError::Forbidden(_) => ApiError::forbidden(detail),
             DeliveryError::ChannelTaken(_) => ApiError::new(ProblemCode::Conflict, detail),
             DeliveryError::Db(db) => db.into(),
+        }
+    }
+}
+
+impl From<WebhookError> for ApiError {
+    fn from(err: WebhookError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            WebhookError::Invalid(_) => ApiError::validation(detail),
+            WebhookError::NotFound(what) => ApiError::not_found(what),
+            WebhookError::Db(db) => db.into(),
         }
     }
 }

@@ -14,6 +14,7 @@ mod jobs;
 mod lists;
 mod notes;
 mod users;
+mod webhooks;
 
 use std::sync::Arc;
 

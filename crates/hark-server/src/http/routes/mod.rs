@@ -10,3 +10,4 @@ pub mod processing;
 pub mod tokens;
 pub mod upload;
 pub mod users;
+pub mod webhooks;
