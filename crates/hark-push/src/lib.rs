@@ -21,7 +21,7 @@ pub use encrypt::MAX_PAYLOAD_LEN;
 pub use outcome::{PushOutcome, classify};
 pub use request::{PushOptions, PushRequest, Urgency, build_request};
 pub use subscription::{Subscription, SubscriptionKeys};
-pub use vapid::VapidKey;
+pub use vapid::{VapidKey, check_subject};
 
 /// What can be wrong with the inputs of a push message. Every variant is the caller's input, never
 /// a transient failure: retrying with the same inputs gives the same error.

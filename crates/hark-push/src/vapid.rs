@@ -114,8 +114,9 @@ struct Claims<'a> {
     sub: &'a str,
 }
 
-/// RFC 8292 §2.1: the subject is a contact for the push service's operator.
-fn check_subject(subject: &str) -> Result<(), PushError> {
+/// Checks a VAPID subject (RFC 8292 §2.1): a `mailto:` or `https:` URL by which the push
+/// service's operator can reach the sender.
+pub fn check_subject(subject: &str) -> Result<(), PushError> {
     let reachable = Url::parse(subject).is_ok_and(|url| match url.scheme() {
         "mailto" => !url.path().is_empty(),
         "https" => url.host().is_some(),

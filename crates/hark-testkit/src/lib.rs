@@ -1,5 +1,5 @@
 //! Test support shared by the workspace's test binaries: the audio corpus they use as their
-//! oracle.
+//! oracle, and a Web Push browser (`push`) that reads what the server sends.
 //!
 //! The corpus is real audio made by `tests/corpus/make_corpus.sh` (espeak-ng, sox, ffmpeg), with
 //! ffprobe's view of every good file in `manifest.tsv`, inputs that must be refused in `bad/`,
@@ -9,6 +9,7 @@
 
 mod generate;
 mod manifest;
+pub mod push;
 
 pub use manifest::{Entry, Text, parse_manifest, parse_texts};
 

@@ -3,8 +3,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hark_push::{MAX_PAYLOAD_LEN, PushError, Subscription, build_request};
 use p256::SecretKey;
 
-use crate::browser::{Browser, parse};
 use crate::{SUBJECT, noon, options, vapid_key};
+use hark_testkit::push::{Browser, parse};
 
 const ENDPOINT: &str = "https://push.example.net/wpush/v2/abc";
 
@@ -69,7 +69,7 @@ fn a_browser_decrypts_the_payload_it_was_sent() {
 #[test]
 fn the_largest_payload_fits_and_one_byte_more_is_refused() {
     let browser = Browser::new();
-    let subscription = browser.subscription(ENDPOINT);
+    let subscription = crate::subscription(&browser, ENDPOINT);
     let key = vapid_key();
     let largest = vec![b'a'; MAX_PAYLOAD_LEN];
 
@@ -91,7 +91,7 @@ fn the_largest_payload_fits_and_one_byte_more_is_refused() {
 #[test]
 fn two_messages_with_the_same_payload_use_their_own_salt_and_key() {
     let browser = Browser::new();
-    let subscription = browser.subscription(ENDPOINT);
+    let subscription = crate::subscription(&browser, ENDPOINT);
     let key = vapid_key();
     let send = || {
         build_request(&key, SUBJECT, &subscription, b"same", &options(), noon()).expect("a request")
@@ -109,7 +109,7 @@ fn two_messages_with_the_same_payload_use_their_own_salt_and_key() {
 
 #[test]
 fn a_topic_is_sent_when_set_and_a_malformed_one_is_refused() {
-    let subscription = Browser::new().subscription(ENDPOINT);
+    let subscription = crate::subscription(&Browser::new(), ENDPOINT);
     let key = vapid_key();
     let with_topic = |topic: &str| {
         let mut options = options();

@@ -1,7 +1,7 @@
-//! Web Push messages checked from the other side: a push service and a browser written here from
-//! the RFCs, with the crypto crates used directly rather than through hark-push's own code.
+//! Web Push messages checked from the other side: a push service written here from the RFCs, and
+//! the browser of `hark_testkit::push`, which uses the crypto crates directly rather than
+//! hark-push's own code.
 
-mod browser;
 mod encryption;
 mod outcome;
 mod subscription;
@@ -9,7 +9,8 @@ mod vapid;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hark_push::{PushOptions, Urgency, VapidKey};
+use hark_push::{PushOptions, Subscription, Urgency, VapidKey};
+use hark_testkit::push::Browser;
 
 pub const SUBJECT: &str = "mailto:hark@localhost";
 
@@ -28,4 +29,9 @@ pub fn options() -> PushOptions {
 
 pub fn vapid_key() -> VapidKey {
     VapidKey::generate()
+}
+
+/// The subscription a browser gives its page, read as the server reads it.
+pub fn subscription(browser: &Browser, endpoint: &str) -> Subscription {
+    serde_json::from_str(&browser.subscription_json(endpoint)).expect("a subscription")
 }

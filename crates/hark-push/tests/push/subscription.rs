@@ -5,13 +5,13 @@ use p256::SecretKey;
 use p256::elliptic_curve::Generate;
 use p256::elliptic_curve::sec1::ToSec1Point;
 
-use crate::browser::Browser;
 use crate::{SUBJECT, noon, options, vapid_key};
+use hark_testkit::push::Browser;
 
 const ENDPOINT: &str = "https://push.example.net/wpush/v2/abc";
 
 fn valid() -> Subscription {
-    Browser::new().subscription(ENDPOINT)
+    crate::subscription(&Browser::new(), ENDPOINT)
 }
 
 /// The field named by a validation error.

@@ -6,8 +6,8 @@ use hark_push::{PushError, PushRequest, VapidKey, build_request};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use crate::browser::Browser;
 use crate::{SUBJECT, noon, options, vapid_key};
+use hark_testkit::push::Browser;
 
 #[derive(Debug, Deserialize)]
 struct Claims {
@@ -17,7 +17,7 @@ struct Claims {
 }
 
 fn request_to(key: &VapidKey, endpoint: &str, subject: &str) -> Result<PushRequest, PushError> {
-    let subscription = Browser::new().subscription(endpoint);
+    let subscription = crate::subscription(&Browser::new(), endpoint);
     build_request(key, subject, &subscription, b"{}", &options(), noon())
 }
 

@@ -1,11 +1,11 @@
 //! A browser's side of Web Push: it subscribes with a fresh key pair and auth secret, and reads a
-//! message the way RFC 8291 §3.4 and RFC 8188 §2 describe, independently of hark-push.
+//! message the way RFC 8291 §3.4 and RFC 8188 §2 describe, with the crypto crates used directly so
+//! that it checks hark-push's encryption rather than repeating it.
 
 use aes_gcm::Aes128Gcm;
 use aes_gcm::aead::{Aead, Key, KeyInit, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hark_push::{Subscription, SubscriptionKeys};
 use hkdf::Hkdf;
 use p256::elliptic_curve::Generate;
 use p256::elliptic_curve::sec1::ToSec1Point;
@@ -13,6 +13,7 @@ use p256::{PublicKey, SecretKey};
 use rand::Rng;
 use sha2::Sha256;
 
+/// A subscribed browser: its P-256 key pair and auth secret.
 pub struct Browser {
     secret: SecretKey,
     auth: [u8; 16],
@@ -26,7 +27,14 @@ pub struct Message<'a> {
     pub ciphertext: &'a [u8],
 }
 
+impl Default for Browser {
+    fn default() -> Browser {
+        Browser::new()
+    }
+}
+
 impl Browser {
+    /// A browser with a fresh key pair and auth secret.
     pub fn new() -> Browser {
         let mut auth = [0u8; 16];
         rand::rng().fill_bytes(&mut auth);
@@ -54,21 +62,21 @@ impl Browser {
             "endpoint": endpoint,
             "expirationTime": null,
             "keys": {
-                "p256dh": URL_SAFE_NO_PAD.encode(self.public_bytes()),
-                "auth": URL_SAFE_NO_PAD.encode(self.auth),
+                "p256dh": self.p256dh(),
+                "auth": self.auth(),
             }
         })
         .to_string()
     }
 
-    pub fn subscription(&self, endpoint: &str) -> Subscription {
-        Subscription {
-            endpoint: endpoint.to_owned(),
-            keys: SubscriptionKeys {
-                p256dh: URL_SAFE_NO_PAD.encode(self.public_bytes()),
-                auth: URL_SAFE_NO_PAD.encode(self.auth),
-            },
-        }
+    /// The browser's public key (`keys.p256dh`), base64url.
+    pub fn p256dh(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.public_bytes())
+    }
+
+    /// The browser's auth secret (`keys.auth`), base64url.
+    pub fn auth(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.auth)
     }
 
     /// Decrypts a one-record `aes128gcm` body and strips its padding.
@@ -120,6 +128,7 @@ impl Browser {
     }
 }
 
+/// Splits an `aes128gcm` body into its header fields and record.
 pub fn parse(body: &[u8]) -> Message<'_> {
     assert!(body.len() > 21, "the body holds an aes128gcm header");
     let (salt, rest) = body.split_at(16);
