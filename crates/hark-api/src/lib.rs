@@ -38,6 +38,7 @@ pub mod events;
 pub mod jobs;
 pub mod notes;
 pub mod problem;
+pub mod push;
 pub mod webhooks;
 
 pub use auth::*;
@@ -46,4 +47,5 @@ pub use events::{Event, EventData, EventType};
 pub use jobs::*;
 pub use notes::*;
 pub use problem::{Problem, ProblemCode};
+pub use push::*;
 pub use webhooks::*;

@@ -1,5 +1,5 @@
 //! Building and running the server: one process, with the API, its processing workers, its
-//! webhook deliveries and its maintenance loop.
+//! webhook deliveries and push messages, and its maintenance loop.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,6 +20,7 @@ use crate::ingest::{Committer, Ingest};
 use crate::maintenance::{Maintenance, clear_tmp_dir};
 use crate::notes::NotesService;
 use crate::pipeline::Pipeline;
+use crate::push::{PushService, load_or_create_key};
 use crate::webhooks::WebhookService;
 
 pub struct App {
@@ -87,6 +88,9 @@ impl App {
         let delivery = DeliveryService::new(repos.clone(), Arc::new(EventHub::default()));
         let webhooks = WebhookService::new(repos.clone(), config.webhooks.clone())
             .context("making the webhooks' HTTP client")?;
+        let vapid = load_or_create_key(&config.data_dir).context("loading the VAPID key")?;
+        let push = PushService::new(repos.clone(), vapid, &config.webhooks, config.push.clone())
+            .context("making the push messages' HTTP client")?;
         let state = AppState::new(Shared {
             metrics: crate::metrics::handle(),
             config,
@@ -95,6 +99,7 @@ impl App {
             notes,
             delivery,
             webhooks,
+            push,
             auth,
         });
         Ok(App {
@@ -156,6 +161,12 @@ impl App {
                 .clone()
                 .run(self.state.delivery.hub().clone(), stop.child_token()),
         );
+        let push = tokio::spawn(
+            self.state
+                .push
+                .clone()
+                .run(self.state.delivery.hub().clone(), stop.child_token()),
+        );
         let metrics = tokio::spawn(crate::metrics::upkeep(
             self.state.metrics.clone(),
             stop.child_token(),
@@ -184,6 +195,7 @@ impl App {
         let _ = workers.await;
         let _ = events.await;
         let _ = webhooks.await;
+        let _ = push.await;
         let _ = metrics.await;
         served
     }

@@ -24,6 +24,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub jobs: JobsConfig,
     pub webhooks: WebhooksConfig,
+    pub push: PushConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +87,14 @@ pub struct WebhooksConfig {
     /// `retry_max_seconds`.
     pub retry_base_seconds: f64,
     pub retry_max_seconds: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PushConfig {
+    /// The VAPID `sub` claim: a `mailto:` or `https:` contact for push services' operators.
+    pub subject: String,
+    /// How long a push service keeps a message for an offline browser.
+    pub ttl_seconds: u32,
 }
 
 impl JobsConfig {
@@ -215,6 +224,9 @@ impl Config {
         if webhooks.max_attempts == 0 {
             return invalid("webhooks.max_attempts: must be positive".into());
         }
+        if let Err(e) = hark_push::check_subject(&self.push.subject) {
+            return invalid(format!("push.subject: {e}"));
+        }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return invalid(format!(
                 "log_format: {:?} is neither text nor json",
@@ -255,6 +267,17 @@ mod tests {
         assert_eq!(config.storage.blob_dir, PathBuf::from("/srv/hark/blobs"));
         assert_eq!(config.listen, "127.0.0.1:8000");
         assert_eq!(config.limits.max_upload_bytes, 50 * 1024 * 1024);
+    }
+
+    #[test]
+    fn the_push_subject_is_a_mailto_or_https_url() {
+        let config = Config::load(None, Overrides::default()).expect("defaults load");
+        assert_eq!(config.push.subject, "mailto:hark@localhost");
+        let mut bad = config.clone();
+        bad.push.subject = "hark@localhost".into();
+        assert!(matches!(bad.validate(), Err(ConfigError::Invalid(_))));
+        bad.push.subject = "https://hark.example.org/contact".into();
+        assert!(bad.validate().is_ok());
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The Hark service: HTTP API, ingest, storage and authentication.
 //!
 //! Layers, each using only those before it: `domain` ← `db`, `blob` ← `ingest`, `auth` ←
-//! `notes` and `delivery` (the use cases), `webhooks`, `pipeline`, `maintenance` ← `http` ←
-//! `app`.
+//! `notes` and `delivery` (the use cases), `outbound` ← `webhooks`, `push`, `pipeline`,
+//! `maintenance` ← `http` ← `app`.
 
 pub mod app;
 pub mod auth;
@@ -16,7 +16,9 @@ pub mod ingest;
 pub mod maintenance;
 pub mod metrics;
 pub mod notes;
+pub mod outbound;
 pub mod pipeline;
+pub mod push;
 pub mod webhooks;
 
 pub use app::App;

@@ -22,11 +22,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use hark_api::{NoteStatus, Role, Sort};
 
-use crate::domain::ids::{ApiKeyId, WebhookId};
+use crate::domain::ids::{ApiKeyId, PushSubscriptionId, WebhookId};
 use crate::domain::{
-    Attempt, AttemptRecord, Channel, Claim, ClaimedDelivery, Effects, Finish, Finished, InboxEntry,
-    InboxQuery, JobRecord, Listened, LoggedEvent, NewNote, Note, NoteId, Settled, Timestamp, User,
-    UserId, Webhook,
+    Attempt, AttemptRecord, Channel, Claim, ClaimedDelivery, ClaimedPush, Effects, Finish,
+    Finished, InboxEntry, InboxQuery, JobRecord, Listened, LoggedEvent, NewNote, Note, NoteId,
+    PushAttempt, PushSubscription, Settled, Timestamp, User, UserId, Webhook,
 };
 
 pub use postgres::PostgresRepo;
@@ -435,6 +435,55 @@ pub trait WebhookRepo: Send + Sync {
     async fn next_delivery_due(&self) -> Result<Option<Timestamp>, DbError>;
 }
 
+/// Browsers' push subscriptions, and the push messages of events to them. Messages are made
+/// from the event log by a consumer with a durable position, as webhook deliveries are, and
+/// claimed under a lease; a subscription's messages need not go out in order (a push service
+/// delivers them as it likes anyway).
+#[async_trait]
+pub trait PushRepo: Send + Sync {
+    /// Stores a subscription, which MUST get exactly the events that commit after it. When the
+    /// owner has one with the same endpoint already, that one is kept with the new keys, and
+    /// returned. Fails with `MissingReference` when the owner does not exist.
+    async fn save_push_subscription(
+        &self,
+        subscription: &PushSubscription,
+    ) -> Result<PushSubscription, DbError>;
+    /// The owner's subscriptions, oldest first.
+    async fn push_subscriptions_of(&self, owner: UserId) -> Result<Vec<PushSubscription>, DbError>;
+    /// Deletes an owned subscription with its messages. `false` when the owner has no such
+    /// subscription.
+    async fn delete_push_subscription(
+        &self,
+        id: PushSubscriptionId,
+        owner: UserId,
+    ) -> Result<bool, DbError>;
+    /// As `WebhookRepo::dispatch_events`, for push: a pending message of each event of the
+    /// `types` to every subscription of each user in its audience. MUST make no message twice.
+    async fn dispatch_push(
+        &self,
+        consumer: &str,
+        types: &[hark_api::EventType],
+        limit: i64,
+    ) -> Result<Dispatched, DbError>;
+    /// Claims up to `limit` due messages until `lease_until`, each counting as an attempt;
+    /// never one that an unexpired lease holds.
+    async fn claim_push_messages(
+        &self,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ClaimedPush>, DbError>;
+    /// Records an attempt: the message moves on (delivered, pending until a retry, dead), or,
+    /// when the subscription is gone, the subscription is deleted with its messages. `false`,
+    /// recording nothing, when the claim no longer holds the message.
+    async fn record_push_attempt(
+        &self,
+        claim: &ClaimedPush,
+        attempt: &PushAttempt,
+    ) -> Result<bool, DbError>;
+    /// When a message may next become claimable; `None` when nothing is pending.
+    async fn next_push_due(&self) -> Result<Option<Timestamp>, DbError>;
+}
+
 #[async_trait]
 pub trait Health: Send + Sync {
     async fn ping(&self) -> Result<(), DbError>;
@@ -451,6 +500,7 @@ pub struct Repos {
     pub jobs: Arc<dyn JobRepo>,
     pub delivery: Arc<dyn DeliveryRepo>,
     pub webhooks: Arc<dyn WebhookRepo>,
+    pub push: Arc<dyn PushRepo>,
     pub health: Arc<dyn Health>,
 }
 
@@ -466,6 +516,7 @@ impl Repos {
             + JobRepo
             + DeliveryRepo
             + WebhookRepo
+            + PushRepo
             + Health
             + 'static,
     {
@@ -479,6 +530,7 @@ impl Repos {
             jobs: backend.clone(),
             delivery: backend.clone(),
             webhooks: backend.clone(),
+            push: backend.clone(),
             health: backend,
         }
     }

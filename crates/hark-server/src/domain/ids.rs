@@ -46,3 +46,7 @@ uuid_id!(
     /// A webhook's id (UUIDv7).
     WebhookId
 );
+uuid_id!(
+    /// A push subscription's id (UUIDv7).
+    PushSubscriptionId
+);

@@ -5,6 +5,7 @@ pub mod event;
 pub mod ids;
 pub mod job;
 pub mod note;
+pub mod push;
 pub mod time;
 pub mod user;
 pub mod webhook;
@@ -16,6 +17,7 @@ pub use job::{
     Claim, Finish, Finished, JobRecord, Settled, StepOutcome, StoredRendition, StoredWaveform,
 };
 pub use note::{AudioFacts, NewNote, Note, NoteName};
+pub use push::{ClaimedPush, PushAttempt, PushFate, PushSubscription};
 pub use time::Timestamp;
 pub use user::{Email, Password, User};
 pub use webhook::{Attempt, AttemptRecord, ClaimedDelivery, Next, Webhook};

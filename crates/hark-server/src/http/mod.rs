@@ -31,10 +31,13 @@ use crate::config::Config;
 use crate::db::Repos;
 use crate::delivery::DeliveryService;
 use crate::notes::NotesService;
+use crate::push::PushService;
 use crate::webhooks::WebhookService;
 use problem::ApiError;
 use request_metrics::RequestMetrics;
-use routes::{audio, compat, delivery, events, notes, ops, processing, tokens, users, webhooks};
+use routes::{
+    audio, compat, delivery, events, notes, ops, processing, push, tokens, users, webhooks,
+};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -49,6 +52,7 @@ pub struct Shared {
     pub notes: NotesService,
     pub delivery: DeliveryService,
     pub webhooks: WebhookService,
+    pub push: PushService,
     pub auth: Arc<AuthService>,
     pub metrics: PrometheusHandle,
 }
@@ -109,6 +113,12 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
         .routes(routes!(webhooks::get_webhook, webhooks::delete_webhook))
         .routes(routes!(webhooks::list_webhook_deliveries))
+        .routes(routes!(push::get_push_key))
+        .routes(routes!(
+            push::create_push_subscription,
+            push::list_push_subscriptions
+        ))
+        .routes(routes!(push::delete_push_subscription))
         .routes(routes!(processing::list_jobs))
         .routes(routes!(processing::reprocess))
         .routes(routes!(processing::get_waveform))

@@ -17,6 +17,7 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToResponse, ToSchema};
          (name = "tokens", description = "Sign-in and token verification"),
          (name = "delivery", description = "Channels, sending notes, the inbox"),
          (name = "webhooks", description = "Signed HTTP deliveries of the caller's events"),
+         (name = "push", description = "Web Push of the caller's events to their browsers"),
          (name = "users", description = "Accounts"), (name = "api-keys", description = "Personal API keys"),
          (name = "compat", description = "Seed-compatible routes"), (name = "ops", description = "Health and metrics")),
     components(

@@ -13,6 +13,7 @@ use crate::db::DbError;
 use crate::delivery::DeliveryError;
 use crate::ingest::IngestError;
 use crate::notes::NoteError;
+use crate::push::PushError;
 use crate::webhooks::WebhookError;
 
 #[derive(Debug)]
@@ -210,6 +211,17 @@ impl From<WebhookError> for ApiError {
             WebhookError::Invalid(_) => ApiError::validation(detail),
             WebhookError::NotFound(what) => ApiError::not_found(what),
             WebhookError::Db(db) => db.into(),
+        }
+    }
+}
+
+impl From<PushError> for ApiError {
+    fn from(err: PushError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            PushError::Invalid(_) => ApiError::validation(detail),
+            PushError::NotFound(what) => ApiError::not_found(what),
+            PushError::Db(db) => db.into(),
         }
     }
 }

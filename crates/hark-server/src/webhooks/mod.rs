@@ -1,17 +1,15 @@
 //! Webhooks: users register endpoints for the event types they want, and every event they are
 //! in the audience of is POSTed there, signed, retried and recorded (see `send`). The use cases
-//! here manage the endpoints; `run` drives delivery: the dispatcher (`dispatch`) turns the event
-//! log into deliveries, the sender (`send`) makes the attempts.
+//! here manage the endpoints; `run` drives delivery through the shared courier loops
+//! (`crate::outbound::courier`): the dispatcher turns the event log into deliveries, the sender
+//! (`send`) makes the attempts.
 
-mod dispatch;
 mod send;
 pub mod signature;
-pub mod target;
 
 use std::sync::Arc;
 
 use hark_api::EventType;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::WebhooksConfig;
@@ -19,8 +17,8 @@ use crate::db::{DbError, Repos};
 use crate::delivery::EventHub;
 use crate::domain::ids::WebhookId;
 use crate::domain::{AttemptRecord, Timestamp, UserId, Webhook};
-pub use dispatch::CONSUMER;
-pub use send::Sender;
+use crate::outbound::{courier, target};
+pub use send::{CONSUMER, Sender};
 
 /// The most webhooks one user may have.
 pub const MAX_WEBHOOKS_PER_USER: usize = 50;
@@ -46,7 +44,7 @@ pub struct CreatedWebhook {
 #[derive(Clone)]
 pub struct WebhookService {
     repos: Repos,
-    settings: WebhooksConfig,
+    allow_private_targets: bool,
     sender: Arc<Sender>,
 }
 
@@ -54,9 +52,9 @@ impl WebhookService {
     /// Fails only when the HTTP client cannot be made (no TLS roots, say).
     pub fn new(repos: Repos, settings: WebhooksConfig) -> Result<WebhookService, reqwest::Error> {
         Ok(WebhookService {
-            sender: Arc::new(Sender::new(settings.clone())?),
+            sender: Arc::new(Sender::new(repos.clone(), &settings)?),
             repos,
-            settings,
+            allow_private_targets: settings.allow_private_targets,
         })
     }
 
@@ -70,7 +68,7 @@ impl WebhookService {
         events: &[String],
     ) -> Result<CreatedWebhook, WebhookError> {
         let events = event_types(events)?;
-        let url = target::check_new_url(url, self.settings.allow_private_targets)
+        let url = target::check_new_url(url, "url", self.allow_private_targets)
             .await
             .map_err(WebhookError::Invalid)?;
         if self.repos.webhooks.webhooks_of(owner).await?.len() >= MAX_WEBHOOKS_PER_USER {
@@ -139,15 +137,7 @@ impl WebhookService {
     /// Delivers events until `stop`: the dispatcher, woken by `hub`, and the sender, woken by
     /// the dispatcher. Attempts under way finish first.
     pub async fn run(self, hub: Arc<EventHub>, stop: CancellationToken) {
-        let made = Arc::new(Notify::new());
-        let dispatcher = tokio::spawn(dispatch::dispatch_until_stopped(
-            self.repos.clone(),
-            hub,
-            made.clone(),
-            stop.clone(),
-        ));
-        send::send_until_stopped(self.repos, self.sender, made, stop).await;
-        let _ = dispatcher.await;
+        courier::run(self.sender, hub, stop).await;
     }
 }
 

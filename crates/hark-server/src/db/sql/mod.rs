@@ -13,6 +13,8 @@ mod inserts;
 mod jobs;
 mod lists;
 mod notes;
+mod positions;
+mod push;
 mod users;
 mod webhooks;
 

@@ -139,31 +139,6 @@ where
         let rows: Vec<WebhookRow> = select.build_query_as().fetch_all(&self.pool).await?;
         webhooks_from(rows)
     }
-
-    /// The consumer's position, locked until the transaction ends (a write, so that on
-    /// SQLite the transaction holds the write lock from here on). A new consumer starts at
-    /// the log's end.
-    async fn lock_position(conn: &mut DB::Connection, consumer: &str) -> Result<i64, DbError> {
-        for _ in 0..2 {
-            let position: Option<i64> = sqlx::query_scalar(
-                "UPDATE consumer_positions SET seq = seq WHERE name = $1 RETURNING seq",
-            )
-            .bind(consumer.to_owned())
-            .fetch_optional(&mut *conn)
-            .await?;
-            if let Some(position) = position {
-                return Ok(position);
-            }
-            sqlx::query(
-                "INSERT INTO consumer_positions (name, seq) \
-                 SELECT $1, COALESCE(MAX(seq), 0) FROM events ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(consumer.to_owned())
-            .execute(&mut *conn)
-            .await?;
-        }
-        Err(DbError::Corrupt(format!("no position for {consumer}")))
-    }
 }
 
 #[async_trait]
@@ -244,23 +219,9 @@ where
     }
 
     async fn dispatch_events(&self, consumer: &str, limit: i64) -> Result<Dispatched, DbError> {
-        let mut tx = self.pool.begin().await?;
-        let position = Self::lock_position(&mut tx, consumer).await?;
-        // Every event up to `last` is committed already (the log never lets a later commit
-        // take a lower seq), so the next statement sees them all.
-        let (last, events): (Option<i64>, i64) = sqlx::query_as(
-            "SELECT MAX(seq), COUNT(*) FROM \
-             (SELECT seq FROM events WHERE seq > $1 ORDER BY seq LIMIT $2) batch",
-        )
-        .bind(position)
-        .bind(limit)
-        .fetch_one(&mut *tx)
-        .await?;
-        let Some(last) = last else {
-            tx.rollback().await?;
-            return Ok(Dispatched::default());
-        };
-        let made = sqlx::query(
+        self.dispatch_from_log(
+            consumer,
+            limit,
             "INSERT INTO webhook_deliveries (webhook_id, seq, status, attempts, next_attempt_at) \
              SELECT w.id, e.seq, 'pending', 0, $3 FROM events e \
              JOIN event_audience a ON a.seq = e.seq \
@@ -269,21 +230,7 @@ where
              WHERE e.seq > $1 AND e.seq <= $2 \
              ON CONFLICT DO NOTHING",
         )
-        .bind(position)
-        .bind(last)
-        .bind(Timestamp::now().micros())
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE consumer_positions SET seq = $1 WHERE name = $2")
-            .bind(last)
-            .bind(consumer.to_owned())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Dispatched {
-            events: u64::try_from(events).unwrap_or_default(),
-            deliveries: DB::rows_affected(&made),
-        })
+        .await
     }
 
     async fn claim_deliveries(

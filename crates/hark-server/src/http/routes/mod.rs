@@ -7,6 +7,7 @@ pub mod events;
 pub mod notes;
 pub mod ops;
 pub mod processing;
+pub mod push;
 pub mod tokens;
 pub mod upload;
 pub mod users;

@@ -1,8 +1,8 @@
-//! Where webhooks may point. A webhook URL is chosen by a user but fetched by the server, from
-//! inside its network: unless the configuration allows it, targets on loopback, private,
-//! link-local and other non-public addresses are refused, when the webhook is created (the
-//! literal address, or every address its host name resolves to then) and again on each
-//! delivery, on the addresses actually connected to (a name may resolve elsewhere later).
+//! Where the server may send. A webhook URL or a push endpoint is chosen by a user but fetched by
+//! the server, from inside its network: unless the configuration allows it, targets on loopback,
+//! private, link-local and other non-public addresses are refused, when the target is registered
+//! (the literal address, or every address its host name resolves to then) and again on each
+//! request, on the addresses actually connected to (a name may resolve elsewhere later).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-/// The longest URL a webhook may have.
+/// The longest target URL.
 pub const MAX_URL_LEN: usize = 2048;
 /// How long resolving a host name at creation may take.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -31,7 +31,7 @@ impl std::fmt::Display for RefusedTarget {
             Some(name) => write!(f, "{name} resolves to {address}, a {kind} address")?,
             None => write!(f, "{address} is a {kind} address")?,
         }
-        f.write_str("; webhooks may only reach public addresses")
+        f.write_str("; only public addresses may be reached")
     }
 }
 
@@ -95,25 +95,25 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     }
 }
 
-/// Checks a webhook URL as it is created: an absolute `http` or `https` URL with a host, whose
+/// Checks a target URL as it is registered: an absolute `http` or `https` URL with a host, whose
 /// address (literal, or every one its name resolves to now) is public unless `allow_private`.
-/// Answers the URL as it will be stored, or why it is refused.
-pub async fn check_new_url(raw: &str, allow_private: bool) -> Result<Url, String> {
+/// Answers the URL as it will be stored, or why it is refused, naming the request's `field`.
+pub async fn check_new_url(raw: &str, field: &str, allow_private: bool) -> Result<Url, String> {
     if raw.len() > MAX_URL_LEN {
-        return Err(format!("url: at most {MAX_URL_LEN} characters"));
+        return Err(format!("{field}: at most {MAX_URL_LEN} characters"));
     }
-    let url = Url::parse(raw).map_err(|e| format!("url: not an absolute URL ({e})"))?;
+    let url = Url::parse(raw).map_err(|e| format!("{field}: not an absolute URL ({e})"))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err("url: must be an http:// or https:// URL".into());
+        return Err(format!("{field}: must be an http:// or https:// URL"));
     }
     let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
-        return Err("url: must name a host".into());
+        return Err(format!("{field}: must name a host"));
     };
     if allow_private {
         return Ok(url);
     }
     if let Some(refused) = literal_refusal(&url) {
-        return Err(format!("url: {refused}"));
+        return Err(format!("{field}: {refused}"));
     }
     if url
         .host()
@@ -122,10 +122,10 @@ pub async fn check_new_url(raw: &str, allow_private: bool) -> Result<Url, String
         let port = url.port_or_known_default().unwrap_or(80);
         let addresses = tokio::time::timeout(RESOLVE_TIMEOUT, resolve(host, port))
             .await
-            .map_err(|_| format!("url: resolving {host} timed out"))?
-            .map_err(|refused| format!("url: {refused}"))?;
+            .map_err(|_| format!("{field}: resolving {host} timed out"))?
+            .map_err(|refused| format!("{field}: {refused}"))?;
         if addresses.is_empty() {
-            return Err(format!("url: {host} does not resolve"));
+            return Err(format!("{field}: {host} does not resolve"));
         }
     }
     Ok(url)
@@ -172,7 +172,7 @@ enum ResolveError {
     Refused(RefusedTarget),
 }
 
-/// The resolver of the deliveries' HTTP client: a name resolves only when every address it
+/// The resolver of the outbound HTTP client: a name resolves only when every address it
 /// has is public, so the connection goes to a checked address. (A name with one non-public
 /// address among public ones is refused whole: it is most likely pointed there on purpose.)
 pub struct PublicOnly;
@@ -261,7 +261,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn urls_are_checked_as_webhooks_are_created() {
+    async fn urls_are_checked_as_targets_are_registered() {
         for refused in [
             "http://127.0.0.1:1/",
             "http://[::1]/",
@@ -273,20 +273,23 @@ mod tests {
             "/relative",
             "http:///nohost",
         ] {
-            assert!(check_new_url(refused, false).await.is_err(), "{refused}");
+            assert!(
+                check_new_url(refused, "url", false).await.is_err(),
+                "{refused}"
+            );
         }
-        let allowed = check_new_url("http://127.0.0.1:9/hook", true).await;
+        let allowed = check_new_url("http://127.0.0.1:9/hook", "url", true).await;
         assert_eq!(
             allowed.map(String::from),
             Ok("http://127.0.0.1:9/hook".into())
         );
         assert!(
-            check_new_url("https://93.184.216.34/hook", false)
+            check_new_url("https://93.184.216.34/hook", "url", false)
                 .await
                 .is_ok()
         );
         let long = format!("https://93.184.216.34/{}", "a".repeat(MAX_URL_LEN));
-        assert!(check_new_url(&long, false).await.is_err());
+        assert!(check_new_url(&long, "url", false).await.is_err());
     }
 
     #[tokio::test]
