@@ -14,6 +14,7 @@ mod isolation;
 mod listing;
 mod ops;
 mod pipeline;
+mod push;
 mod receiver;
 mod repository;
 mod slow_uploads;

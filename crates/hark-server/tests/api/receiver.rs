@@ -1,5 +1,5 @@
-//! A webhook endpoint for tests: a real HTTP server on 127.0.0.1 that records every request
-//! and answers as told, and the signature check a receiver makes.
+//! A webhook endpoint (or push service) for tests: a real HTTP server on 127.0.0.1 that records
+//! every request and answers as told, and the signature check a webhook receiver makes.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,10 +31,20 @@ pub struct Received {
     pub timestamp: String,
     pub signature: String,
     pub content_type: String,
+    /// Every header, names in lower case.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl Received {
+    /// A header's value; empty when it is missing.
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map_or("", |(_, value)| value)
+    }
+
     pub fn event(&self) -> hark_api::Event {
         serde_json::from_slice(&self.body).expect("the body is an event")
     }
@@ -120,6 +130,13 @@ async fn record(
             timestamp: header("webhook-timestamp"),
             signature: header("webhook-signature"),
             content_type: header("content-type"),
+            headers: headers
+                .iter()
+                .map(|(name, value)| {
+                    let value = value.to_str().unwrap_or_default().to_owned();
+                    (name.as_str().to_owned(), value)
+                })
+                .collect(),
             body: body.to_vec(),
         });
         received.len() - 1
