@@ -325,7 +325,7 @@ async fn subscriptions_are_managed_by_their_owner_alone(backend: Backend) {
     // The same browser subscribing again keeps its subscription.
     let again = subscribe(&ann, &browser, "http://127.0.0.1:9/push/ann").await;
     assert_eq!(again.id, anns.id);
-    assert_eq!(subscriptions(&ann).await, [anns.clone()]);
+    assert_eq!(subscriptions(&ann).await, std::slice::from_ref(&anns));
     assert!(subscriptions(&bob).await.is_empty());
     let path = format!("/api/v1/push/subscriptions/{}", anns.id);
     let response = bob.delete(&path).send().await.expect("send");
