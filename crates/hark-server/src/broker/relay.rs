@@ -78,7 +78,7 @@ impl Relay {
         let mut lease = Lease::new(&self.repos, &self.owner, self.broker.timeout());
         let mut retry = Retry::default();
         while !stop.is_cancelled() {
-            let wait = self.turn(&mut lease, &mut retry).await;
+            let wait = self.turn(&mut lease, &mut retry, &stop).await;
             // Only the holder has anything to do when events arrive.
             let holder = lease.held.is_some();
             tokio::select! {
@@ -94,7 +94,12 @@ impl Relay {
 
     /// Publishes what there is, unless waiting after a failure; answers how long to wait for
     /// the next turn when nothing wakes the relay.
-    async fn turn(&self, lease: &mut Lease<'_>, retry: &mut Retry) -> Duration {
+    async fn turn(
+        &self,
+        lease: &mut Lease<'_>,
+        retry: &mut Retry,
+        stop: &CancellationToken,
+    ) -> Duration {
         if let Some(wait) = retry.pending() {
             // The lease is kept meanwhile: another server would find the broker as it is.
             if let Err(e) = lease.position().await {
@@ -102,7 +107,7 @@ impl Relay {
             }
             return wait.min(RECHECK);
         }
-        match self.publish_all(lease).await {
+        match self.publish_all(lease, stop).await {
             Ok(()) => {
                 if retry.succeeded() {
                     tracing::info!("publishing events to the broker again");
@@ -123,9 +128,14 @@ impl Relay {
         }
     }
 
-    /// Publishes every event after the position, batch by batch, while holding the lease.
-    async fn publish_all(&self, lease: &mut Lease<'_>) -> Result<(), Halt> {
-        loop {
+    /// Publishes every event after the position, batch by batch, while holding the lease and
+    /// until `stop` (a long backlog does not hold up a shutdown: the next holder goes on).
+    async fn publish_all(
+        &self,
+        lease: &mut Lease<'_>,
+        stop: &CancellationToken,
+    ) -> Result<(), Halt> {
+        while !stop.is_cancelled() {
             let Some(position) = lease.position().await? else {
                 return Err(Halt::NotHolder);
             };
@@ -138,6 +148,7 @@ impl Relay {
                 return Ok(());
             }
         }
+        Ok(())
     }
 
     /// Publishes `events` one by one, each acknowledged before the next, and moves the
