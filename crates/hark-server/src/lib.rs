@@ -1,12 +1,13 @@
 //! The Hark service: HTTP API, ingest, storage and authentication.
 //!
 //! Layers, each using only those before it: `domain` ← `db`, `blob` ← `ingest`, `auth` ←
-//! `notes` and `delivery` (the use cases), `webhooks`, `pipeline`, `maintenance` ← `http` ←
-//! `app`.
+//! `notes` and `delivery` (the use cases), `webhooks`, `pipeline`, `maintenance` ← `broker` ←
+//! `http` ← `app`.
 
 pub mod app;
 pub mod auth;
 pub mod blob;
+pub mod broker;
 pub mod config;
 pub mod db;
 pub mod delivery;

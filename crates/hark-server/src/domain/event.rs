@@ -62,3 +62,15 @@ pub struct LoggedEvent {
     pub data: EventData,
     pub audience: Vec<UserId>,
 }
+
+impl LoggedEvent {
+    /// The event as clients see it: in the API, on webhooks and on the broker.
+    pub fn to_wire(&self) -> hark_api::Event {
+        hark_api::Event {
+            seq: self.seq,
+            id: self.id.clone(),
+            created_at: self.created_at.to_rfc3339(),
+            data: self.data.clone(),
+        }
+    }
+}

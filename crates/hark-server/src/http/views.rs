@@ -66,10 +66,5 @@ pub fn api_key(key: ApiKeyRecord) -> ApiKey {
 }
 
 pub fn event(event: &LoggedEvent) -> hark_api::Event {
-    hark_api::Event {
-        seq: event.seq,
-        id: event.id.clone(),
-        created_at: event.created_at.to_rfc3339(),
-        data: event.data.clone(),
-    }
+    event.to_wire()
 }

@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_util::sync::CancellationToken;
 
-use crate::db::Repos;
+use crate::db::{DbError, Repos};
 use crate::delivery::EventHub;
 
 /// The dispatcher's name in `consumer_positions`.
@@ -67,6 +67,13 @@ async fn dispatch_all(repos: &Repos, sender: &Notify) {
             }
         }
     }
+}
+
+/// Makes the deliveries of one event read from elsewhere than the log (the broker): the same
+/// statement as a pass over the log makes for each event, so the two never deliver an event
+/// twice to one webhook.
+pub async fn dispatch_event(repos: &Repos, event: &hark_api::Event) -> Result<u64, DbError> {
+    repos.webhooks.dispatch_event(event.seq, &event.id).await
 }
 
 /// Takes the events already waiting: one look at the log covers them all.

@@ -1,7 +1,8 @@
 //! Webhooks: users register endpoints for the event types they want, and every event they are
 //! in the audience of is POSTed there, signed, retried and recorded (see `send`). The use cases
 //! here manage the endpoints; `run` drives delivery: the dispatcher (`dispatch`) turns the event
-//! log into deliveries, the sender (`send`) makes the attempts.
+//! log into deliveries, the sender (`send`) makes the attempts. `hark notifier` does the same
+//! from the broker's stream instead of the log: `deliveries_of` each event, and `send`.
 
 mod dispatch;
 mod send;
@@ -148,6 +149,18 @@ impl WebhookService {
         ));
         send::send_until_stopped(self.repos, self.sender, made, stop).await;
         let _ = dispatcher.await;
+    }
+
+    /// Sends the deliveries made elsewhere (by [`WebhookService::deliveries_of`]) until
+    /// `stop`, woken by `made` and by a periodic look. Attempts under way finish first.
+    pub async fn send(self, made: Arc<Notify>, stop: CancellationToken) {
+        send::send_until_stopped(self.repos, self.sender, made, stop).await;
+    }
+
+    /// Makes the deliveries of one event that came from the broker, as the dispatcher makes
+    /// those of each event it reads: answers how many were new (none for an event seen before).
+    pub async fn deliveries_of(&self, event: &hark_api::Event) -> Result<u64, DbError> {
+        dispatch::dispatch_event(&self.repos, event).await
     }
 }
 

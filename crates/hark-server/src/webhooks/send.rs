@@ -114,12 +114,7 @@ impl Sender {
         {
             return (Verdict::Final, None, Some(refused.to_string()));
         }
-        let event = hark_api::Event {
-            seq: claim.event.seq,
-            id: claim.event.id.clone(),
-            created_at: claim.event.created_at.to_rfc3339(),
-            data: claim.event.data.clone(),
-        };
+        let event = claim.event.to_wire();
         let body = match serde_json::to_vec(&event) {
             Ok(body) => body,
             Err(e) => {
@@ -288,6 +283,7 @@ mod tests {
     #[test]
     fn backoff_grows_to_its_bound_with_full_jitter() {
         let sender = Sender::new(WebhooksConfig {
+            in_process: true,
             allow_private_targets: false,
             timeout_seconds: 1.0,
             max_attempts: 8,

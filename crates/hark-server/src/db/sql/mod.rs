@@ -13,6 +13,7 @@ mod inserts;
 mod jobs;
 mod lists;
 mod notes;
+mod positions;
 mod users;
 mod webhooks;
 
