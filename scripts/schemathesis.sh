@@ -43,7 +43,9 @@ cleanup() {
   rm -rf "$data"
 }
 trap cleanup EXIT
-export HARK_DATA_DIR=$data HARK_LISTEN=127.0.0.1:0 RUST_LOG=${RUST_LOG:-warn}
+# Webhook targets the hooks make valid point at this machine.
+export HARK_DATA_DIR=$data HARK_LISTEN=127.0.0.1:0 RUST_LOG=${RUST_LOG:-warn} \
+  HARK_WEBHOOKS__ALLOW_PRIVATE_TARGETS=true
 "$hark" serve 2>"$data/server.log" &
 server=$!
 base=
@@ -66,6 +68,7 @@ added=$("$hark" user add "$email" --password "$password" --role admin)
 token=$("$hark" login --server "$base" --email "$email" --password "$password")
 # The hooks keep this user alive and give positive test cases real audio and cursors.
 export HARK_SCHEMATHESIS_USER_ID=$(sed -n 's/^added [^ ]* (\([0-9a-f-]*\),.*/\1/p' <<<"$added")
+export HARK_SCHEMATHESIS_EMAIL=$email
 export SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH=$PWD/scripts
 
 report=()
@@ -77,6 +80,7 @@ set +e
 # one run depend on the ones before.
 (cd "$data" && schemathesis run "$base/openapi.json" \
   --checks all \
+  --exclude-path-regex '^/api/v1/events' \
   --seed "$seed" \
   --max-examples "$examples" \
   --header "Authorization: Bearer $token" \

@@ -2,7 +2,7 @@
 # Runs the whole test suite: unit tests, the audio corpus tests, the integration suite on
 # SQLite and PostgreSQL, and Schemathesis against the OpenAPI document
 # (scripts/schemathesis.sh). Installs what it needs on a fresh Debian machine (as root) and
-# starts PostgreSQL when it is not running.
+# starts PostgreSQL, RabbitMQ and NATS when they are installed but not running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,15 +19,24 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-# PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres), which the integration suite uses.
+# The services the integration suite uses for real, each started when it is installed here
+# but not running: PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres), RabbitMQ on 5672
+# (guest/guest) and NATS with JetStream on 4222 (the broker tests).
 reachable() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
-if ! reachable 5432; then
-  if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
-    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start
-    for _ in $(seq 30); do reachable 5432 && break; sleep 1; done
+ensure() { # ensure PORT NAME COMMAND...
+  local port=$1 name=$2; shift 2
+  reachable "$port" && return 0
+  if command -v "$1" >/dev/null; then
+    "$@" >/dev/null 2>&1 || true
+    for _ in $(seq 60); do reachable "$port" && return 0; sleep 1; done
   fi
-  reachable 5432 || { echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
-fi
+  echo "$name is not reachable on 127.0.0.1:$port" >&2
+  exit 1
+}
+ensure 5432 PostgreSQL pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql 2>/dev/null | head -1)" main start
+ensure 5672 RabbitMQ rabbitmq-server -detached
+ensure 4222 NATS start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
+  -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
 
 # The corpus of real audio files the tests check against (ffprobe is the oracle), made again
 # when the generator has changed since (the corpus keeps a copy of it). Made in a scratch

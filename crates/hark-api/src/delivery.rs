@@ -12,6 +12,11 @@ pub const MAX_INBOX_WAIT_SECONDS: u64 = 60;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NewChannel {
     /// 1 to 64 of `a-z`, `0-9`, `.`, `_` and `-`, starting with a letter or digit.
+    #[schema(
+        pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$",
+        min_length = 1,
+        max_length = 64
+    )]
     pub name: String,
 }
 
@@ -84,6 +89,7 @@ pub struct InboxPage {
 #[into_params(parameter_in = Query)]
 pub struct InboxQuery {
     /// Only notes delivered after this cursor (from an earlier answer).
+    #[param(pattern = r"^[0-9]{1,18}$", min_length = 1, max_length = 18)]
     pub since: Option<String>,
     /// Seconds to hold the request (at most 60) when nothing newer exists.
     #[param(minimum = 0, maximum = 60)]

@@ -343,23 +343,7 @@ fn damaged_files_are_refused_with_a_reason_and_a_place() {
 
 /// A mono 16-bit WAV of `samples`.
 fn wav(path: &Path, rate: u32, samples: &[i16]) -> PathBuf {
-    let data_len = (samples.len() * 2) as u32;
-    let mut bytes = b"RIFF".to_vec();
-    bytes.extend_from_slice(&(36 + data_len).to_le_bytes());
-    bytes.extend_from_slice(b"WAVEfmt ");
-    bytes.extend_from_slice(&16u32.to_le_bytes());
-    bytes.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    bytes.extend_from_slice(&1u16.to_le_bytes()); // mono
-    bytes.extend_from_slice(&rate.to_le_bytes());
-    bytes.extend_from_slice(&(rate * 2).to_le_bytes());
-    bytes.extend_from_slice(&2u16.to_le_bytes());
-    bytes.extend_from_slice(&16u16.to_le_bytes());
-    bytes.extend_from_slice(b"data");
-    bytes.extend_from_slice(&data_len.to_le_bytes());
-    for s in samples {
-        bytes.extend_from_slice(&s.to_le_bytes());
-    }
-    std::fs::write(path, bytes).expect("write wav");
+    std::fs::write(path, hark_testkit::pcm16_wav(rate, samples)).expect("write wav");
     path.to_path_buf()
 }
 

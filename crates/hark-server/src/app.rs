@@ -1,5 +1,6 @@
 //! Building and running the server: one process, with the API, its processing workers, its
-//! webhook deliveries and push messages, and its maintenance loop.
+//! webhook deliveries and push messages, its broker relay and its maintenance loop; and the
+//! processes that take a part of that work elsewhere (`hark worker`, `hark notifier`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{AuthService, SignedLinks, load_or_create_secret};
+use crate::broker::{BrokerLink, Notifier, Relay};
 use crate::config::Config;
 use crate::delivery::{DeliveryService, EventHub};
 use crate::http::{AppState, Shared};
@@ -30,6 +32,7 @@ pub struct App {
     state: AppState,
     maintenance: Maintenance,
     pipeline: Pipeline,
+    relay: Option<Relay>,
 }
 
 impl App {
@@ -91,11 +94,28 @@ impl App {
         let vapid = load_or_create_key(&config.data_dir).context("loading the VAPID key")?;
         let push = PushService::new(repos.clone(), vapid, &config.webhooks, config.push.clone())
             .context("making the push messages' HTTP client")?;
+        let broker = config
+            .broker
+            .connection()
+            .map(BrokerLink::new)
+            .map(Arc::new);
+        let relay = match &broker {
+            Some(broker) => {
+                let relay = Relay::new(repos.clone(), broker.clone());
+                relay
+                    .open()
+                    .await
+                    .context("opening the broker relay's position")?;
+                Some(relay)
+            }
+            None => None,
+        };
         let state = AppState::new(Shared {
             metrics: crate::metrics::handle(),
             config,
             repos,
             store,
+            broker,
             notes,
             delivery,
             webhooks,
@@ -108,6 +128,7 @@ impl App {
             state,
             maintenance,
             pipeline,
+            relay,
         })
     }
 
@@ -155,18 +176,22 @@ impl App {
                 .clone()
                 .follow(self.state.repos.clone(), stop.child_token()),
         );
-        let webhooks = tokio::spawn(
-            self.state
-                .webhooks
-                .clone()
-                .run(self.state.delivery.hub().clone(), stop.child_token()),
-        );
-        let push = tokio::spawn(
-            self.state
-                .push
-                .clone()
-                .run(self.state.delivery.hub().clone(), stop.child_token()),
-        );
+        let hub = self.state.delivery.hub();
+        // Otherwise `hark notifier` processes deliver webhooks.
+        let webhooks = self.state.config.webhooks.in_process.then(|| {
+            tokio::spawn(
+                self.state
+                    .webhooks
+                    .clone()
+                    .run(hub.clone(), stop.child_token()),
+            )
+        });
+        // Push messages are signed with the VAPID key in this server's data directory: always
+        // sent from here.
+        let push = tokio::spawn(self.state.push.clone().run(hub.clone(), stop.child_token()));
+        let relay = self
+            .relay
+            .map(|relay| tokio::spawn(relay.run(hub.clone(), stop.child_token())));
         let metrics = tokio::spawn(crate::metrics::upkeep(
             self.state.metrics.clone(),
             stop.child_token(),
@@ -194,8 +219,9 @@ impl App {
         let _ = background.await;
         let _ = workers.await;
         let _ = events.await;
-        let _ = webhooks.await;
-        let _ = push.await;
+        for task in [webhooks, Some(push), relay].into_iter().flatten() {
+            let _ = task.await;
+        }
         let _ = metrics.await;
         served
     }
@@ -228,6 +254,40 @@ pub async fn run_workers(
     tracing::info!("shutting down: finishing the passes under way");
     stop.cancel();
     let _ = workers.await;
+    Ok(())
+}
+
+/// `hark notifier`: webhook delivery alone, for the events the broker carries, on a database
+/// other processes share, until `shutdown` resolves (attempts under way finish).
+pub async fn run_notifier(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let Some(broker) = config.broker.connection() else {
+        anyhow::bail!(
+            "no broker is configured: `hark notifier` delivers webhooks for the events a broker \
+             carries; set [broker] url (or HARK_BROKER__URL) to amqp://... (RabbitMQ) or \
+             nats://... (NATS JetStream), the same for `hark serve`"
+        );
+    };
+    let url = config.database_url.expose_secret();
+    if crate::db::exclusive(url, &config.data_dir) {
+        anyhow::bail!(
+            "the database is a SQLite file in the data directory, which only `hark serve` may use \
+             (it delivers webhooks itself); `hark notifier` needs a shared database (PostgreSQL)"
+        );
+    }
+    let repos = crate::db::connect(url, true)
+        .await
+        .context("opening the database")?;
+    let webhooks = WebhookService::new(repos, config.webhooks.clone())
+        .context("making the webhooks' HTTP client")?;
+    let stop = CancellationToken::new();
+    let notifier = tokio::spawn(Notifier::new(webhooks, broker).run(stop.child_token()));
+    shutdown.await;
+    tracing::info!("shutting down: finishing the attempts under way");
+    stop.cancel();
+    let _ = notifier.await;
     Ok(())
 }
 

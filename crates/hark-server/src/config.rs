@@ -25,6 +25,7 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub webhooks: WebhooksConfig,
     pub push: PushConfig,
+    pub broker: BrokerConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -76,6 +77,9 @@ pub struct JobsConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct WebhooksConfig {
+    /// Whether `hark serve` makes and sends webhook deliveries. false: `hark notifier`
+    /// processes do, from the broker's stream.
+    pub in_process: bool,
     /// Whether webhooks may point at loopback, private, link-local and other non-public
     /// addresses (never, unless every user of the server is trusted with its network).
     pub allow_private_targets: bool,
@@ -95,6 +99,60 @@ pub struct PushConfig {
     pub subject: String,
     /// How long a push service keeps a message for an offline browser.
     pub ttl_seconds: u32,
+}
+
+/// The broker every event is published to, for consumers such as `hark notifier`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BrokerConfig {
+    /// `amqp://...` (RabbitMQ) or `nats://...` (NATS JetStream); empty: no broker.
+    pub url: SecretString,
+    /// Prefix of every name on the broker: subjects are `<namespace>.<event type>`.
+    pub namespace: String,
+    /// How long connecting and each publish wait for the broker.
+    pub timeout_seconds: f64,
+}
+
+impl BrokerConfig {
+    /// The broker to connect to; `None` when none is configured.
+    pub fn connection(&self) -> Option<hark_broker::BrokerConfig> {
+        use secrecy::ExposeSecret;
+        let url = self.url.expose_secret();
+        if url.is_empty() {
+            return None;
+        }
+        let mut broker = hark_broker::BrokerConfig::new(url).with_namespace(self.namespace.clone());
+        broker.timeout = std::time::Duration::from_secs_f64(self.timeout_seconds);
+        Some(broker)
+    }
+
+    /// A URL the broker port speaks, and a namespace that is a plain name on the broker.
+    fn check(&self) -> Result<(), String> {
+        use secrecy::ExposeSecret;
+        let url = self.url.expose_secret();
+        if url.is_empty() {
+            return Ok(());
+        }
+        let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+        if !matches!(scheme.to_ascii_lowercase().as_str(), "amqp" | "nats") {
+            return Err(format!(
+                "broker.url: the scheme {scheme:?} is no broker Hark speaks; use amqp://USER:PASS@HOST:5672/VHOST (RabbitMQ) or nats://HOST:4222 (NATS JetStream)"
+            ));
+        }
+        let plain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        if self.namespace.is_empty() || !self.namespace.chars().all(plain) {
+            return Err(format!(
+                "broker.namespace: {:?} must be letters, digits, '-' and '_'",
+                self.namespace
+            ));
+        }
+        if !(self.timeout_seconds.is_finite()
+            && self.timeout_seconds > 0.0
+            && self.timeout_seconds < 1e6)
+        {
+            return Err("broker.timeout_seconds: must be a positive number of seconds".into());
+        }
+        Ok(())
+    }
 }
 
 impl JobsConfig {
@@ -227,6 +285,7 @@ impl Config {
         if let Err(e) = hark_push::check_subject(&self.push.subject) {
             return invalid(format!("push.subject: {e}"));
         }
+        self.broker.check().map_err(ConfigError::Invalid)?;
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return invalid(format!(
                 "log_format: {:?} is neither text nor json",
@@ -290,5 +349,38 @@ mod tests {
             },
         );
         assert!(matches!(err, Err(ConfigError::Invalid(_))));
+    }
+
+    fn with_broker(url: &str, namespace: &str) -> Result<Config, ConfigError> {
+        let mut config = Config::load(None, Overrides::default()).expect("defaults load");
+        config.broker.url = url.to_owned().into();
+        config.broker.namespace = namespace.to_owned();
+        config.validate().map(|()| config)
+    }
+
+    #[test]
+    fn no_broker_is_configured_by_default() {
+        let config = Config::load(None, Overrides::default()).expect("defaults load");
+        assert!(config.broker.connection().is_none());
+        assert!(config.webhooks.in_process);
+    }
+
+    #[test]
+    fn a_broker_url_must_name_rabbitmq_or_nats() {
+        let config = with_broker("nats://127.0.0.1:4222", "hark").expect("nats");
+        let broker = config.broker.connection().expect("a broker");
+        assert_eq!(broker.subject("note.created"), "hark.note.created");
+        assert_eq!(broker.timeout, std::time::Duration::from_secs(5));
+        assert!(with_broker("amqp://guest:guest@127.0.0.1:5672/%2f", "hark-1").is_ok());
+        for url in ["redis://127.0.0.1:6379", "127.0.0.1:4222", "amqps://host/"] {
+            let Err(ConfigError::Invalid(message)) = with_broker(url, "hark") else {
+                panic!("{url} was accepted");
+            };
+            assert!(
+                message.contains("amqp://") && message.contains("nats://"),
+                "{message}"
+            );
+        }
+        assert!(with_broker("nats://127.0.0.1:4222", "hark.events").is_err());
     }
 }

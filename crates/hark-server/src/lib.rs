@@ -2,11 +2,12 @@
 //!
 //! Layers, each using only those before it: `domain` ← `db`, `blob` ← `ingest`, `auth` ←
 //! `notes` and `delivery` (the use cases), `outbound` ← `webhooks`, `push`, `pipeline`,
-//! `maintenance` ← `http` ← `app`.
+//! `maintenance` ← `broker` ← `http` ← `app`.
 
 pub mod app;
 pub mod auth;
 pub mod blob;
+pub mod broker;
 pub mod config;
 pub mod db;
 pub mod delivery;

@@ -15,6 +15,10 @@ pub const JOBS: &str = "hark_jobs_total";
 pub const JOB_DURATION: &str = "hark_job_duration_seconds";
 /// Jobs waiting to run.
 pub const JOB_QUEUE_DEPTH: &str = "hark_job_queue_depth";
+/// Events the relay published to the broker (each acknowledged by it).
+pub const BROKER_PUBLISHED: &str = "hark_broker_published_total";
+/// Publishes to the broker that failed; the relay waits, then tries again.
+pub const BROKER_PUBLISH_FAILURES: &str = "hark_broker_publish_failures_total";
 
 /// The process-wide recorder (the `metrics` facade has one global recorder), installed once.
 pub fn handle() -> PrometheusHandle {

@@ -164,25 +164,9 @@ fn wav() -> Vec<u8> {
     let rate: u32 = 16_000;
     let samples: Vec<i16> = (0..rate)
         .map(|n| {
-            (8000.0 * (f64::from(n) * 440.0 * std::f64::consts::TAU / f64::from(rate)).sin()) as i16
+            let t = f64::from(n) / f64::from(rate);
+            (8000.0 * (440.0 * std::f64::consts::TAU * t).sin()) as i16
         })
         .collect();
-    let data_len = (samples.len() * 2) as u32;
-    let mut wav = Vec::with_capacity(44 + data_len as usize);
-    wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(36 + data_len).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&16u32.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes());
-    wav.extend_from_slice(&rate.to_le_bytes());
-    wav.extend_from_slice(&(rate * 2).to_le_bytes());
-    wav.extend_from_slice(&2u16.to_le_bytes());
-    wav.extend_from_slice(&16u16.to_le_bytes());
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&data_len.to_le_bytes());
-    for s in samples {
-        wav.extend_from_slice(&s.to_le_bytes());
-    }
-    wav
+    hark_testkit::pcm16_wav(rate, &samples)
 }

@@ -54,6 +54,9 @@ enum Command {
     Serve(ServerArgs),
     /// Process uploads only (no API), on any machine that reaches the database and the store.
     Worker(ServerArgs),
+    /// Deliver webhooks only (no API), for the events the broker carries, on any machine that
+    /// reaches the database and the broker.
+    Notifier(ServerArgs),
     /// Apply database migrations and exit.
     Migrate(ServerArgs),
     /// Manage users.
@@ -121,6 +124,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => commands::serve::run(args).await,
         Command::Worker(args) => commands::serve::worker(args).await,
+        Command::Notifier(args) => commands::serve::notifier(args).await,
         Command::Migrate(args) => commands::serve::migrate(args).await,
         Command::User { server, command } => commands::user::run(server, command).await,
         Command::Config => {

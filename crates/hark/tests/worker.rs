@@ -125,31 +125,18 @@ impl Deployment {
 /// syllables): long enough that its pass takes seconds.
 fn long_wav(seconds: u32) -> Vec<u8> {
     const RATE: u32 = 8_000;
-    let frames = RATE * seconds;
-    let mut wav = Vec::with_capacity(44 + 2 * frames as usize);
-    wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(36 + 2 * frames).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&16u32.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes());
-    wav.extend_from_slice(&RATE.to_le_bytes());
-    wav.extend_from_slice(&(RATE * 2).to_le_bytes());
-    wav.extend_from_slice(&2u16.to_le_bytes());
-    wav.extend_from_slice(&16u16.to_le_bytes());
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&(2 * frames).to_le_bytes());
     let mut phase = 0.0f64;
-    for n in 0..frames {
-        let t = f64::from(n) / f64::from(RATE);
-        let pitch = 180.0 + 60.0 * (t * 0.7).sin() + 25.0 * (t * 3.1).sin();
-        phase += std::f64::consts::TAU * pitch / f64::from(RATE);
-        let syllables = 0.55 + 0.45 * (t * std::f64::consts::TAU * 4.0).sin();
-        let voice = phase.sin() + 0.5 * (2.0 * phase).sin() + 0.25 * (3.0 * phase).sin();
-        let sample = (voice * syllables * 8_000.0) as i16;
-        wav.extend_from_slice(&sample.to_le_bytes());
-    }
-    wav
+    let samples: Vec<i16> = (0..RATE * seconds)
+        .map(|n| {
+            let t = f64::from(n) / f64::from(RATE);
+            let pitch = 180.0 + 60.0 * (t * 0.7).sin() + 25.0 * (t * 3.1).sin();
+            phase += std::f64::consts::TAU * pitch / f64::from(RATE);
+            let syllables = 0.55 + 0.45 * (t * std::f64::consts::TAU * 4.0).sin();
+            let voice = phase.sin() + 0.5 * (2.0 * phase).sin() + 0.25 * (3.0 * phase).sin();
+            (voice * syllables * 8_000.0) as i16
+        })
+        .collect();
+    hark_testkit::pcm16_wav(RATE, &samples)
 }
 
 /// Polls `check` every 100 ms until it gives a value, for at most `limit`.

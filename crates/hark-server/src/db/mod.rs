@@ -413,6 +413,11 @@ pub trait WebhookRepo: Send + Sync {
     /// them. MUST make no delivery twice, however often it runs over the same events, and
     /// MUST be safe to run from several processes at once.
     async fn dispatch_events(&self, consumer: &str, limit: i64) -> Result<Dispatched, DbError>;
+    /// Makes the pending deliveries of the one event with this `seq` and `id`, exactly as
+    /// `dispatch_events` does for each event it reads, moving no position: for events that
+    /// come from elsewhere (the broker). Answers how many it made: none when they exist
+    /// already (an event handled twice) or the log has no such event.
+    async fn dispatch_event(&self, seq: i64, id: &str) -> Result<u64, DbError>;
     /// Claims up to `limit` due deliveries until `lease_until`, each counting as an attempt.
     /// A delivery is claimed only when it is the oldest pending one of its webhook and no
     /// unexpired lease holds it: never by two claims at once, never before an earlier one of
@@ -465,6 +470,15 @@ pub trait PushRepo: Send + Sync {
         types: &[hark_api::EventType],
         limit: i64,
     ) -> Result<Dispatched, DbError>;
+    /// As `WebhookRepo::dispatch_event`, for push: the pending messages of the one event with
+    /// this `seq` and `id`, when it is of the `types`, exactly as `dispatch_push` makes them,
+    /// moving no position. Answers how many it made.
+    async fn dispatch_push_event(
+        &self,
+        types: &[hark_api::EventType],
+        seq: i64,
+        id: &str,
+    ) -> Result<u64, DbError>;
     /// Claims up to `limit` due messages until `lease_until`, each counting as an attempt;
     /// never one that an unexpired lease holds.
     async fn claim_push_messages(
@@ -484,6 +498,37 @@ pub trait PushRepo: Send + Sync {
     async fn next_push_due(&self) -> Result<Option<Timestamp>, DbError>;
 }
 
+/// Positions in the event log that one process at a time may move: a consumer that must not
+/// run twice at once (the broker relay, which publishes in order) holds its position under a
+/// lease, taken when free or expired and renewed by its holder as it moves on. Times are the
+/// callers' clocks: leases assume the nodes' clocks agree to well within a lease.
+#[async_trait]
+pub trait PositionLeases: Send + Sync {
+    /// The consumer's position, creating it at the log's end if it has none.
+    async fn open_position(&self, consumer: &str) -> Result<i64, DbError>;
+    /// Takes or renews the lease on the consumer's position for `owner` until `until`, when
+    /// nobody holds it, its lease expired, or `owner` holds it already; answers the position.
+    /// `None` when another owner holds an unexpired lease. Creates the position at the log's
+    /// end if it has none.
+    async fn lease_position(
+        &self,
+        consumer: &str,
+        owner: &str,
+        until: Timestamp,
+    ) -> Result<Option<i64>, DbError>;
+    /// Moves the position to `seq` and renews the lease until `until`, only while `owner`
+    /// holds it. `false`, changing nothing, once another owner took it.
+    async fn advance_position(
+        &self,
+        consumer: &str,
+        owner: &str,
+        seq: i64,
+        until: Timestamp,
+    ) -> Result<bool, DbError>;
+    /// Lets go of `owner`'s lease, so another process may take the position at once.
+    async fn release_position(&self, consumer: &str, owner: &str) -> Result<(), DbError>;
+}
+
 #[async_trait]
 pub trait Health: Send + Sync {
     async fn ping(&self) -> Result<(), DbError>;
@@ -501,6 +546,7 @@ pub struct Repos {
     pub delivery: Arc<dyn DeliveryRepo>,
     pub webhooks: Arc<dyn WebhookRepo>,
     pub push: Arc<dyn PushRepo>,
+    pub positions: Arc<dyn PositionLeases>,
     pub health: Arc<dyn Health>,
 }
 
@@ -517,6 +563,7 @@ impl Repos {
             + DeliveryRepo
             + WebhookRepo
             + PushRepo
+            + PositionLeases
             + Health
             + 'static,
     {
@@ -531,6 +578,7 @@ impl Repos {
             delivery: backend.clone(),
             webhooks: backend.clone(),
             push: backend.clone(),
+            positions: backend.clone(),
             health: backend,
         }
     }

@@ -64,8 +64,8 @@ pub struct LoggedEvent {
 }
 
 impl LoggedEvent {
-    /// The event as every client reads it (its audience is not shown).
-    pub fn wire(&self) -> hark_api::Event {
+    /// The event as clients see it: in the API, on webhooks and on the broker.
+    pub fn to_wire(&self) -> hark_api::Event {
         hark_api::Event {
             seq: self.seq,
             id: self.id.clone(),

@@ -27,6 +27,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::AuthService;
 use crate::blob::BlobStore;
+use crate::broker::BrokerLink;
 use crate::config::Config;
 use crate::db::Repos;
 use crate::delivery::DeliveryService;
@@ -49,6 +50,8 @@ pub struct Shared {
     pub config: Config,
     pub repos: Repos,
     pub store: Arc<dyn BlobStore>,
+    /// The configured broker, for `/readyz`.
+    pub broker: Option<Arc<BrokerLink>>,
     pub notes: NotesService,
     pub delivery: DeliveryService,
     pub webhooks: WebhookService,

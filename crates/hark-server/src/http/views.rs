@@ -66,5 +66,5 @@ pub fn api_key(key: ApiKeyRecord) -> ApiKey {
 }
 
 pub fn event(event: &LoggedEvent) -> hark_api::Event {
-    event.wire()
+    event.to_wire()
 }

@@ -44,6 +44,10 @@ pub trait Courier: Send + Sync + 'static {
     /// Makes the rows of up to `limit` events after the durable position, moving it past them
     /// in the same transaction.
     async fn dispatch(&self, limit: i64) -> Result<Dispatched, DbError>;
+    /// Makes the rows of the one event with this `seq` and `id`, read from elsewhere than the
+    /// log (the broker), as `dispatch` makes those of each event it reads, moving no position:
+    /// the two never make a row twice. Answers how many it made.
+    async fn dispatch_event(&self, seq: i64, id: &str) -> Result<u64, DbError>;
     /// How long one attempt may take; a claim holds a little longer.
     fn timeout(&self) -> Duration;
     /// Claims up to `limit` due rows until `lease_until`.
@@ -64,7 +68,7 @@ pub async fn run<C: Courier>(courier: Arc<C>, hub: Arc<EventHub>, stop: Cancella
         made.clone(),
         stop.clone(),
     ));
-    send_until_stopped(courier, made, stop).await;
+    send(courier, made, stop).await;
     let _ = dispatcher.await;
 }
 
@@ -125,12 +129,8 @@ fn drain(receiver: &mut tokio::sync::broadcast::Receiver<Arc<HubEvent>>) {
 }
 
 /// Claims and sends rows until `stop`; sends under way then finish. `wake` tells it that rows
-/// were made.
-async fn send_until_stopped<C: Courier>(
-    courier: Arc<C>,
-    wake: Arc<Notify>,
-    stop: CancellationToken,
-) {
+/// were made (by this process's dispatcher, or by `Courier::dispatch_event`).
+pub async fn send<C: Courier>(courier: Arc<C>, wake: Arc<Notify>, stop: CancellationToken) {
     let mut in_flight = JoinSet::new();
     while !stop.is_cancelled() {
         let free = MAX_IN_FLIGHT.saturating_sub(in_flight.len());

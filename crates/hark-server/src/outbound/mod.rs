@@ -85,6 +85,7 @@ mod tests {
     #[test]
     fn backoff_grows_to_its_bound_with_full_jitter() {
         let schedule = RetrySchedule::new(&WebhooksConfig {
+            in_process: true,
             allow_private_targets: false,
             timeout_seconds: 1.0,
             max_attempts: 8,

@@ -96,7 +96,7 @@ impl PushSender {
         {
             return rejected(refused.to_string());
         }
-        let payload = match serde_json::to_vec(&claim.event.wire()) {
+        let payload = match serde_json::to_vec(&claim.event.to_wire()) {
             Ok(payload) => payload,
             Err(e) => return rejected(format!("encoding the event: {e}")),
         };
@@ -159,6 +159,10 @@ impl Courier for PushSender {
             .push
             .dispatch_push(CONSUMER, &PUSHED, limit)
             .await
+    }
+
+    async fn dispatch_event(&self, seq: i64, id: &str) -> Result<u64, DbError> {
+        self.repos.push.dispatch_push_event(&PUSHED, seq, id).await
     }
 
     fn timeout(&self) -> Duration {

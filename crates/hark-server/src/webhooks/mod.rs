@@ -2,7 +2,8 @@
 //! in the audience of is POSTed there, signed, retried and recorded (see `send`). The use cases
 //! here manage the endpoints; `run` drives delivery through the shared courier loops
 //! (`crate::outbound::courier`): the dispatcher turns the event log into deliveries, the sender
-//! (`send`) makes the attempts.
+//! (`send`) makes the attempts. `hark notifier` does the same from the broker's stream instead
+//! of the log: `deliveries_of` each event, and `send`.
 
 mod send;
 pub mod signature;
@@ -10,6 +11,7 @@ pub mod signature;
 use std::sync::Arc;
 
 use hark_api::EventType;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::WebhooksConfig;
@@ -17,7 +19,8 @@ use crate::db::{DbError, Repos};
 use crate::delivery::EventHub;
 use crate::domain::ids::WebhookId;
 use crate::domain::{AttemptRecord, Timestamp, UserId, Webhook};
-use crate::outbound::{courier, target};
+use crate::outbound::courier::{self, Courier};
+use crate::outbound::target;
 pub use send::{CONSUMER, Sender};
 
 /// The most webhooks one user may have.
@@ -138,6 +141,18 @@ impl WebhookService {
     /// the dispatcher. Attempts under way finish first.
     pub async fn run(self, hub: Arc<EventHub>, stop: CancellationToken) {
         courier::run(self.sender, hub, stop).await;
+    }
+
+    /// Sends the deliveries made elsewhere (by [`WebhookService::deliveries_of`]) until
+    /// `stop`, woken by `made` and by a periodic look. Attempts under way finish first.
+    pub async fn send(self, made: Arc<Notify>, stop: CancellationToken) {
+        courier::send(self.sender, made, stop).await;
+    }
+
+    /// Makes the deliveries of one event that came from the broker, as the dispatcher makes
+    /// those of each event it reads: answers how many were new (none for an event seen before).
+    pub async fn deliveries_of(&self, event: &hark_api::Event) -> Result<u64, DbError> {
+        self.sender.dispatch_event(event.seq, &event.id).await
     }
 }
 

@@ -93,7 +93,7 @@ impl Sender {
         {
             return (Verdict::Final, None, Some(refused.to_string()));
         }
-        let event = claim.event.wire();
+        let event = claim.event.to_wire();
         let body = match serde_json::to_vec(&event) {
             Ok(body) => body,
             Err(e) => {
@@ -140,6 +140,10 @@ impl Courier for Sender {
 
     async fn dispatch(&self, limit: i64) -> Result<Dispatched, DbError> {
         self.repos.webhooks.dispatch_events(CONSUMER, limit).await
+    }
+
+    async fn dispatch_event(&self, seq: i64, id: &str) -> Result<u64, DbError> {
+        self.repos.webhooks.dispatch_event(seq, id).await
     }
 
     fn timeout(&self) -> Duration {

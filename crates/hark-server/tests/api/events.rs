@@ -197,6 +197,14 @@ async fn streams_need_a_user_and_a_valid_position(backend: Backend) {
         .await
         .expect("send");
     assert_eq!(by_query.status(), 200);
+    // The WebSocket route asked without an upgrade: a problem, not plain text.
+    let plain = app
+        .http
+        .get(app.url("/api/v1/events/ws"))
+        .bearer_auth(&ann.token)
+        .send()
+        .await;
+    assert_problem(plain.expect("send"), 400, "validation").await;
     app.stop().await;
 }
 

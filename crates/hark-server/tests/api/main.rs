@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod broker;
 mod compat;
 mod delivery;
 mod downloads;
@@ -14,6 +15,7 @@ mod isolation;
 mod listing;
 mod ops;
 mod pipeline;
+mod proxy;
 mod push;
 mod receiver;
 mod repository;

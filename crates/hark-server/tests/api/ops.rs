@@ -21,6 +21,14 @@ async fn health_and_readiness_answer_without_credentials(backend: Backend) {
         .await
         .expect("json");
     assert_eq!(ready["status"], "ready");
+    assert_eq!(
+        (&ready["database"], &ready["store"]),
+        (&"ok".into(), &"ok".into())
+    );
+    assert!(
+        ready.get("broker").is_none(),
+        "no broker is configured: {ready}"
+    );
     app.stop().await;
 }
 

@@ -7,12 +7,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hark_api::events::{EventData, NoteDeleted, NoteFailed};
-use hark_api::{AudioTags, NoteStatus, Role};
+use hark_api::{AudioTags, EventType, NoteStatus, Role};
 use hark_server::db::{
     self, DeletedNote, InsertOutcome, NewApiKeyRecord, NewUser, NoteFilter, Repos,
 };
-use hark_server::domain::ids::ApiKeyId;
-use hark_server::domain::{AudioFacts, Effects, NewNote, Note, NoteId, Timestamp, UserId};
+use hark_server::domain::ids::{ApiKeyId, PushSubscriptionId, WebhookId};
+use hark_server::domain::{
+    AudioFacts, Effects, NewNote, Note, NoteId, PushSubscription, Timestamp, UserId, Webhook,
+};
 use hark_server::notes::effects;
 
 use crate::helpers::{Backend, drop_pg_database, test_database};
@@ -602,7 +604,207 @@ async fn a_reader_of_the_event_log_never_skips_an_event_that_commits_late(backen
     }
 }
 
+/// Appends a `note.deleted` for `audience`.
+async fn append_deleted(repos: &Repos, audience: UserId) {
+    let effects = Effects::none().event(
+        EventData::NoteDeleted(NoteDeleted {
+            note_id: NoteId::generate().to_string(),
+        }),
+        vec![audience],
+    );
+    repos.events.append(&effects).await.expect("append");
+}
+
+async fn a_leased_position_has_one_holder_at_a_time(backend: Backend) {
+    let (url, pg, _dir) = test_database(backend).await;
+    let repos = db::connect(&url, true).await.expect("connect");
+    let positions = repos.positions.as_ref();
+    let audience = UserId::generate();
+    for _ in 0..3 {
+        append_deleted(&repos, audience).await;
+    }
+    let soon = || Timestamp::now().plus_seconds(60);
+
+    // A new position starts at the log's end, and opening it again keeps it.
+    assert_eq!(positions.open_position("relay").await.expect("open"), 3);
+    let lease = |owner: &'static str, until: Timestamp| async move {
+        positions
+            .lease_position("relay", owner, until)
+            .await
+            .expect("lease")
+    };
+    assert_eq!(lease("a", soon()).await, Some(3));
+    assert_eq!(lease("b", soon()).await, None, "a holds it");
+    assert!(
+        !positions
+            .advance_position("relay", "b", 9, soon())
+            .await
+            .expect("advance")
+    );
+    positions
+        .release_position("relay", "b")
+        .await
+        .expect("release");
+    assert_eq!(lease("b", soon()).await, None, "only the holder releases");
+
+    append_deleted(&repos, audience).await;
+    assert!(
+        positions
+            .advance_position("relay", "a", 4, soon())
+            .await
+            .expect("advance")
+    );
+    assert_eq!(lease("a", soon()).await, Some(4), "the holder renews");
+    assert_eq!(positions.open_position("relay").await.expect("open"), 4);
+
+    // An expired lease goes to whoever asks; the old holder can no longer move the position.
+    let past = Timestamp::now().plus_seconds(-1);
+    assert_eq!(lease("a", past).await, Some(4));
+    assert_eq!(lease("b", soon()).await, Some(4), "a's lease expired");
+    assert!(
+        !positions
+            .advance_position("relay", "a", 4, soon())
+            .await
+            .expect("advance")
+    );
+    assert_eq!(lease("a", soon()).await, None);
+    positions
+        .release_position("relay", "b")
+        .await
+        .expect("release");
+    assert_eq!(lease("a", soon()).await, Some(4), "released: free at once");
+
+    // Leasing a position nobody opened opens it at the log's end; others are apart.
+    assert_eq!(lease("c", soon()).await, None, "\"relay\" is a's");
+    assert_eq!(
+        positions
+            .lease_position("other", "c", soon())
+            .await
+            .expect("lease"),
+        Some(4)
+    );
+    if let Some(name) = pg {
+        drop_pg_database(&name).await;
+    }
+}
+
+async fn an_event_from_elsewhere_gets_the_rows_the_dispatchers_would_make(backend: Backend) {
+    let (url, pg, _dir) = test_database(backend).await;
+    let repos = db::connect(&url, true).await.expect("connect");
+    let (ann, bob) = users_and_api_keys(&repos).await;
+    let webhook = Webhook {
+        id: WebhookId::generate(),
+        owner_id: ann,
+        url: "https://example.com/hook".into(),
+        events: vec![EventType::NoteDeleted],
+        created_at: Timestamp::now(),
+    };
+    repos
+        .webhooks
+        .create_webhook(&webhook, "whsec_c2VjcmV0")
+        .await
+        .expect("webhook");
+    let subscription = repos
+        .push
+        .save_push_subscription(&PushSubscription {
+            id: PushSubscriptionId::generate(),
+            owner_id: ann,
+            endpoint: "https://push.example.com/send/1".into(),
+            p256dh: "BPubKey".into(),
+            auth: "c2VjcmV0".into(),
+            created_at: Timestamp::now(),
+        })
+        .await
+        .expect("subscription");
+    append_deleted(&repos, ann).await;
+    append_deleted(&repos, bob).await;
+    let events = repos.events.events_after(0, 10).await.expect("events");
+    let (anns, bobs) = (&events[0], &events[1]);
+    let dispatch = |seq: i64, id: String| {
+        let webhooks = repos.webhooks.clone();
+        async move { webhooks.dispatch_event(seq, &id).await.expect("dispatch") }
+    };
+
+    assert_eq!(dispatch(anns.seq, anns.id.clone()).await, 1);
+    assert_eq!(dispatch(anns.seq, anns.id.clone()).await, 0, "once only");
+    assert_eq!(
+        dispatch(bobs.seq, bobs.id.clone()).await,
+        0,
+        "not ann's to see"
+    );
+    assert_eq!(
+        dispatch(anns.seq, bobs.id.clone()).await,
+        0,
+        "no such event"
+    );
+    // The dispatcher, reading the same events from the log, makes nothing more.
+    let dispatched = repos
+        .webhooks
+        .dispatch_events(hark_server::webhooks::CONSUMER, 100)
+        .await
+        .expect("dispatch");
+    assert_eq!((dispatched.events, dispatched.deliveries), (2, 0));
+    let claimed = repos
+        .webhooks
+        .claim_deliveries(Timestamp::now().plus_seconds(60), 10)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        (claimed[0].webhook_id, claimed[0].event.seq),
+        (webhook.id, anns.seq)
+    );
+
+    // Push messages, the same way.
+    let push = |types: &'static [EventType], seq: i64, id: String| {
+        let push = repos.push.clone();
+        async move {
+            push.dispatch_push_event(types, seq, &id)
+                .await
+                .expect("dispatch")
+        }
+    };
+    let deleted: &[EventType] = &[EventType::NoteDeleted];
+    assert_eq!(
+        push(&[EventType::NoteReady], anns.seq, anns.id.clone()).await,
+        0,
+        "not a type pushed"
+    );
+    assert_eq!(push(deleted, anns.seq, anns.id.clone()).await, 1);
+    assert_eq!(
+        push(deleted, anns.seq, anns.id.clone()).await,
+        0,
+        "once only"
+    );
+    assert_eq!(
+        push(deleted, bobs.seq, bobs.id.clone()).await,
+        0,
+        "not ann's to see"
+    );
+    let dispatched = repos
+        .push
+        .dispatch_push(hark_server::push::CONSUMER, deleted, 100)
+        .await
+        .expect("dispatch");
+    assert_eq!((dispatched.events, dispatched.deliveries), (2, 0));
+    let claimed = repos
+        .push
+        .claim_push_messages(Timestamp::now().plus_seconds(60), 10)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        (claimed[0].subscription_id, claimed[0].event.seq),
+        (subscription.id, anns.seq)
+    );
+    if let Some(name) = pg {
+        drop_pg_database(&name).await;
+    }
+}
+
 backend_tests!(
     every_repository_method_keeps_its_contract,
     a_reader_of_the_event_log_never_skips_an_event_that_commits_late,
+    a_leased_position_has_one_holder_at_a_time,
+    an_event_from_elsewhere_gets_the_rows_the_dispatchers_would_make,
 );

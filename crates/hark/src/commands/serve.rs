@@ -1,4 +1,4 @@
-//! `hark serve`, `hark worker` and `hark migrate`.
+//! `hark serve`, `hark worker`, `hark notifier` and `hark migrate`.
 
 use secrecy::ExposeSecret;
 
@@ -22,6 +22,12 @@ pub async fn worker(args: ServerArgs) -> anyhow::Result<()> {
         config.jobs.worker_count()
     ));
     hark_server::app::run_workers(config, hark_server::app::shutdown_signal()).await
+}
+
+pub async fn notifier(args: ServerArgs) -> anyhow::Result<()> {
+    let config = load_config(args)?;
+    hark_server::app::init_tracing(&config.log_format);
+    hark_server::app::run_notifier(config, hark_server::app::shutdown_signal()).await
 }
 
 pub async fn migrate(args: ServerArgs) -> anyhow::Result<()> {

@@ -1,11 +1,16 @@
-//! Consumers of the event log with a durable position: webhook deliveries and push messages
-//! are made by one pass each, which reads the events after its position and moves it past
-//! them in the transaction that makes their rows.
+//! Consumers' durable positions in the event log. Webhook deliveries and push messages are
+//! made by one pass each, which reads the events after its position and moves it past them in
+//! the transaction that makes their rows; the same rows of one event can be made apart from the
+//! log (for an event that comes from the broker) without moving a position. A consumer that
+//! must run once at a time (the broker relay) holds its position under a lease, taken with one
+//! conditional `UPDATE`, never a transaction held open while the holder works: on SQLite that
+//! would hold the one write lock, and every upload with it.
 
-use sqlx::{Executor, IntoArguments};
+use async_trait::async_trait;
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::{Backend, SqlRepo};
-use crate::db::{DbError, Dispatched};
+use crate::db::{DbError, Dispatched, PositionLeases};
 use crate::domain::Timestamp;
 
 impl<DB> SqlRepo<DB>
@@ -13,11 +18,29 @@ where
     DB: Backend,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
-    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Option<i64>: sqlx::Decode<'q, DB> + sqlx::Type<DB>,
-    usize: sqlx::ColumnIndex<DB::Row>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
 {
+    /// Gives a consumer that has no position one at the log's end: it gets the events that
+    /// commit from now on.
+    pub(super) async fn create_position(
+        conn: &mut DB::Connection,
+        consumer: &str,
+    ) -> Result<(), DbError> {
+        // SQLite reads `ON` after `FROM events` as a join's unless a `WHERE` comes between.
+        sqlx::query(
+            "INSERT INTO consumer_positions (name, seq) \
+             SELECT $1, COALESCE(MAX(seq), 0) FROM events WHERE true \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(consumer.to_owned())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
     /// The consumer's position, locked until the transaction ends (a write, so that on
     /// SQLite the transaction holds the write lock from here on). A new consumer starts at
     /// the log's end.
@@ -32,13 +55,7 @@ where
             if let Some(position) = position {
                 return Ok(position);
             }
-            sqlx::query(
-                "INSERT INTO consumer_positions (name, seq) \
-                 SELECT $1, COALESCE(MAX(seq), 0) FROM events ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(consumer.to_owned())
-            .execute(&mut *conn)
-            .await?;
+            Self::create_position(conn, consumer).await?;
         }
         Err(DbError::Corrupt(format!("no position for {consumer}")))
     }
@@ -85,5 +102,115 @@ where
             events: u64::try_from(events).unwrap_or_default(),
             deliveries: DB::rows_affected(&made),
         })
+    }
+
+    /// Runs `fan_out` for the one event with this `seq` and `id`, moving no position: the
+    /// consumer's `INSERT` as `dispatch_from_log` runs it, but of the event with `seq = $1`
+    /// and `id = $2`, due at `$3` (now). Answers how many rows it made: none when they exist
+    /// already or the log has no such event.
+    pub(super) async fn dispatch_one(
+        &self,
+        seq: i64,
+        id: &str,
+        fan_out: &str,
+    ) -> Result<u64, DbError> {
+        let made = sqlx::query(sqlx::AssertSqlSafe(fan_out.to_owned()))
+            .bind(seq)
+            .bind(id.to_owned())
+            .bind(Timestamp::now().micros())
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&made))
+    }
+
+    /// The position, when `owner` may hold it (free, expired or its own), leased to `owner`.
+    async fn take_lease(
+        &self,
+        consumer: &str,
+        owner: &str,
+        until: Timestamp,
+    ) -> Result<Option<i64>, DbError> {
+        Ok(sqlx::query_scalar(
+            "UPDATE consumer_positions SET lease_owner = $2, lease_until = $3 \
+             WHERE name = $1 AND (lease_owner IS NULL OR lease_owner = $2 OR lease_until < $4) \
+             RETURNING seq",
+        )
+        .bind(consumer.to_owned())
+        .bind(owner.to_owned())
+        .bind(until.micros())
+        .bind(Timestamp::now().micros())
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+}
+
+#[async_trait]
+impl<DB> PositionLeases for SqlRepo<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    async fn open_position(&self, consumer: &str) -> Result<i64, DbError> {
+        let mut conn = self.pool.acquire().await?;
+        Self::create_position(&mut conn, consumer).await?;
+        Ok(
+            sqlx::query_scalar("SELECT seq FROM consumer_positions WHERE name = $1")
+                .bind(consumer.to_owned())
+                .fetch_one(&mut *conn)
+                .await?,
+        )
+    }
+
+    async fn lease_position(
+        &self,
+        consumer: &str,
+        owner: &str,
+        until: Timestamp,
+    ) -> Result<Option<i64>, DbError> {
+        if let Some(position) = self.take_lease(consumer, owner, until).await? {
+            return Ok(Some(position));
+        }
+        // Held by another, or no position yet.
+        let mut conn = self.pool.acquire().await?;
+        Self::create_position(&mut conn, consumer).await?;
+        drop(conn);
+        self.take_lease(consumer, owner, until).await
+    }
+
+    async fn advance_position(
+        &self,
+        consumer: &str,
+        owner: &str,
+        seq: i64,
+        until: Timestamp,
+    ) -> Result<bool, DbError> {
+        let moved = sqlx::query(
+            "UPDATE consumer_positions SET seq = $3, lease_until = $4 \
+             WHERE name = $1 AND lease_owner = $2",
+        )
+        .bind(consumer.to_owned())
+        .bind(owner.to_owned())
+        .bind(seq)
+        .bind(until.micros())
+        .execute(&self.pool)
+        .await?;
+        Ok(DB::rows_affected(&moved) > 0)
+    }
+
+    async fn release_position(&self, consumer: &str, owner: &str) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE consumer_positions SET lease_owner = NULL, lease_until = NULL \
+             WHERE name = $1 AND lease_owner = $2",
+        )
+        .bind(consumer.to_owned())
+        .bind(owner.to_owned())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }

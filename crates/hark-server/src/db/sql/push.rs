@@ -31,6 +31,25 @@ type ClaimRow = (
     i64,
 );
 
+/// The statement that makes a pending message of each event `events` picks (`$3` is now), when
+/// it is of the `types`, to every subscription of each user in its audience made before it;
+/// once each, however often it runs. `None` for no types.
+fn messages_of(types: &[EventType], events: &str) -> Option<String> {
+    if types.is_empty() {
+        return None;
+    }
+    // The type names are the server's own constants, never input.
+    let types: Vec<String> = types.iter().map(|t| format!("'{}'", t.as_str())).collect();
+    Some(format!(
+        "INSERT INTO push_messages (subscription_id, seq, status, attempts, next_attempt_at) \
+         SELECT s.id, e.seq, 'pending', 0, $3 FROM events e \
+         JOIN event_audience a ON a.seq = e.seq \
+         JOIN push_subscriptions s ON s.user_id = a.user_id AND s.after_seq < e.seq \
+         WHERE {events} AND e.type IN ({}) ON CONFLICT DO NOTHING",
+        types.join(", ")
+    ))
+}
+
 fn corrupt(what: &str, value: &str) -> DbError {
     DbError::Corrupt(format!("{what} {value:?}"))
 }
@@ -140,21 +159,22 @@ where
         types: &[EventType],
         limit: i64,
     ) -> Result<Dispatched, DbError> {
-        // The type names are the server's own constants, never input.
-        let types: Vec<String> = types.iter().map(|t| format!("'{}'", t.as_str())).collect();
-        if types.is_empty() {
+        let Some(fan_out) = messages_of(types, "e.seq > $1 AND e.seq <= $2") else {
             return Ok(Dispatched::default());
-        }
-        let fan_out = format!(
-            "INSERT INTO push_messages (subscription_id, seq, status, attempts, next_attempt_at) \
-             SELECT s.id, e.seq, 'pending', 0, $3 FROM events e \
-             JOIN event_audience a ON a.seq = e.seq \
-             JOIN push_subscriptions s ON s.user_id = a.user_id AND s.after_seq < e.seq \
-             WHERE e.seq > $1 AND e.seq <= $2 AND e.type IN ({}) \
-             ON CONFLICT DO NOTHING",
-            types.join(", ")
-        );
+        };
         self.dispatch_from_log(consumer, limit, &fan_out).await
+    }
+
+    async fn dispatch_push_event(
+        &self,
+        types: &[EventType],
+        seq: i64,
+        id: &str,
+    ) -> Result<u64, DbError> {
+        let Some(fan_out) = messages_of(types, "e.seq = $1 AND e.id = $2") else {
+            return Ok(0);
+        };
+        self.dispatch_one(seq, id, &fan_out).await
     }
 
     async fn claim_push_messages(

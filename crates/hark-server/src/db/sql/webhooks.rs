@@ -21,6 +21,20 @@ const CLAIMABLE: &str = "d.status = 'pending' AND d.next_attempt_at <= $3 \
      AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.webhook_id = d.webhook_id \
      AND p.status = 'pending' AND p.seq < d.seq)";
 
+/// The statement that makes a pending delivery of each event `events` picks (`$3` is now) to
+/// every webhook that wants its type, whose owner is in its audience, and that existed before
+/// it; once each, however often it runs.
+fn deliveries_of(events: &str) -> String {
+    format!(
+        "INSERT INTO webhook_deliveries (webhook_id, seq, status, attempts, next_attempt_at) \
+         SELECT w.id, e.seq, 'pending', 0, $3 FROM events e \
+         JOIN event_audience a ON a.seq = e.seq \
+         JOIN webhooks w ON w.user_id = a.user_id AND w.after_seq < e.seq \
+         JOIN webhook_event_types t ON t.webhook_id = w.id AND t.event_type = e.type \
+         WHERE {events} ON CONFLICT DO NOTHING"
+    )
+}
+
 /// A webhook's row joined with one of its event types.
 type WebhookRow = (String, String, String, i64, Option<String>);
 
@@ -222,15 +236,14 @@ where
         self.dispatch_from_log(
             consumer,
             limit,
-            "INSERT INTO webhook_deliveries (webhook_id, seq, status, attempts, next_attempt_at) \
-             SELECT w.id, e.seq, 'pending', 0, $3 FROM events e \
-             JOIN event_audience a ON a.seq = e.seq \
-             JOIN webhooks w ON w.user_id = a.user_id AND w.after_seq < e.seq \
-             JOIN webhook_event_types t ON t.webhook_id = w.id AND t.event_type = e.type \
-             WHERE e.seq > $1 AND e.seq <= $2 \
-             ON CONFLICT DO NOTHING",
+            &deliveries_of("e.seq > $1 AND e.seq <= $2"),
         )
         .await
+    }
+
+    async fn dispatch_event(&self, seq: i64, id: &str) -> Result<u64, DbError> {
+        self.dispatch_one(seq, id, &deliveries_of("e.seq = $1 AND e.id = $2"))
+            .await
     }
 
     async fn claim_deliveries(

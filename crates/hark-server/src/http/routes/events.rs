@@ -5,6 +5,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -28,6 +29,7 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 pub struct EventsQuery {
     /// Resume after this `seq` (the `id` of the last event received); `Last-Event-ID` wins.
     /// Without either, only events from now on.
+    #[param(pattern = r"^[0-9]{1,18}$", min_length = 1, max_length = 18)]
     pub since: Option<String>,
     /// A token, for clients that cannot set headers (`EventSource`, browsers' WebSocket).
     pub access_token: Option<String>,
@@ -74,8 +76,14 @@ pub async fn event_socket(
     Subscriber(user): Subscriber,
     headers: HeaderMap,
     AppQuery(query): AppQuery<EventsQuery>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    let upgrade = upgrade.map_err(|rejected| {
+        ApiError::validation(format!(
+            "this route speaks WebSocket only: {}",
+            rejected.body_text()
+        ))
+    })?;
     let since = resume_point(&headers, &query)?;
     let events = state.delivery.events(user, since).await?;
     Ok(upgrade

@@ -18,7 +18,7 @@ pub struct Health {
     status: &'static str,
 }
 
-/// The database and the blob store answer.
+/// The database and the blob store answer; how the broker is, when one is configured.
 #[derive(Serialize, ToSchema)]
 pub struct Readiness {
     /// `ready`.
@@ -27,6 +27,12 @@ pub struct Readiness {
     database: &'static str,
     /// `ok`.
     store: &'static str,
+    /// Only with a broker configured: `ok`, or `unavailable` while it cannot be reached.
+    /// The server stays ready meanwhile: events wait in the database and are published, in
+    /// order, once the broker is back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    broker: Option<&'static str>,
 }
 
 /// Alive: the process answers.
@@ -36,7 +42,9 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// Ready: the database and the blob store answer.
+/// Ready: the database and the blob store answer. With a broker configured, the answer also
+/// says whether the broker can be reached; an unreachable broker does not make the server
+/// unready, since events wait in its database until the broker is back.
 #[utoipa::path(get, path = "/readyz", tag = "ops",
     responses((status = 200, body = Readiness, description = "Ready"),
               (status = 503, response = openapi::Unavailable)))]
@@ -52,10 +60,16 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, Ap
         .check()
         .await
         .map_err(|e| ApiError::unavailable(&e))?;
+    let broker = match &state.broker {
+        Some(broker) if broker.healthy().await => Some("ok"),
+        Some(_) => Some("unavailable"),
+        None => None,
+    };
     Ok(Json(Readiness {
         status: "ready",
         database: "ok",
         store: "ok",
+        broker,
     }))
 }
 

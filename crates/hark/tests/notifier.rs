@@ -1,0 +1,440 @@
+//! `hark notifier` end to end, as real processes on PostgreSQL and RabbitMQ: `hark serve`
+//! publishes every event to the broker and leaves webhooks to two `hark notifier` processes,
+//! which split the events between them and deliver each to the webhook exactly once.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use hark_api::NoteStatus;
+use hark_client::{Client, UploadOptions};
+use sqlx::Connection;
+
+const HARK: &str = env!("CARGO_BIN_EXE_hark");
+const RABBITMQ: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+const UPLOADS: usize = 8;
+/// How long the test waits for what must happen before calling it a hang. Only a guard
+/// against a test that never ends: nothing here asserts on speed.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+fn pg_server_url() -> String {
+    std::env::var("HARK_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A database of its own for this test (named like the API suite's, whose sweep drops those a
+/// crashed run left behind).
+struct Database {
+    name: String,
+}
+
+impl Database {
+    async fn create() -> Database {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let name = format!("hark_test_{now}_notifier{}", std::process::id());
+        // The name is made here of digits and letters: nothing from outside reaches the statement.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut Self::admin().await)
+            .await
+            .expect("create database");
+        Database { name }
+    }
+
+    async fn admin() -> sqlx::PgConnection {
+        sqlx::PgConnection::connect(&format!("{}/postgres", pg_server_url()))
+            .await
+            .expect("PostgreSQL is reachable")
+    }
+
+    fn url(&self) -> String {
+        format!("{}/{}", pg_server_url(), self.name)
+    }
+
+    async fn connect(&self) -> sqlx::PgConnection {
+        sqlx::PgConnection::connect(&self.url())
+            .await
+            .expect("the test database")
+    }
+
+    async fn drop(self) {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )))
+        .execute(&mut Self::admin().await)
+        .await;
+    }
+}
+
+/// A `hark` process, killed if the test ends without stopping it.
+struct Running(Child);
+
+impl Running {
+    /// Asks the process to stop (SIGTERM) and waits for it; whether it exited cleanly.
+    fn terminate(&mut self) -> bool {
+        let signalled = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(signalled.success());
+        self.0.wait().expect("reap").success()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A notifier and what it logged, one JSON object a line.
+struct Notifier {
+    process: Running,
+    logs: Arc<Mutex<Vec<serde_json::Value>>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Notifier {
+    /// The ids of the events it made the deliveries of, once its logs are complete.
+    fn handled(self) -> HashSet<String> {
+        drop(self.process);
+        self.reader.join().expect("log reader");
+        let logs = self.logs.lock().expect("logs");
+        logs.iter()
+            .filter(|line| line["fields"]["message"] == "made the webhook deliveries of an event")
+            .filter_map(|line| line["fields"]["event_id"].as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
+/// The processes of one deployment: a data directory, a database and a broker namespace.
+struct Deployment {
+    data_dir: std::path::PathBuf,
+    database_url: String,
+    namespace: String,
+}
+
+impl Deployment {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(HARK);
+        command
+            .args(args)
+            .env("HARK_DATA_DIR", &self.data_dir)
+            .env("HARK_DATABASE_URL", &self.database_url)
+            .env("HARK_BROKER__URL", RABBITMQ)
+            .env("HARK_BROKER__NAMESPACE", &self.namespace)
+            .env("HARK_WEBHOOKS__IN_PROCESS", "false")
+            // The receiver listens on 127.0.0.1.
+            .env("HARK_WEBHOOKS__ALLOW_PRIVATE_TARGETS", "true")
+            .env("RUST_LOG", "warn")
+            .env_remove("HARK_TOKEN")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// `hark serve` on a free port; returns it with its base URL.
+    fn serve(&self) -> (Running, String) {
+        let mut child = self
+            .command(&["serve", "--listen", "127.0.0.1:0"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hark serve");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let server = Running(child);
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("hark serve exited early")
+                .expect("read stderr");
+            if let Some(url) = line.split("listening on ").nth(1) {
+                break url.trim().to_owned();
+            }
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        (server, base)
+    }
+
+    /// `hark notifier`, logging as JSON; returns once it consumes events.
+    fn notifier(&self) -> Notifier {
+        let mut child = self
+            .command(&["notifier"])
+            .env("HARK_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info,hark_server::broker=debug")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hark notifier");
+        let stderr = child.stderr.take().expect("stderr");
+        let process = Running(child);
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (consuming, started) = mpsc::channel();
+        let reader = std::thread::spawn({
+            let logs = logs.clone();
+            move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+                        continue;
+                    };
+                    if entry["fields"]["message"] == "consuming events" {
+                        let _ = consuming.send(());
+                    }
+                    logs.lock().expect("logs").push(entry);
+                }
+            }
+        });
+        started
+            .recv_timeout(PATIENCE)
+            .expect("the notifier joined the consumer group");
+        Notifier {
+            process,
+            logs,
+            reader,
+        }
+    }
+}
+
+/// A webhook endpoint on 127.0.0.1 that answers 204 and counts each webhook-id it gets.
+async fn receiver() -> (String, Arc<Mutex<HashMap<String, usize>>>) {
+    async fn record(
+        State(received): State<Arc<Mutex<HashMap<String, usize>>>>,
+        headers: HeaderMap,
+        _body: Bytes,
+    ) -> StatusCode {
+        let id = headers
+            .get("webhook-id")
+            .and_then(|id| id.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        *received.lock().expect("lock").entry(id).or_default() += 1;
+        StatusCode::NO_CONTENT
+    }
+    let received = Arc::new(Mutex::new(HashMap::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("receiver binds");
+    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+    let router = axum::Router::new()
+        .fallback(record)
+        .with_state(received.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (url, received)
+}
+
+/// Polls `check` every 100 ms until it gives a value.
+async fn wait_for<T, F: Future<Output = Option<T>>>(what: &str, mut check: impl FnMut() -> F) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {PATIENCE:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Removes the queue and exchange the namespace declared on RabbitMQ.
+async fn remove_namespace(namespace: &str) {
+    let connection = lapin::Connection::connect(RABBITMQ, lapin::ConnectionProperties::default())
+        .await
+        .expect("RabbitMQ is reachable");
+    let channel = connection.create_channel().await.expect("a channel");
+    channel
+        .queue_delete(format!("{namespace}.notifier").into(), Default::default())
+        .await
+        .expect("delete the group's queue");
+    channel
+        .exchange_delete(namespace.into(), Default::default())
+        .await
+        .expect("delete the exchange");
+    let _ = connection.close(200, "OK".into()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_notifiers_split_the_events_and_deliver_each_webhook_once() {
+    let database = Database::create().await;
+    let data = tempfile::tempdir().expect("data dir");
+    let deployment = Deployment {
+        data_dir: data.path().to_owned(),
+        database_url: database.url(),
+        namespace: format!(
+            "hark-test-{}-{}",
+            std::process::id(),
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or_default()
+        ),
+    };
+    let namespace = deployment.namespace.clone();
+    let scenario = tokio::spawn(async move {
+        deliver_through_two_notifiers(&deployment, &database).await;
+        database
+    });
+    let outcome = scenario.await;
+    remove_namespace(&namespace).await;
+    match outcome {
+        Ok(database) => database.drop().await,
+        Err(failure) => std::panic::resume_unwind(failure.into_panic()),
+    }
+}
+
+async fn deliver_through_two_notifiers(deployment: &Deployment, database: &Database) {
+    let added = deployment
+        .command(&[
+            "user",
+            "add",
+            "ann@example.com",
+            "--password",
+            "correct horse battery",
+        ])
+        .output()
+        .expect("hark user add");
+    assert!(added.status.success(), "{added:?}");
+    let (mut server, base) = deployment.serve();
+    // A new consumer group gets the events published after it joined.
+    let notifiers = [deployment.notifier(), deployment.notifier()];
+    let token = Client::new(&base)
+        .sign_in("ann@example.com", "correct horse battery")
+        .await
+        .expect("sign in")
+        .access_token;
+    let ann = Client::new(&base).with_token(&token);
+    let (url, received) = receiver().await;
+    let created = reqwest::Client::new()
+        .post(format!("{base}/api/v1/webhooks"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"url": url, "events": ["note.created", "note.ready"]}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(created.status(), 201);
+
+    let wav = std::fs::read(hark_testkit::corpus_file("t1_pcm16_16k.wav")).expect("corpus");
+    let mut notes = Vec::new();
+    for n in 0..UPLOADS {
+        let options = UploadOptions {
+            name: Some(format!("memo-{n}.wav")),
+            ..UploadOptions::default()
+        };
+        notes.push(
+            ann.upload_bytes(wav.clone(), &options)
+                .await
+                .expect("upload")
+                .id,
+        );
+    }
+    for note in &notes {
+        wait_for("the note processed", || async {
+            let status = ann.note(note).await.expect("note").status;
+            assert_ne!(status, NoteStatus::Failed);
+            (status == NoteStatus::Ready).then_some(())
+        })
+        .await;
+    }
+
+    let mut db = database.connect().await;
+    let events: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM events WHERE type IN ('note.created', 'note.ready') ORDER BY seq",
+    )
+    .fetch_all(&mut db)
+    .await
+    .expect("events");
+    assert_eq!(events.len(), 2 * UPLOADS);
+    // Once every delivery is recorded as delivered, no attempt is left to come.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let delivered: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'delivered'",
+        )
+        .fetch_one(&mut db)
+        .await
+        .expect("count");
+        if delivered == events.len() as i64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{delivered} of {} deliveries delivered",
+            events.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let received = received.lock().expect("lock").clone();
+    let wanted: HashSet<String> = events.iter().cloned().collect();
+    assert_eq!(
+        received.keys().cloned().collect::<HashSet<_>>(),
+        wanted,
+        "every event reached the webhook"
+    );
+    let twice: Vec<_> = received.iter().filter(|(_, count)| **count > 1).collect();
+    assert!(twice.is_empty(), "delivered more than once: {twice:?}");
+
+    // `hark serve` left webhooks alone: its dispatcher never moved.
+    let dispatched: i64 =
+        sqlx::query_scalar("SELECT seq FROM consumer_positions WHERE name = 'webhooks'")
+            .fetch_one(&mut db)
+            .await
+            .expect("the dispatcher's position");
+    assert_eq!(dispatched, 0);
+
+    // Both notifiers stop cleanly when asked, and each handled some of the events.
+    let mut handled = Vec::new();
+    for mut notifier in notifiers {
+        assert!(notifier.process.terminate(), "the notifier exits cleanly");
+        handled.push(notifier.handled());
+    }
+    for (n, events) in handled.iter().enumerate() {
+        assert!(!events.is_empty(), "notifier {n} handled no event");
+    }
+    let all: HashSet<String> = handled.into_iter().flatten().collect();
+    assert!(wanted.is_subset(&all), "an event no notifier handled");
+    assert!(server.terminate(), "the server exits cleanly");
+}
+
+#[test]
+fn a_notifier_without_a_broker_is_refused_with_what_to_set() {
+    let data = tempfile::tempdir().expect("data dir");
+    let refused = Command::new(HARK)
+        .arg("notifier")
+        .env("HARK_DATA_DIR", data.path())
+        .env(
+            "HARK_DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/none",
+        )
+        .env_remove("HARK_BROKER__URL")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run hark notifier");
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("no broker is configured") && message.contains("HARK_BROKER__URL"),
+        "{message}"
+    );
+
+    let unknown = Command::new(HARK)
+        .arg("notifier")
+        .env("HARK_DATA_DIR", data.path())
+        .env("HARK_BROKER__URL", "redis://127.0.0.1:6379")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run hark notifier");
+    assert!(!unknown.status.success());
+    let message = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        message.contains("broker.url")
+            && message.contains("amqp://")
+            && message.contains("nats://"),
+        "{message}"
+    );
+}
