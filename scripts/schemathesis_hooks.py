@@ -5,8 +5,8 @@ matches them, which cursor the server handed out or which users exist. Here gene
 of that kind are real ones, so that the server's answer depends on the rest of the request:
 file bytes are audio (else every upload, valid or not, would be refused as 415), a
 well-formed digest matches them, a list asks for no cursor the server never issued,
-recipients are a user who exists (the run's own, whom a send leaves out), and a webhook
-targets this machine. Values generated to break the schema (a number for a header, a body of
+recipients are a user who exists (the run's own, whom a send leaves out), and webhook and
+push targets are on this machine (push with a browser's real keys). Values generated to break the schema (a number for a header, a body of
 the wrong type) are left as they are.
 
 The event streams are left out (schemathesis.sh excludes them): they answer with a stream
@@ -112,6 +112,13 @@ def map_case(context, case):
             case.body = {"to": [OWN_EMAIL]}
         if case.path == "/api/v1/webhooks" and case.method == "POST":
             case.body["url"] = "http://127.0.0.1:9/hook"
+        if case.path == "/api/v1/push/subscriptions" and case.method == "POST":
+            # A browser's subscription: the user agent keys of RFC 8291's example.
+            case.body["endpoint"] = "http://127.0.0.1:9/push"
+            case.body["keys"] = {
+                "p256dh": "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4",
+                "auth": "BTBZMqHH6r4Tts7J_aSIgg",
+            }
     return case
 
 
