@@ -9,6 +9,7 @@
 
 mod generate;
 mod manifest;
+pub mod proxy;
 pub mod push;
 
 pub use manifest::{Entry, Text, parse_manifest, parse_texts};

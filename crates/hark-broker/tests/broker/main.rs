@@ -2,7 +2,6 @@
 //! (127.0.0.1:4222): every scenario runs on both, each under a namespace of its own.
 
 mod helpers;
-mod proxy;
 
 /// Turns `async fn scenario(config: BrokerConfig)` functions into one test per broker.
 macro_rules! on_every_broker {

@@ -5,7 +5,7 @@ use hark_broker::{BrokerConfig, connect, consume};
 use tokio::sync::mpsc;
 
 use crate::helpers::{Event, GROUP, ids, patiently, publish_events};
-use crate::proxy::Proxy;
+use hark_testkit::proxy::Proxy;
 
 on_every_broker!(a_broker_that_goes_away_and_comes_back_loses_no_acked_event);
 
@@ -13,11 +13,12 @@ on_every_broker!(a_broker_that_goes_away_and_comes_back_loses_no_acked_event);
 const OUTAGE: Duration = Duration::from_secs(3);
 
 async fn a_broker_that_goes_away_and_comes_back_loses_no_acked_event(config: BrokerConfig) {
-    let proxy = Proxy::start(&config).await;
+    let proxy = Proxy::start(&config.url).await;
     let config = BrokerConfig {
         // What NATS delivered into the cut connection comes back after this.
         ack_wait: Duration::from_secs(3),
-        ..proxy.config(&config)
+        url: proxy.url(&config.url),
+        ..config.clone()
     };
     let mut consumer = consume(&config, GROUP).await.expect("joins the group");
     let broker = connect(&config).await.expect("connects");

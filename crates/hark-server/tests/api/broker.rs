@@ -13,7 +13,7 @@ use hark_server::domain::LoggedEvent;
 use secrecy::ExposeSecret;
 
 use crate::helpers::{Backend, TestApp, TestUser, sample_wav, spawn_app_with};
-use crate::proxy::Proxy;
+use hark_testkit::proxy::Proxy;
 
 /// The consumer group the tests read the stream with.
 const GROUP: &str = "reader";

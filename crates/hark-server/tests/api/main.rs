@@ -15,7 +15,6 @@ mod isolation;
 mod listing;
 mod ops;
 mod pipeline;
-mod proxy;
 mod push;
 mod receiver;
 mod repository;

@@ -1,5 +1,5 @@
-//! A TCP proxy in front of the shared broker, so a test can take "the broker" away from its
-//! server without stopping the broker everyone else uses.
+//! A TCP proxy in front of a shared broker, so a test can take "the broker" away from its own
+//! clients (a server, a consumer) without stopping the broker everyone else uses.
 
 use std::net::SocketAddr;
 
