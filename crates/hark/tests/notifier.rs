@@ -2,6 +2,8 @@
 //! publishes every event to the broker and leaves webhooks to two `hark notifier` processes,
 //! which split the events between them and deliver each to the webhook exactly once.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -11,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use common::Database;
 use hark_api::NoteStatus;
 use hark_client::{Client, UploadOptions};
 use sqlx::Connection;
@@ -21,58 +24,6 @@ const UPLOADS: usize = 8;
 /// How long the test waits for what must happen before calling it a hang. Only a guard
 /// against a test that never ends: nothing here asserts on speed.
 const PATIENCE: Duration = Duration::from_secs(120);
-
-fn pg_server_url() -> String {
-    std::env::var("HARK_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-/// A database of its own for this test (named like the API suite's, whose sweep drops those a
-/// crashed run left behind).
-struct Database {
-    name: String,
-}
-
-impl Database {
-    async fn create() -> Database {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
-        let name = format!("hark_test_{now}_notifier{}", std::process::id());
-        // The name is made here of digits and letters: nothing from outside reaches the statement.
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut Self::admin().await)
-            .await
-            .expect("create database");
-        Database { name }
-    }
-
-    async fn admin() -> sqlx::PgConnection {
-        sqlx::PgConnection::connect(&format!("{}/postgres", pg_server_url()))
-            .await
-            .expect("PostgreSQL is reachable")
-    }
-
-    fn url(&self) -> String {
-        format!("{}/{}", pg_server_url(), self.name)
-    }
-
-    async fn connect(&self) -> sqlx::PgConnection {
-        sqlx::PgConnection::connect(&self.url())
-            .await
-            .expect("the test database")
-    }
-
-    async fn drop(self) {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        )))
-        .execute(&mut Self::admin().await)
-        .await;
-    }
-}
 
 /// A `hark` process, killed if the test ends without stopping it.
 struct Running(Child);
@@ -261,7 +212,7 @@ async fn remove_namespace(namespace: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_notifiers_split_the_events_and_deliver_each_webhook_once() {
-    let database = Database::create().await;
+    let database = Database::create("notifier").await;
     let data = tempfile::tempdir().expect("data dir");
     let deployment = Deployment {
         data_dir: data.path().to_owned(),
@@ -342,7 +293,9 @@ async fn deliver_through_two_notifiers(deployment: &Deployment, database: &Datab
         .await;
     }
 
-    let mut db = database.connect().await;
+    let mut db = sqlx::PgConnection::connect(&database.url())
+        .await
+        .expect("the test database");
     let events: Vec<String> = sqlx::query_scalar(
         "SELECT id FROM events WHERE type IN ('note.created', 'note.ready') ORDER BY seq",
     )

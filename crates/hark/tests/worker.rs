@@ -1,64 +1,18 @@
 //! `hark worker` end to end on PostgreSQL: a worker killed (SIGKILL) in the middle of a pass
 //! leaves its jobs under a lease that runs out, and another worker process finishes them.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use common::Database;
 use hark_api::{JobStatus, JobStep, NoteStatus, Rendition};
 use hark_client::{Client, UploadOptions};
-use sqlx::Connection;
 
 const HARK: &str = env!("CARGO_BIN_EXE_hark");
-
-fn pg_server_url() -> String {
-    std::env::var("HARK_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-/// A database of its own for this test, dropped when it ends (named like the API suite's, whose
-/// sweep drops those a crashed run left behind).
-struct Database {
-    name: String,
-}
-
-impl Database {
-    async fn create() -> Database {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
-        let name = format!("hark_test_{now}_worker{}", std::process::id());
-        let mut admin = Self::admin().await;
-        // The name is made here of digits and letters: nothing from outside reaches the statement.
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .expect("create database");
-        Database { name }
-    }
-
-    async fn admin() -> sqlx::PgConnection {
-        sqlx::PgConnection::connect(&format!("{}/postgres", pg_server_url()))
-            .await
-            .expect("PostgreSQL is reachable")
-    }
-
-    fn url(&self) -> String {
-        format!("{}/{}", pg_server_url(), self.name)
-    }
-
-    async fn drop(self) {
-        let mut admin = Self::admin().await;
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        )))
-        .execute(&mut admin)
-        .await;
-    }
-}
 
 /// The `hark` processes of one deployment: a data directory (the blob store) and a database
 /// they share, and a temporary directory of the workers' own.
@@ -168,7 +122,7 @@ fn job_dirs(scratch: &Path) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_pass_leaves_its_jobs_to_another_worker() {
-    let database = Database::create().await;
+    let database = Database::create("worker").await;
     let data = tempfile::tempdir().expect("data dir");
     let worker_temp = tempfile::tempdir().expect("worker temp dir");
     let deployment = Deployment {
