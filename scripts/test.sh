@@ -20,8 +20,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # The services the integration suite uses for real, each started when it is installed here
-# but not running: PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres), RabbitMQ on 5672
-# (guest/guest) and NATS with JetStream on 4222 (the broker tests).
+# but not running: PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres), Redis on 6379 (the
+# shared cache), RabbitMQ on 5672 (guest/guest) and NATS with JetStream on 4222 (the broker
+# tests).
 reachable() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 ensure() { # ensure PORT NAME COMMAND...
   local port=$1 name=$2; shift 2
@@ -34,6 +35,8 @@ ensure() { # ensure PORT NAME COMMAND...
   exit 1
 }
 ensure 5432 PostgreSQL pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql 2>/dev/null | head -1)" main start
+ensure 6379 Redis redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" \
+  --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
 ensure 5672 RabbitMQ rabbitmq-server -detached
 ensure 4222 NATS start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
   -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{AuthService, SignedLinks, load_or_create_secret};
 use crate::broker::{BrokerLink, Notifier, Relay};
+use crate::cache::SharedCache;
 use crate::config::Config;
 use crate::delivery::{DeliveryService, EventHub};
 use crate::http::{AppState, Shared};
@@ -55,6 +56,10 @@ impl App {
         if crate::db::exclusive(config.database_url.expose_secret(), &config.data_dir) {
             repos = repos.with_note_cache(&config.data_dir);
         }
+        let cache = SharedCache::open(&config.cache);
+        if let Some(cache) = &cache {
+            repos = repos.with_shared_cache(cache.clone());
+        }
         let store = crate::blob::open(&config).context("opening the blob store")?;
         let secret =
             load_or_create_secret(config.auth.jwt_secret.expose_secret(), &config.data_dir)
@@ -88,7 +93,7 @@ impl App {
             collector,
             pipeline.clone(),
         );
-        let delivery = DeliveryService::new(repos.clone(), Arc::new(EventHub::default()));
+        let delivery = DeliveryService::new(repos.clone(), Arc::new(EventHub::new(cache.clone())));
         let webhooks = WebhookService::new(repos.clone(), config.webhooks.clone())
             .context("making the webhooks' HTTP client")?;
         let vapid = load_or_create_key(&config.data_dir).context("loading the VAPID key")?;
@@ -116,6 +121,7 @@ impl App {
             repos,
             store,
             broker,
+            cache,
             notes,
             delivery,
             webhooks,
@@ -222,6 +228,9 @@ impl App {
         for task in [webhooks, Some(push), relay].into_iter().flatten() {
             let _ = task.await;
         }
+        if let Some(cache) = &self.state.cache {
+            cache.close();
+        }
         let _ = metrics.await;
         served
     }
@@ -240,9 +249,14 @@ pub async fn run_workers(
              (it runs the workers itself); `hark worker` needs a shared database (PostgreSQL)"
         );
     }
-    let repos = crate::db::connect(url, true)
+    let mut repos = crate::db::connect(url, true)
         .await
         .context("opening the database")?;
+    // Processing changes what inboxes show: the servers' shared cache must hear of it.
+    let cache = SharedCache::open(&config.cache);
+    if let Some(cache) = &cache {
+        repos = repos.with_shared_cache(cache.clone());
+    }
     let store = crate::blob::open(&config).context("opening the blob store")?;
     let scratch = WorkerScratch::create(&std::env::temp_dir())
         .context("making the worker's scratch directory")?;
@@ -254,6 +268,9 @@ pub async fn run_workers(
     tracing::info!("shutting down: finishing the passes under way");
     stop.cancel();
     let _ = workers.await;
+    if let Some(cache) = cache {
+        cache.close();
+    }
     Ok(())
 }
 

@@ -26,6 +26,7 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub push: PushConfig,
     pub broker: BrokerConfig,
+    pub cache: CacheConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -150,6 +151,40 @@ impl BrokerConfig {
             && self.timeout_seconds < 1e6)
         {
             return Err("broker.timeout_seconds: must be a positive number of seconds".into());
+        }
+        Ok(())
+    }
+}
+
+/// The shared cache in front of the database's inbox and name lookups.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CacheConfig {
+    /// `redis://HOST:6379/DB`; empty: no shared cache.
+    pub redis_url: SecretString,
+    /// Prefix of every key the cache writes.
+    pub key_prefix: String,
+    /// How long a read waits for Redis before the database answers instead.
+    pub timeout_ms: u64,
+}
+
+impl CacheConfig {
+    fn check(&self) -> Result<(), String> {
+        use secrecy::ExposeSecret;
+        let url = self.redis_url.expose_secret();
+        if !url.is_empty() && redis::Client::open(url).is_err() {
+            return Err(
+                "cache.redis_url: not a Redis URL; use redis://HOST:6379/DB (or rediss:// with TLS)"
+                    .into(),
+            );
+        }
+        if self.key_prefix.is_empty() || self.key_prefix.contains(char::is_whitespace) {
+            return Err(format!(
+                "cache.key_prefix: {:?} must be a non-empty name without spaces",
+                self.key_prefix
+            ));
+        }
+        if !(1..=60_000).contains(&self.timeout_ms) {
+            return Err("cache.timeout_ms: must be 1 to 60000 milliseconds".into());
         }
         Ok(())
     }
@@ -286,6 +321,7 @@ impl Config {
             return invalid(format!("push.subject: {e}"));
         }
         self.broker.check().map_err(ConfigError::Invalid)?;
+        self.cache.check().map_err(ConfigError::Invalid)?;
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return invalid(format!(
                 "log_format: {:?} is neither text nor json",

@@ -8,6 +8,7 @@ pub mod app;
 pub mod auth;
 pub mod blob;
 pub mod broker;
+pub mod cache;
 pub mod config;
 pub mod db;
 pub mod delivery;

@@ -20,6 +20,10 @@ pub const BROKER_PUBLISHED: &str = "hark_broker_published_total";
 /// Publishes to the broker that failed; the relay waits, then tries again.
 pub const BROKER_PUBLISH_FAILURES: &str = "hark_broker_publish_failures_total";
 
+/// Reads of the shared cache, by `result`: hit, miss (the database answered and the answer was
+/// stored) or unavailable (Redis down, slow or not trusted: the database answered).
+pub const CACHE_READS: &str = "hark_cache_reads_total";
+
 /// The process-wide recorder (the `metrics` facade has one global recorder), installed once.
 pub fn handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();

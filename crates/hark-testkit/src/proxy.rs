@@ -1,5 +1,5 @@
-//! A TCP proxy in front of a shared broker, so a test can take "the broker" away from its own
-//! clients (a server, a consumer) without stopping the broker everyone else uses.
+//! A TCP proxy in front of a shared service (a broker, Redis), so a test can take it away from
+//! its own clients (a server, a consumer) without stopping the service everyone else uses.
 
 use std::net::SocketAddr;
 
@@ -10,22 +10,32 @@ use tokio::task::JoinHandle;
 pub struct Proxy {
     address: SocketAddr,
     target: SocketAddr,
-    open: watch::Sender<bool>,
+    mode: watch::Sender<Mode>,
     accepting: JoinHandle<()>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Bytes flow.
+    Open,
+    /// Connections are closed and new ones turned away: a service that is down.
+    Cut,
+    /// Connections stay open but nothing flows: a service that hangs.
+    Stalled,
 }
 
 impl Proxy {
     /// Starts a proxy to the broker `url` points at.
     pub async fn start(url: &str) -> Proxy {
-        let target = broker_address(url);
+        let target = service_address(url);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let address = listener.local_addr().expect("a bound address");
-        let (open, is_open) = watch::channel(true);
-        let accepting = tokio::spawn(accept(listener, target, is_open));
+        let (mode, watched) = watch::channel(Mode::Open);
+        let accepting = tokio::spawn(accept(listener, target, watched));
         Proxy {
             address,
             target,
-            open,
+            mode,
             accepting,
         }
     }
@@ -37,12 +47,18 @@ impl Proxy {
 
     /// Closes every connection through the proxy and turns new ones away.
     pub fn cut(&self) {
-        self.open.send_replace(false);
+        self.mode.send_replace(Mode::Cut);
+    }
+
+    /// Holds every connection open without passing a byte, new ones too; they are closed when
+    /// the proxy is restored or cut.
+    pub fn stall(&self) {
+        self.mode.send_replace(Mode::Stalled);
     }
 
     /// Lets connections through again.
     pub fn restore(&self) {
-        self.open.send_replace(true);
+        self.mode.send_replace(Mode::Open);
     }
 }
 
@@ -54,31 +70,44 @@ impl Drop for Proxy {
 }
 
 /// `amqp://user:pass@127.0.0.1:5672/%2f` → `127.0.0.1:5672`.
-fn broker_address(url: &str) -> SocketAddr {
+fn service_address(url: &str) -> SocketAddr {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = rest.split('/').next().unwrap_or(rest);
     let host_port = authority.rsplit('@').next().unwrap_or(authority);
     host_port.parse().expect("a numeric broker address")
 }
 
-async fn accept(listener: TcpListener, target: SocketAddr, is_open: watch::Receiver<bool>) {
+async fn accept(listener: TcpListener, target: SocketAddr, mode: watch::Receiver<Mode>) {
     loop {
         let Ok((client, _)) = listener.accept().await else {
             continue;
         };
-        // Accepting and closing at once looks to the client like a broker that hangs up.
-        if *is_open.borrow() {
-            tokio::spawn(relay(client, target, is_open.clone()));
+        // Accepting and closing at once looks to the client like a service that hangs up.
+        let current = *mode.borrow();
+        match current {
+            Mode::Open => {
+                tokio::spawn(relay(client, target, mode.clone()));
+            }
+            Mode::Stalled => {
+                let mut mode = mode.clone();
+                tokio::spawn(async move {
+                    let _ = mode.wait_for(|m| *m != Mode::Stalled).await;
+                    drop(client);
+                });
+            }
+            Mode::Cut => {}
         }
     }
 }
 
-async fn relay(mut client: TcpStream, target: SocketAddr, mut is_open: watch::Receiver<bool>) {
-    let Ok(mut broker) = TcpStream::connect(target).await else {
+async fn relay(mut client: TcpStream, target: SocketAddr, mut mode: watch::Receiver<Mode>) {
+    let Ok(mut service) = TcpStream::connect(target).await else {
         return;
     };
     tokio::select! {
-        _ = tokio::io::copy_bidirectional(&mut client, &mut broker) => {}
-        _ = is_open.wait_for(|open| !open) => {}
+        _ = tokio::io::copy_bidirectional(&mut client, &mut service) => return,
+        _ = mode.wait_for(|m| *m != Mode::Open) => {}
     }
+    // Stalled: nothing more flows, and the connection closes once that ends.
+    let _ = mode.wait_for(|m| *m != Mode::Stalled).await;
 }

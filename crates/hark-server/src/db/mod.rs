@@ -335,6 +335,8 @@ pub trait DeliveryRepo: Send + Sync {
     async fn inbox(&self, query: &InboxQuery) -> Result<Vec<InboxEntry>, DbError>;
     /// The position of the newest entry of `recipient`'s inbox; 0 when it is empty.
     async fn inbox_position(&self, recipient: UserId) -> Result<i64, DbError>;
+    /// Everyone who may read the note: its owner and its recipients (none when it is gone).
+    async fn readers_of(&self, note: NoteId) -> Result<Vec<UserId>, DbError>;
     /// Records the first listen of a recipient, committing `effects` of it in the same
     /// transaction. `None` when `listener` did not receive the note; `Some(false)` when they
     /// had listened already (nothing changes).

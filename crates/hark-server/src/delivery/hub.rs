@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use hark_api::EventData;
 
+use crate::cache::{SharedCache, touched};
 use crate::db::{EventLog, Repos};
 use crate::domain::{LoggedEvent, Note, UserId};
 
@@ -43,18 +44,27 @@ pub struct EventHub {
     events: broadcast::Sender<Arc<HubEvent>>,
     /// Cancelled when the follower stops (the server is shutting down): waiters answer now.
     stopped: CancellationToken,
+    /// Told of every event before it is handed on, so that nobody woken by an event reads
+    /// what the cache held before it (the process that made the change may not have told it
+    /// yet, or may have no cache configured).
+    cache: Option<Arc<SharedCache>>,
 }
 
 impl Default for EventHub {
     fn default() -> Self {
-        EventHub {
-            events: broadcast::channel(BACKLOG).0,
-            stopped: CancellationToken::new(),
-        }
+        EventHub::new(None)
     }
 }
 
 impl EventHub {
+    pub fn new(cache: Option<Arc<SharedCache>>) -> EventHub {
+        EventHub {
+            events: broadcast::channel(BACKLOG).0,
+            stopped: CancellationToken::new(),
+            cache,
+        }
+    }
+
     /// Every event published from now on, in `seq` order. Subscribe before reading the log,
     /// so that nothing falls between the read and the subscription.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<HubEvent>> {
@@ -90,6 +100,10 @@ impl EventHub {
             match log.events_after(position, BATCH).await {
                 Ok(events) => {
                     let full = events.len() as i64 == BATCH;
+                    if let Some(cache) = &self.cache {
+                        let touched = events.iter().flat_map(|e| touched(&e.data, &e.audience));
+                        cache.forget_users(touched).await;
+                    }
                     for event in events {
                         position = event.seq;
                         let received = received_note(repos, &event).await;

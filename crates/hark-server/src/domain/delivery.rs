@@ -55,7 +55,7 @@ pub struct Delivery {
 }
 
 /// A note in a recipient's inbox.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InboxEntry {
     pub note: Note,
     pub sender_id: UserId,

@@ -34,7 +34,7 @@ impl NoteName {
 }
 
 /// What the probe measured of a note's audio, and where its bytes are.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AudioFacts {
     /// Container: wav, mp3, ogg, flac, m4a, webm.
     pub format: String,
@@ -62,7 +62,7 @@ pub struct NewNote {
 }
 
 /// A stored note.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Note {
     pub id: NoteId,
     pub owner_id: UserId,

@@ -52,6 +52,8 @@ pub struct Shared {
     pub store: Arc<dyn BlobStore>,
     /// The configured broker, for `/readyz`.
     pub broker: Option<Arc<BrokerLink>>,
+    /// The configured shared cache, for `/readyz`.
+    pub cache: Option<Arc<crate::cache::SharedCache>>,
     pub notes: NotesService,
     pub delivery: DeliveryService,
     pub webhooks: WebhookService,

@@ -5,6 +5,7 @@ mod helpers;
 
 mod auth;
 mod broker;
+mod cache;
 mod compat;
 mod delivery;
 mod downloads;

@@ -126,6 +126,20 @@ where
         Ok(position.unwrap_or(0))
     }
 
+    async fn readers_of(&self, note: NoteId) -> Result<Vec<UserId>, DbError> {
+        let readers: Vec<String> = sqlx::query_scalar(
+            "SELECT owner_id FROM notes WHERE id = $1 \
+             UNION SELECT recipient_id FROM inbox_entries WHERE note_id = $1",
+        )
+        .bind(note.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        readers
+            .iter()
+            .map(|id| UserId::parse(id).ok_or_else(|| DbError::Corrupt(format!("user id {id}"))))
+            .collect()
+    }
+
     async fn mark_listened(
         &self,
         note: NoteId,

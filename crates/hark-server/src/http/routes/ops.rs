@@ -33,6 +33,11 @@ pub struct Readiness {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     broker: Option<&'static str>,
+    /// Only with a shared cache configured: `ok`, or `unavailable` while Redis cannot be
+    /// reached. The server stays ready meanwhile: reads go to the database.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    cache: Option<&'static str>,
 }
 
 /// Alive: the process answers.
@@ -42,9 +47,10 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// Ready: the database and the blob store answer. With a broker configured, the answer also
-/// says whether the broker can be reached; an unreachable broker does not make the server
-/// unready, since events wait in its database until the broker is back.
+/// Ready: the database and the blob store answer. With a broker or a shared cache configured,
+/// the answer also says whether each can be reached; neither makes the server unready, since
+/// events wait in its database until the broker is back and reads go to the database while
+/// Redis is away.
 #[utoipa::path(get, path = "/readyz", tag = "ops",
     responses((status = 200, body = Readiness, description = "Ready"),
               (status = 503, response = openapi::Unavailable)))]
@@ -65,11 +71,17 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, Ap
         Some(_) => Some("unavailable"),
         None => None,
     };
+    let cache = match &state.cache {
+        Some(cache) if cache.answers().await => Some("ok"),
+        Some(_) => Some("unavailable"),
+        None => None,
+    };
     Ok(Json(Readiness {
         status: "ready",
         database: "ok",
         store: "ok",
         broker,
+        cache,
     }))
 }
 
