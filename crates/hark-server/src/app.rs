@@ -91,7 +91,11 @@ impl App {
         let delivery = DeliveryService::new(repos.clone(), Arc::new(EventHub::default()));
         let webhooks = WebhookService::new(repos.clone(), config.webhooks.clone())
             .context("making the webhooks' HTTP client")?;
-        let vapid = load_or_create_key(&config.data_dir).context("loading the VAPID key")?;
+        let vapid = load_or_create_key(
+            config.push.vapid_private_key.expose_secret(),
+            &config.data_dir,
+        )
+        .context("loading the VAPID key")?;
         let push = PushService::new(repos.clone(), vapid, &config.webhooks, config.push.clone())
             .context("making the push messages' HTTP client")?;
         let broker = config
@@ -186,8 +190,7 @@ impl App {
                     .run(hub.clone(), stop.child_token()),
             )
         });
-        // Push messages are signed with the VAPID key in this server's data directory: always
-        // sent from here.
+        // Push messages are signed with this server's VAPID key: always sent from here.
         let push = tokio::spawn(self.state.push.clone().run(hub.clone(), stop.child_token()));
         let relay = self
             .relay

@@ -214,6 +214,45 @@ async fn a_browser_reads_each_event_it_is_pushed(backend: Backend) {
     app.stop().await;
 }
 
+async fn the_configured_vapid_key_signs_every_message(backend: Backend) {
+    let key = hark_push::VapidKey::generate();
+    let app = spawn_app_with(backend, |config| {
+        local_and_quick(config);
+        config.push.vapid_private_key = key.to_base64url().into();
+    })
+    .await;
+    let (ann, bob) = (
+        app.user("ann@example.com").await,
+        app.user("bob@example.com").await,
+    );
+    let published: PushKey = bob
+        .get("/api/v1/push/key")
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("key");
+    assert_eq!(published.public_key, key.public_key_base64url());
+    // It wins over the data directory's key, which is never made.
+    assert!(
+        !app.config
+            .data_dir
+            .join(hark_server::push::KEY_FILE)
+            .exists()
+    );
+    let service = Receiver::start(|_| Answer::Status(201)).await;
+    let browser = Browser::new();
+    subscribe(&bob, &browser, &service.url).await;
+    let note = send_note(&ann, &bob).await;
+    let request = service.wait_for(1).await.remove(0);
+    vapid_claims(&request, &key.public_key_base64url());
+    let event: hark_api::Event =
+        serde_json::from_slice(&browser.read(&request.body)).expect("the event's JSON");
+    assert_eq!(event.data.note_id(), note);
+    app.stop().await;
+}
+
 async fn a_subscription_the_push_service_calls_gone_ends(backend: Backend) {
     let app = spawn_app_with(backend, local_and_quick).await;
     let (ann, bob) = (
@@ -369,6 +408,7 @@ async fn endpoints_on_non_public_addresses_are_refused(backend: Backend) {
 
 backend_tests!(
     a_browser_reads_each_event_it_is_pushed,
+    the_configured_vapid_key_signs_every_message,
     a_subscription_the_push_service_calls_gone_ends,
     a_failed_push_is_sent_again_until_delivered,
     a_subscription_with_a_bad_field_is_refused_naming_it,
