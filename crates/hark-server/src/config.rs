@@ -95,6 +95,9 @@ pub struct WebhooksConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct PushConfig {
+    /// Whether `hark serve` makes and sends push messages itself. false: `hark notifier`
+    /// processes do, from the broker's stream.
+    pub in_process: bool,
     /// The VAPID private key, base64url (what `vapid.key` holds). Empty: `<data_dir>/vapid.key`,
     /// made on first start. Set it where several processes sign: servers sharing a database,
     /// notifiers on other machines.
@@ -354,6 +357,7 @@ mod tests {
     fn a_configured_vapid_key_must_be_one() {
         let config = Config::load(None, Overrides::default()).expect("defaults load");
         assert!(config.push.vapid_private_key.expose_secret().is_empty());
+        assert!(config.push.in_process);
         let mut configured = config.clone();
         configured.push.vapid_private_key = hark_push::VapidKey::generate().to_base64url().into();
         assert!(configured.validate().is_ok());

@@ -21,7 +21,7 @@ use crate::receiver::{Answer, PATIENCE, Received, Receiver};
 
 /// Push services run on 127.0.0.1, retries come quickly, and no worker runs, so the only
 /// events pushed are those a test causes.
-fn local_and_quick(config: &mut Config) {
+pub(crate) fn local_and_quick(config: &mut Config) {
     config.webhooks.allow_private_targets = true;
     config.webhooks.timeout_seconds = 5.0;
     config.webhooks.retry_base_seconds = 0.05;
@@ -29,7 +29,11 @@ fn local_and_quick(config: &mut Config) {
     config.jobs.in_process = false;
 }
 
-async fn subscribe(user: &TestUser, browser: &Browser, endpoint: &str) -> PushSubscription {
+pub(crate) async fn subscribe(
+    user: &TestUser,
+    browser: &Browser,
+    endpoint: &str,
+) -> PushSubscription {
     let response = user
         .post("/api/v1/push/subscriptions")
         .header("content-type", "application/json")
@@ -53,7 +57,7 @@ async fn subscriptions(user: &TestUser) -> Vec<PushSubscription> {
 }
 
 /// `from` sends a new note to `to`: `to` gets a `note.received`. Answers the note's id.
-async fn send_note(from: &TestUser, to: &TestUser) -> String {
+pub(crate) async fn send_note(from: &TestUser, to: &TestUser) -> String {
     from.client
         .upload_bytes(
             sample_wav(),
@@ -68,7 +72,7 @@ async fn send_note(from: &TestUser, to: &TestUser) -> String {
 }
 
 /// The states of a subscription's messages, read from the app's database.
-async fn message_states(app: &TestApp, subscription: &str) -> Vec<String> {
+pub(crate) async fn message_states(app: &TestApp, subscription: &str) -> Vec<String> {
     let sql = "SELECT status FROM push_messages WHERE subscription_id = $1 ORDER BY seq";
     let url = app.config.database_url.expose_secret();
     if url.starts_with("sqlite:") {
@@ -89,7 +93,7 @@ async fn message_states(app: &TestApp, subscription: &str) -> Vec<String> {
 }
 
 /// Waits until `done` holds of what `read` answers, and answers that.
-async fn eventually<T: std::fmt::Debug, F: Future<Output = T>>(
+pub(crate) async fn eventually<T: std::fmt::Debug, F: Future<Output = T>>(
     read: impl Fn() -> F,
     done: impl Fn(&T) -> bool,
 ) -> T {
@@ -108,15 +112,15 @@ async fn eventually<T: std::fmt::Debug, F: Future<Output = T>>(
 }
 
 #[derive(Debug, Deserialize)]
-struct Claims {
-    aud: String,
-    exp: u64,
-    sub: String,
+pub(crate) struct Claims {
+    pub aud: String,
+    pub exp: u64,
+    pub sub: String,
 }
 
 /// Verifies the `Authorization: vapid t=..., k=...` of a request as a push service would:
 /// `k` must be the server's published key, and the token ES256-signed by it.
-fn vapid_claims(request: &Received, public_key: &str) -> Claims {
+pub(crate) fn vapid_claims(request: &Received, public_key: &str) -> Claims {
     let value = request.header("authorization");
     let rest = value.strip_prefix("vapid t=").expect("the vapid scheme");
     let (token, k) = rest.split_once(", k=").expect("t and k parameters");
