@@ -17,13 +17,14 @@ use crate::auth::{AuthService, SignedLinks, load_or_create_secret};
 use crate::broker::{BrokerLink, Notifier, Relay};
 use crate::cache::SharedCache;
 use crate::config::Config;
+use crate::db::Repos;
 use crate::delivery::{DeliveryService, EventHub};
 use crate::http::{AppState, Shared};
 use crate::ingest::{Committer, Ingest};
 use crate::maintenance::{Maintenance, clear_tmp_dir};
 use crate::notes::NotesService;
 use crate::pipeline::Pipeline;
-use crate::push::{PushService, load_or_create_key};
+use crate::push::{KEY_FILE, PushService, load_key, load_or_create_key};
 use crate::webhooks::WebhookService;
 
 pub struct App {
@@ -96,7 +97,11 @@ impl App {
         let delivery = DeliveryService::new(repos.clone(), Arc::new(EventHub::new(cache.clone())));
         let webhooks = WebhookService::new(repos.clone(), config.webhooks.clone())
             .context("making the webhooks' HTTP client")?;
-        let vapid = load_or_create_key(&config.data_dir).context("loading the VAPID key")?;
+        let vapid = load_or_create_key(
+            config.push.vapid_private_key.expose_secret(),
+            &config.data_dir,
+        )
+        .context("loading the VAPID key")?;
         let push = PushService::new(repos.clone(), vapid, &config.webhooks, config.push.clone())
             .context("making the push messages' HTTP client")?;
         let broker = config
@@ -192,9 +197,11 @@ impl App {
                     .run(hub.clone(), stop.child_token()),
             )
         });
-        // Push messages are signed with the VAPID key in this server's data directory: always
-        // sent from here.
-        let push = tokio::spawn(self.state.push.clone().run(hub.clone(), stop.child_token()));
+        // Otherwise `hark notifier` processes push, signing with the configured key.
+        let push =
+            self.state.config.push.in_process.then(|| {
+                tokio::spawn(self.state.push.clone().run(hub.clone(), stop.child_token()))
+            });
         let relay = self
             .relay
             .map(|relay| tokio::spawn(relay.run(hub.clone(), stop.child_token())));
@@ -225,7 +232,7 @@ impl App {
         let _ = background.await;
         let _ = workers.await;
         let _ = events.await;
-        for task in [webhooks, Some(push), relay].into_iter().flatten() {
+        for task in [webhooks, push, relay].into_iter().flatten() {
             let _ = task.await;
         }
         if let Some(cache) = &self.state.cache {
@@ -274,38 +281,76 @@ pub async fn run_workers(
     Ok(())
 }
 
-/// `hark notifier`: webhook delivery alone, for the events the broker carries, on a database
-/// other processes share, until `shutdown` resolves (attempts under way finish).
+/// `hark notifier`: webhook deliveries and push messages alone, for the events the broker
+/// carries, on a database other processes share, until `shutdown` resolves (attempts under way
+/// finish).
 pub async fn run_notifier(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let Some(broker) = config.broker.connection() else {
         anyhow::bail!(
-            "no broker is configured: `hark notifier` delivers webhooks for the events a broker \
-             carries; set [broker] url (or HARK_BROKER__URL) to amqp://... (RabbitMQ) or \
-             nats://... (NATS JetStream), the same for `hark serve`"
+            "no broker is configured: `hark notifier` delivers webhooks and push messages for the \
+             events a broker carries; set [broker] url (or HARK_BROKER__URL) to amqp://... \
+             (RabbitMQ) or nats://... (NATS JetStream), the same for `hark serve`"
         );
     };
     let url = config.database_url.expose_secret();
     if crate::db::exclusive(url, &config.data_dir) {
         anyhow::bail!(
             "the database is a SQLite file in the data directory, which only `hark serve` may use \
-             (it delivers webhooks itself); `hark notifier` needs a shared database (PostgreSQL)"
+             (it delivers webhooks and push messages itself); `hark notifier` needs a shared \
+             database (PostgreSQL)"
         );
     }
     let repos = crate::db::connect(url, true)
         .await
         .context("opening the database")?;
-    let webhooks = WebhookService::new(repos, config.webhooks.clone())
-        .context("making the webhooks' HTTP client")?;
+    let notifier = notifier(&config, repos, broker)?;
     let stop = CancellationToken::new();
-    let notifier = tokio::spawn(Notifier::new(webhooks, broker).run(stop.child_token()));
+    let notifier = tokio::spawn(notifier.run(stop.child_token()));
     shutdown.await;
     tracing::info!("shutting down: finishing the attempts under way");
     stop.cancel();
     let _ = notifier.await;
     Ok(())
+}
+
+/// The notifier `hark notifier` runs, consuming from `broker`. It pushes when it has the VAPID
+/// key the servers sign with (`[push] vapid_private_key`, or a `vapid.key` in its data
+/// directory), and must have it when push messages are left to notifiers (`[push] in_process =
+/// false`); it never makes a key, which no browser would have subscribed to.
+pub fn notifier(
+    config: &Config,
+    repos: Repos,
+    broker: hark_broker::BrokerConfig,
+) -> anyhow::Result<Notifier> {
+    let webhooks = WebhookService::new(repos.clone(), config.webhooks.clone())
+        .context("making the webhooks' HTTP client")?;
+    let key = load_key(
+        config.push.vapid_private_key.expose_secret(),
+        &config.data_dir,
+    )
+    .context("loading the VAPID key")?;
+    let push = match key {
+        Some(key) => Some(
+            PushService::new(repos, key, &config.webhooks, config.push.clone())
+                .context("making the push messages' HTTP client")?,
+        ),
+        None if !config.push.in_process => anyhow::bail!(
+            "no VAPID key: with [push] in_process = false `hark notifier` sends the push \
+             messages, signed with the key browsers subscribed with; set [push] \
+             vapid_private_key (HARK_PUSH__VAPID_PRIVATE_KEY) to the contents of `hark serve`'s \
+             <data_dir>/{KEY_FILE}"
+        ),
+        None => {
+            tracing::info!(
+                "no VAPID key ([push] vapid_private_key): push messages are left to `hark serve`"
+            );
+            None
+        }
+    };
+    Ok(Notifier::new(webhooks, push, broker))
 }
 
 /// A `hark worker`'s scratch directory, `hark-worker-<pid>` in the system's temporary

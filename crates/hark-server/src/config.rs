@@ -96,6 +96,13 @@ pub struct WebhooksConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct PushConfig {
+    /// Whether `hark serve` makes and sends push messages itself. false: `hark notifier`
+    /// processes do, from the broker's stream.
+    pub in_process: bool,
+    /// The VAPID private key, base64url (what `vapid.key` holds). Empty: `<data_dir>/vapid.key`,
+    /// made on first start. Set it where several processes sign: servers sharing a database,
+    /// notifiers on other machines.
+    pub vapid_private_key: SecretString,
     /// The VAPID `sub` claim: a `mailto:` or `https:` contact for push services' operators.
     pub subject: String,
     /// How long a push service keeps a message for an offline browser.
@@ -320,6 +327,12 @@ impl Config {
         if let Err(e) = hark_push::check_subject(&self.push.subject) {
             return invalid(format!("push.subject: {e}"));
         }
+        let vapid_key = self.push.vapid_private_key.expose_secret();
+        if !vapid_key.is_empty()
+            && let Err(e) = hark_push::VapidKey::from_base64url(vapid_key)
+        {
+            return invalid(format!("push.vapid_private_key: {e}"));
+        }
         self.broker.check().map_err(ConfigError::Invalid)?;
         self.cache.check().map_err(ConfigError::Invalid)?;
         if !matches!(self.log_format.as_str(), "text" | "json") {
@@ -342,6 +355,8 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret;
+
     use super::*;
 
     #[test]
@@ -354,7 +369,6 @@ mod tests {
             },
         )
         .expect("defaults load");
-        use secrecy::ExposeSecret;
         assert_eq!(
             config.database_url.expose_secret(),
             "sqlite:///srv/hark/hark.db"
@@ -373,6 +387,25 @@ mod tests {
         assert!(matches!(bad.validate(), Err(ConfigError::Invalid(_))));
         bad.push.subject = "https://hark.example.org/contact".into();
         assert!(bad.validate().is_ok());
+    }
+
+    #[test]
+    fn a_configured_vapid_key_must_be_one() {
+        let config = Config::load(None, Overrides::default()).expect("defaults load");
+        assert!(config.push.vapid_private_key.expose_secret().is_empty());
+        assert!(config.push.in_process);
+        let mut configured = config.clone();
+        configured.push.vapid_private_key = hark_push::VapidKey::generate().to_base64url().into();
+        assert!(configured.validate().is_ok());
+        configured.push.vapid_private_key = "not a key".to_owned().into();
+        let Err(ConfigError::Invalid(message)) = configured.validate() else {
+            panic!("an unusable key was accepted");
+        };
+        assert!(message.starts_with("push.vapid_private_key"), "{message}");
+        assert!(
+            !message.contains("not a key"),
+            "the secret is not shown: {message}"
+        );
     }
 
     #[test]

@@ -54,8 +54,8 @@ enum Command {
     Serve(ServerArgs),
     /// Process uploads only (no API), on any machine that reaches the database and the store.
     Worker(ServerArgs),
-    /// Deliver webhooks only (no API), for the events the broker carries, on any machine that
-    /// reaches the database and the broker.
+    /// Deliver webhooks and push messages only (no API), for the events the broker carries, on
+    /// any machine that reaches the database and the broker.
     Notifier(ServerArgs),
     /// Apply database migrations and exit.
     Migrate(ServerArgs),

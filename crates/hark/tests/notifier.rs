@@ -1,6 +1,8 @@
 //! `hark notifier` end to end, as real processes on PostgreSQL and RabbitMQ: `hark serve`
-//! publishes every event to the broker and leaves webhooks to two `hark notifier` processes,
-//! which split the events between them and deliver each to the webhook exactly once.
+//! publishes every event to the broker and leaves webhooks and push messages to two `hark
+//! notifier` processes on machines of their own (empty data directories, the server's VAPID
+//! key copied into their configuration), which split the events between them and deliver each
+//! to the webhook, and to the browser, exactly once.
 
 mod common;
 
@@ -16,6 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use common::Database;
 use hark_api::NoteStatus;
 use hark_client::{Client, UploadOptions};
+use hark_testkit::push::Browser;
 use sqlx::Connection;
 
 const HARK: &str = env!("CARGO_BIN_EXE_hark");
@@ -52,16 +55,22 @@ struct Notifier {
     process: Running,
     logs: Arc<Mutex<Vec<serde_json::Value>>>,
     reader: std::thread::JoinHandle<()>,
+    /// Its own data directory: nothing of the server's is in it.
+    _data_dir: tempfile::TempDir,
 }
 
 impl Notifier {
-    /// The ids of the events it made the deliveries of, once its logs are complete.
+    /// The ids of the events it made the deliveries and messages of, once its logs are
+    /// complete.
     fn handled(self) -> HashSet<String> {
         drop(self.process);
         self.reader.join().expect("log reader");
         let logs = self.logs.lock().expect("logs");
         logs.iter()
-            .filter(|line| line["fields"]["message"] == "made the webhook deliveries of an event")
+            .filter(|line| {
+                line["fields"]["message"]
+                    == "made the webhook deliveries and push messages of an event"
+            })
             .filter_map(|line| line["fields"]["event_id"].as_str().map(str::to_owned))
             .collect()
     }
@@ -84,7 +93,8 @@ impl Deployment {
             .env("HARK_BROKER__URL", RABBITMQ)
             .env("HARK_BROKER__NAMESPACE", &self.namespace)
             .env("HARK_WEBHOOKS__IN_PROCESS", "false")
-            // The receiver listens on 127.0.0.1.
+            .env("HARK_PUSH__IN_PROCESS", "false")
+            // The receivers listen on 127.0.0.1.
             .env("HARK_WEBHOOKS__ALLOW_PRIVATE_TARGETS", "true")
             .env("RUST_LOG", "warn")
             .env_remove("HARK_TOKEN")
@@ -115,10 +125,14 @@ impl Deployment {
         (server, base)
     }
 
-    /// `hark notifier`, logging as JSON; returns once it consumes events.
-    fn notifier(&self) -> Notifier {
+    /// `hark notifier` on a machine of its own, signing push messages with `vapid_key`, logging
+    /// as JSON; returns once it consumes events.
+    fn notifier(&self, vapid_key: &str) -> Notifier {
+        let data_dir = tempfile::tempdir().expect("the notifier's data dir");
         let mut child = self
             .command(&["notifier"])
+            .env("HARK_DATA_DIR", data_dir.path())
+            .env("HARK_PUSH__VAPID_PRIVATE_KEY", vapid_key)
             .env("HARK_LOG_FORMAT", "json")
             .env("RUST_LOG", "info,hark_server::broker=debug")
             .stderr(Stdio::piped())
@@ -150,26 +164,25 @@ impl Deployment {
             process,
             logs,
             reader,
+            _data_dir: data_dir,
         }
     }
 }
 
-/// A webhook endpoint on 127.0.0.1 that answers 204 and counts each webhook-id it gets.
-async fn receiver() -> (String, Arc<Mutex<HashMap<String, usize>>>) {
+/// What a receiver got: each request's headers and body.
+type Requests = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
+
+/// A webhook endpoint or push service on 127.0.0.1 that answers 201 and records every request.
+async fn receiver() -> (String, Requests) {
     async fn record(
-        State(received): State<Arc<Mutex<HashMap<String, usize>>>>,
+        State(received): State<Requests>,
         headers: HeaderMap,
-        _body: Bytes,
+        body: Bytes,
     ) -> StatusCode {
-        let id = headers
-            .get("webhook-id")
-            .and_then(|id| id.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        *received.lock().expect("lock").entry(id).or_default() += 1;
-        StatusCode::NO_CONTENT
+        received.lock().expect("lock").push((headers, body));
+        StatusCode::CREATED
     }
-    let received = Arc::new(Mutex::new(HashMap::new()));
+    let received = Requests::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("receiver binds");
@@ -211,7 +224,7 @@ async fn remove_namespace(namespace: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_notifiers_split_the_events_and_deliver_each_webhook_once() {
+async fn two_notifiers_split_the_events_and_deliver_each_webhook_and_push_message_once() {
     let database = Database::create("notifier").await;
     let data = tempfile::tempdir().expect("data dir");
     let deployment = Deployment {
@@ -239,46 +252,113 @@ async fn two_notifiers_split_the_events_and_deliver_each_webhook_once() {
     }
 }
 
-async fn deliver_through_two_notifiers(deployment: &Deployment, database: &Database) {
+/// How many times each key came, of those `key` finds in the requests.
+fn counts(
+    requests: &Requests,
+    key: impl Fn(&HeaderMap, &Bytes) -> String,
+) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for (headers, body) in requests.lock().expect("lock").iter() {
+        *counts.entry(key(headers, body)).or_default() += 1;
+    }
+    counts
+}
+
+/// Polls the count `sql` answers until it is `wanted`.
+async fn wait_for_count(db: &mut sqlx::PgConnection, what: &str, sql: &str, wanted: usize) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut *db)
+            .await
+            .expect("count");
+        if count == wanted as i64 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{count} of {wanted} {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A user of the deployment: a client signed in as them, their token and id.
+struct User {
+    client: Client,
+    token: String,
+    id: String,
+}
+
+/// Adds a user with `hark user add` and signs them in.
+async fn add_user(deployment: &Deployment, base: &str, email: &str) -> User {
     let added = deployment
-        .command(&[
-            "user",
-            "add",
-            "ann@example.com",
-            "--password",
-            "correct horse battery",
-        ])
+        .command(&["user", "add", email, "--password", "correct horse battery"])
         .output()
         .expect("hark user add");
     assert!(added.status.success(), "{added:?}");
-    let (mut server, base) = deployment.serve();
-    // A new consumer group gets the events published after it joined.
-    let notifiers = [deployment.notifier(), deployment.notifier()];
-    let token = Client::new(&base)
-        .sign_in("ann@example.com", "correct horse battery")
+    let token = Client::new(base)
+        .sign_in(email, "correct horse battery")
         .await
         .expect("sign in")
         .access_token;
-    let ann = Client::new(&base).with_token(&token);
-    let (url, received) = receiver().await;
+    let client = Client::new(base).with_token(&token);
+    let id = client.me().await.expect("me").id;
+    User { client, token, id }
+}
+
+async fn deliver_through_two_notifiers(deployment: &Deployment, database: &Database) {
+    let (mut server, base) = deployment.serve();
+    // Copied from the server's data directory into the notifiers' configuration.
+    let vapid_key = std::fs::read_to_string(deployment.data_dir.join("vapid.key"))
+        .expect("the server made its VAPID key");
+    // A new consumer group gets the events published after it joined.
+    let notifiers = [
+        deployment.notifier(&vapid_key),
+        deployment.notifier(&vapid_key),
+    ];
+    let ann = add_user(deployment, &base, "ann@example.com").await;
+    let bob = add_user(deployment, &base, "bob@example.com").await;
+    let (hook, hooked) = receiver().await;
     let created = reqwest::Client::new()
         .post(format!("{base}/api/v1/webhooks"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"url": url, "events": ["note.created", "note.ready"]}))
+        .bearer_auth(&ann.token)
+        .json(&serde_json::json!({"url": hook, "events": ["note.created", "note.ready"]}))
         .send()
         .await
         .expect("send");
     assert_eq!(created.status(), 201);
+    // Bob's browser subscribes, through a push service, with the key the server publishes.
+    let published: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/api/v1/push/key"))
+        .bearer_auth(&bob.token)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("the key");
+    let public_key = published["public_key"].as_str().expect("a public key");
+    let (push_service, pushed) = receiver().await;
+    let browser = Browser::new();
+    let subscribed = reqwest::Client::new()
+        .post(format!("{base}/api/v1/push/subscriptions"))
+        .bearer_auth(&bob.token)
+        .header("content-type", "application/json")
+        .body(browser.subscription_json(&push_service))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(subscribed.status(), 201);
 
     let wav = std::fs::read(hark_testkit::corpus_file("t1_pcm16_16k.wav")).expect("corpus");
     let mut notes = Vec::new();
     for n in 0..UPLOADS {
         let options = UploadOptions {
             name: Some(format!("memo-{n}.wav")),
+            to: vec!["bob@example.com".into()],
             ..UploadOptions::default()
         };
         notes.push(
-            ann.upload_bytes(wav.clone(), &options)
+            ann.client
+                .upload_bytes(wav.clone(), &options)
                 .await
                 .expect("upload")
                 .id,
@@ -286,7 +366,7 @@ async fn deliver_through_two_notifiers(deployment: &Deployment, database: &Datab
     }
     for note in &notes {
         wait_for("the note processed", || async {
-            let status = ann.note(note).await.expect("note").status;
+            let status = ann.client.note(note).await.expect("note").status;
             assert_ne!(status, NoteStatus::Failed);
             (status == NoteStatus::Ready).then_some(())
         })
@@ -296,49 +376,81 @@ async fn deliver_through_two_notifiers(deployment: &Deployment, database: &Datab
     let mut db = sqlx::PgConnection::connect(&database.url())
         .await
         .expect("the test database");
-    let events: Vec<String> = sqlx::query_scalar(
+    let hook_events: Vec<String> = sqlx::query_scalar(
         "SELECT id FROM events WHERE type IN ('note.created', 'note.ready') ORDER BY seq",
     )
     .fetch_all(&mut db)
     .await
     .expect("events");
-    assert_eq!(events.len(), 2 * UPLOADS);
-    // Once every delivery is recorded as delivered, no attempt is left to come.
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let delivered: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'delivered'",
-        )
-        .fetch_one(&mut db)
-        .await
-        .expect("count");
-        if delivered == events.len() as i64 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{delivered} of {} deliveries delivered",
-            events.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let received = received.lock().expect("lock").clone();
-    let wanted: HashSet<String> = events.iter().cloned().collect();
-    assert_eq!(
-        received.keys().cloned().collect::<HashSet<_>>(),
-        wanted,
-        "every event reached the webhook"
-    );
-    let twice: Vec<_> = received.iter().filter(|(_, count)| **count > 1).collect();
-    assert!(twice.is_empty(), "delivered more than once: {twice:?}");
+    assert_eq!(hook_events.len(), 2 * UPLOADS);
+    let push_events: Vec<String> = sqlx::query_scalar(
+        "SELECT e.id FROM events e JOIN event_audience a ON a.seq = e.seq \
+         WHERE a.user_id = $1 AND e.type IN ('note.received', 'note.ready', 'note.listened') \
+         ORDER BY e.seq",
+    )
+    .bind(&bob.id)
+    .fetch_all(&mut db)
+    .await
+    .expect("events");
+    assert!(push_events.len() >= UPLOADS, "a note.received each");
+    // Once every delivery and message is recorded as delivered, no attempt is left to come.
+    let delivered = "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'delivered'";
+    wait_for_count(
+        &mut db,
+        "deliveries delivered",
+        delivered,
+        hook_events.len(),
+    )
+    .await;
+    let delivered = "SELECT COUNT(*) FROM push_messages WHERE status = 'delivered'";
+    wait_for_count(
+        &mut db,
+        "push messages delivered",
+        delivered,
+        push_events.len(),
+    )
+    .await;
 
-    // `hark serve` left webhooks alone: its dispatcher never moved.
-    let dispatched: i64 =
-        sqlx::query_scalar("SELECT seq FROM consumer_positions WHERE name = 'webhooks'")
-            .fetch_one(&mut db)
-            .await
-            .expect("the dispatcher's position");
-    assert_eq!(dispatched, 0);
+    let hooked = counts(&hooked, |headers, _| {
+        let id = headers.get("webhook-id").and_then(|id| id.to_str().ok());
+        id.unwrap_or_default().to_owned()
+    });
+    let pushed = counts(&pushed, |headers, body| {
+        let authorization = headers.get("authorization").and_then(|a| a.to_str().ok());
+        let k = authorization.and_then(|a| a.split(", k=").nth(1));
+        assert_eq!(
+            k,
+            Some(public_key),
+            "signed with the key bob subscribed with"
+        );
+        let event: serde_json::Value =
+            serde_json::from_slice(&browser.read(body)).expect("the event's JSON");
+        event["id"].as_str().expect("an event id").to_owned()
+    });
+    for (what, received, wanted) in [
+        ("webhook", &hooked, &hook_events),
+        ("browser", &pushed, &push_events),
+    ] {
+        let wanted: HashSet<&String> = wanted.iter().collect();
+        assert_eq!(
+            received.keys().collect::<HashSet<_>>(),
+            wanted,
+            "every event reached the {what}"
+        );
+        let twice: Vec<_> = received.iter().filter(|(_, count)| **count > 1).collect();
+        assert!(twice.is_empty(), "{what}: more than once: {twice:?}");
+    }
+
+    // `hark serve` left webhooks and push alone: its dispatchers never moved.
+    for dispatcher in ["webhooks", "push"] {
+        let dispatched: i64 =
+            sqlx::query_scalar("SELECT seq FROM consumer_positions WHERE name = $1")
+                .bind(dispatcher)
+                .fetch_one(&mut db)
+                .await
+                .expect("the dispatcher's position");
+        assert_eq!(dispatched, 0, "{dispatcher}");
+    }
 
     // Both notifiers stop cleanly when asked, and each handled some of the events.
     let mut handled = Vec::new();
@@ -350,6 +462,7 @@ async fn deliver_through_two_notifiers(deployment: &Deployment, database: &Datab
         assert!(!events.is_empty(), "notifier {n} handled no event");
     }
     let all: HashSet<String> = handled.into_iter().flatten().collect();
+    let wanted: HashSet<String> = hook_events.into_iter().chain(push_events).collect();
     assert!(wanted.is_subset(&all), "an event no notifier handled");
     assert!(server.terminate(), "the server exits cleanly");
 }
@@ -389,5 +502,36 @@ fn a_notifier_without_a_broker_is_refused_with_what_to_set() {
             && message.contains("amqp://")
             && message.contains("nats://"),
         "{message}"
+    );
+}
+
+#[test]
+fn a_notifier_left_push_without_the_servers_key_is_refused_with_what_to_set() {
+    let data = tempfile::tempdir().expect("data dir");
+    let shared = tempfile::tempdir().expect("a database elsewhere");
+    let refused = Command::new(HARK)
+        .arg("notifier")
+        .env("HARK_DATA_DIR", data.path())
+        .env(
+            "HARK_DATABASE_URL",
+            format!("sqlite://{}/hark.db", shared.path().display()),
+        )
+        .env("HARK_BROKER__URL", RABBITMQ)
+        .env("HARK_PUSH__IN_PROCESS", "false")
+        .env_remove("HARK_PUSH__VAPID_PRIVATE_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run hark notifier");
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("no VAPID key")
+            && message.contains("HARK_PUSH__VAPID_PRIVATE_KEY")
+            && message.contains("vapid.key"),
+        "{message}"
+    );
+    assert!(
+        !data.path().join("vapid.key").exists(),
+        "a notifier makes no key of its own"
     );
 }

@@ -1,7 +1,7 @@
 //! The broker side of events: the outbox relay (`relay`) publishes the event log to RabbitMQ
 //! or NATS JetStream in `seq` order, at least once; `hark notifier` (`notifier`) consumes that
-//! stream in a shared group and makes the webhook deliveries, so they can run on machines of
-//! their own.
+//! stream in a shared group and makes the webhook deliveries and push messages, so they can
+//! run on machines of their own.
 
 mod notifier;
 mod relay;

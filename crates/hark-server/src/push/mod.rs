@@ -1,7 +1,8 @@
 //! Web Push: users register their browsers' push subscriptions, and each event of `PUSHED`
 //! they are in the audience of is sent to them as an encrypted, VAPID-signed push message
 //! (see `send`). The use cases here manage the subscriptions; `run` drives delivery through
-//! the courier loops webhooks use too (`crate::outbound::courier`).
+//! the courier loops webhooks use too (`crate::outbound::courier`). `hark notifier` does the
+//! same from the broker's stream instead of the log: `messages_of` each event, and `send`.
 
 mod key;
 mod send;
@@ -9,6 +10,7 @@ mod send;
 use std::sync::Arc;
 
 use hark_push::VapidKey;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{PushConfig, WebhooksConfig};
@@ -16,8 +18,9 @@ use crate::db::{DbError, Repos};
 use crate::delivery::EventHub;
 use crate::domain::ids::PushSubscriptionId;
 use crate::domain::{PushSubscription, Timestamp, UserId};
-use crate::outbound::{courier, target};
-pub use key::{KEY_FILE, KeyError, load_or_create_key};
+use crate::outbound::courier::{self, Courier};
+use crate::outbound::target;
+pub use key::{KEY_FILE, KeyError, load_key, load_or_create_key};
 pub use send::{CONSUMER, PUSHED, PushSender};
 
 /// The most push subscriptions one user may have.
@@ -116,9 +119,22 @@ impl PushService {
         Ok(())
     }
 
-    /// Pushes events until `stop`. Messages under way finish first.
+    /// Pushes events until `stop`: the dispatcher, woken by `hub`, and the sender, woken by the
+    /// dispatcher. Messages under way finish first.
     pub async fn run(self, hub: Arc<EventHub>, stop: CancellationToken) {
         courier::run(self.sender, hub, stop).await;
+    }
+
+    /// Sends the messages made elsewhere (by [`PushService::messages_of`]) until `stop`, woken
+    /// by `made` and by a periodic look. Messages under way finish first.
+    pub async fn send(self, made: Arc<Notify>, stop: CancellationToken) {
+        courier::send(self.sender, made, stop).await;
+    }
+
+    /// Makes the push messages of one event that came from the broker, as the dispatcher makes
+    /// those of each event it reads: answers how many were new (none for an event seen before).
+    pub async fn messages_of(&self, event: &hark_api::Event) -> Result<u64, DbError> {
+        self.sender.dispatch_event(event.seq, &event.id).await
     }
 }
 

@@ -24,7 +24,7 @@ const UPLOADS: usize = 6;
 const PATIENCE: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Copy, Debug)]
-pub enum Broker {
+pub(crate) enum Broker {
     RabbitMq,
     Nats,
 }
@@ -38,7 +38,8 @@ impl Broker {
     }
 }
 
-/// Runs each `async fn(Backend, BrokerConfig)` as a test on the given database and broker.
+/// Runs each `async fn(Backend, BrokerConfig)` as a test on the given database and broker,
+/// with `on_broker` and `Broker` in scope.
 macro_rules! on_brokers {
     ($($module:ident: $backend:ident, $broker:ident => [$($scenario:ident),+ $(,)?];)+) => {
         $(mod $module {
@@ -71,7 +72,7 @@ on_brokers! {
 
 /// Runs `scenario` under a namespace of its own on `broker`, then removes what the namespace
 /// declared there, whether the scenario passed or not.
-async fn on_broker<F, Fut>(broker: Broker, scenario: F)
+pub(crate) async fn on_broker<F, Fut>(broker: Broker, scenario: F)
 where
     F: FnOnce(BrokerConfig) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
@@ -93,9 +94,12 @@ async fn remove_namespace(config: &BrokerConfig) -> Result<(), Box<dyn Error>> {
         let connection =
             lapin::Connection::connect(&config.url, lapin::ConnectionProperties::default()).await?;
         let channel = connection.create_channel().await?;
-        channel
-            .queue_delete(config.queue_name(GROUP).into(), Default::default())
-            .await?;
+        // Deleting a queue that was never declared succeeds.
+        for group in [GROUP, hark_server::broker::GROUP] {
+            channel
+                .queue_delete(config.queue_name(group).into(), Default::default())
+                .await?;
+        }
         channel
             .exchange_delete(config.exchange_name().into(), Default::default())
             .await?;
@@ -110,7 +114,7 @@ async fn remove_namespace(config: &BrokerConfig) -> Result<(), Box<dyn Error>> {
 }
 
 /// The server publishes to `broker`; no job runs, so the uploads' events are all there is.
-fn publishing_to(broker: &BrokerConfig) -> impl Fn(&mut Config) {
+pub(crate) fn publishing_to(broker: &BrokerConfig) -> impl Fn(&mut Config) {
     let broker = broker.clone();
     move |config: &mut Config| {
         config.broker.url = broker.url.clone().into();

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+#[macro_use]
 mod broker;
 mod cache;
 mod compat;
@@ -14,6 +15,7 @@ mod fast_paths;
 mod group_commit;
 mod isolation;
 mod listing;
+mod notifier;
 mod ops;
 mod pipeline;
 mod push;

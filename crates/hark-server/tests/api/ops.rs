@@ -329,3 +329,35 @@ fn the_readme_scope_table_matches_the_openapi_document() {
     assert!(!declared.is_empty());
     assert_eq!(documented, declared);
 }
+
+/// The README's configuration table names every key of the defaults file.
+#[test]
+fn the_readme_configuration_table_names_every_key() {
+    use figment::providers::{Format, Toml};
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("README");
+    let section = readme
+        .split("\n## Configuration")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("the configuration section");
+    let defaults: serde_json::Map<String, serde_json::Value> =
+        figment::Figment::from(Toml::string(hark_server::config::DEFAULT_CONFIG))
+            .extract()
+            .expect("the defaults");
+    let mut keys = Vec::new();
+    for (name, value) in &defaults {
+        match value.as_object() {
+            Some(table) => keys.extend(table.keys().map(|key| format!("{name}.{key}"))),
+            None => keys.push(name.clone()),
+        }
+    }
+    // Both forms were read: top-level keys, and those of a table.
+    assert!(keys.iter().any(|key| key == "listen"));
+    assert!(keys.iter().any(|key| key == "auth.jwt_secret"));
+    let missing: Vec<&String> = keys
+        .iter()
+        .filter(|key| !section.contains(&format!("`{key}`")))
+        .collect();
+    assert!(missing.is_empty(), "not in the README: {missing:?}");
+}

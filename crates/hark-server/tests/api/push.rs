@@ -21,7 +21,7 @@ use crate::receiver::{Answer, PATIENCE, Received, Receiver};
 
 /// Push services run on 127.0.0.1, retries come quickly, and no worker runs, so the only
 /// events pushed are those a test causes.
-fn local_and_quick(config: &mut Config) {
+pub(crate) fn local_and_quick(config: &mut Config) {
     config.webhooks.allow_private_targets = true;
     config.webhooks.timeout_seconds = 5.0;
     config.webhooks.retry_base_seconds = 0.05;
@@ -29,7 +29,11 @@ fn local_and_quick(config: &mut Config) {
     config.jobs.in_process = false;
 }
 
-async fn subscribe(user: &TestUser, browser: &Browser, endpoint: &str) -> PushSubscription {
+pub(crate) async fn subscribe(
+    user: &TestUser,
+    browser: &Browser,
+    endpoint: &str,
+) -> PushSubscription {
     let response = user
         .post("/api/v1/push/subscriptions")
         .header("content-type", "application/json")
@@ -53,7 +57,7 @@ async fn subscriptions(user: &TestUser) -> Vec<PushSubscription> {
 }
 
 /// `from` sends a new note to `to`: `to` gets a `note.received`. Answers the note's id.
-async fn send_note(from: &TestUser, to: &TestUser) -> String {
+pub(crate) async fn send_note(from: &TestUser, to: &TestUser) -> String {
     from.client
         .upload_bytes(
             sample_wav(),
@@ -68,7 +72,7 @@ async fn send_note(from: &TestUser, to: &TestUser) -> String {
 }
 
 /// The states of a subscription's messages, read from the app's database.
-async fn message_states(app: &TestApp, subscription: &str) -> Vec<String> {
+pub(crate) async fn message_states(app: &TestApp, subscription: &str) -> Vec<String> {
     let sql = "SELECT status FROM push_messages WHERE subscription_id = $1 ORDER BY seq";
     let url = app.config.database_url.expose_secret();
     if url.starts_with("sqlite:") {
@@ -89,7 +93,7 @@ async fn message_states(app: &TestApp, subscription: &str) -> Vec<String> {
 }
 
 /// Waits until `done` holds of what `read` answers, and answers that.
-async fn eventually<T: std::fmt::Debug, F: Future<Output = T>>(
+pub(crate) async fn eventually<T: std::fmt::Debug, F: Future<Output = T>>(
     read: impl Fn() -> F,
     done: impl Fn(&T) -> bool,
 ) -> T {
@@ -108,15 +112,15 @@ async fn eventually<T: std::fmt::Debug, F: Future<Output = T>>(
 }
 
 #[derive(Debug, Deserialize)]
-struct Claims {
-    aud: String,
-    exp: u64,
-    sub: String,
+pub(crate) struct Claims {
+    pub aud: String,
+    pub exp: u64,
+    pub sub: String,
 }
 
 /// Verifies the `Authorization: vapid t=..., k=...` of a request as a push service would:
 /// `k` must be the server's published key, and the token ES256-signed by it.
-fn vapid_claims(request: &Received, public_key: &str) -> Claims {
+pub(crate) fn vapid_claims(request: &Received, public_key: &str) -> Claims {
     let value = request.header("authorization");
     let rest = value.strip_prefix("vapid t=").expect("the vapid scheme");
     let (token, k) = rest.split_once(", k=").expect("t and k parameters");
@@ -211,6 +215,45 @@ async fn a_browser_reads_each_event_it_is_pushed(backend: Backend) {
     )
     .await;
     assert_eq!(bobs_service.received().len(), 1);
+    app.stop().await;
+}
+
+async fn the_configured_vapid_key_signs_every_message(backend: Backend) {
+    let key = hark_push::VapidKey::generate();
+    let app = spawn_app_with(backend, |config| {
+        local_and_quick(config);
+        config.push.vapid_private_key = key.to_base64url().into();
+    })
+    .await;
+    let (ann, bob) = (
+        app.user("ann@example.com").await,
+        app.user("bob@example.com").await,
+    );
+    let published: PushKey = bob
+        .get("/api/v1/push/key")
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("key");
+    assert_eq!(published.public_key, key.public_key_base64url());
+    // It wins over the data directory's key, which is never made.
+    assert!(
+        !app.config
+            .data_dir
+            .join(hark_server::push::KEY_FILE)
+            .exists()
+    );
+    let service = Receiver::start(|_| Answer::Status(201)).await;
+    let browser = Browser::new();
+    subscribe(&bob, &browser, &service.url).await;
+    let note = send_note(&ann, &bob).await;
+    let request = service.wait_for(1).await.remove(0);
+    vapid_claims(&request, &key.public_key_base64url());
+    let event: hark_api::Event =
+        serde_json::from_slice(&browser.read(&request.body)).expect("the event's JSON");
+    assert_eq!(event.data.note_id(), note);
     app.stop().await;
 }
 
@@ -369,6 +412,7 @@ async fn endpoints_on_non_public_addresses_are_refused(backend: Backend) {
 
 backend_tests!(
     a_browser_reads_each_event_it_is_pushed,
+    the_configured_vapid_key_signs_every_message,
     a_subscription_the_push_service_calls_gone_ends,
     a_failed_push_is_sent_again_until_delivered,
     a_subscription_with_a_bad_field_is_refused_naming_it,
