@@ -428,6 +428,32 @@ async fn a_note_deleted_while_processing_leaves_nothing(backend: Backend) {
     app.stop().await;
 }
 
+/// Deleting notes at any moment of their processing (before a claim, mid-pass, as a pass
+/// records its outputs) answers 204, also while notes of the same audio, which share their
+/// renditions' blobs, are processed and deleted beside them: the transactions take the blobs'
+/// rows in one order and never deadlock.
+async fn deleting_at_any_moment_of_processing_succeeds(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.user("ann@example.com").await;
+    let bytes = std::fs::read(corpus().join("t3_vorbis.ogg")).expect("corpus");
+    for round in 0..20u64 {
+        let first = upload(&user, bytes.clone(), "a.ogg").await;
+        let second = upload(&user, bytes.clone(), "b.ogg").await;
+        tokio::time::sleep(Duration::from_millis(round * 11 % 150)).await;
+        let deletions =
+            [&first, &second].map(|note| user.delete(&format!("/api/v1/notes/{}", note.id)).send());
+        for (response, note) in futures_util::future::join_all(deletions)
+            .await
+            .into_iter()
+            .zip([&first, &second])
+        {
+            let status = response.expect("delete").status();
+            assert_eq!(status, 204, "round {round}, note {}", note.name);
+        }
+    }
+    app.stop().await;
+}
+
 /// A rendition is served as the original is: ranges, validators and signed links, which name
 /// the rendition they sign; before the pipeline made it, it is a 404 that says why.
 async fn renditions_are_served_with_ranges_validators_and_signed_links(backend: Backend) {
@@ -694,6 +720,7 @@ backend_tests!(
     reprocess_runs_the_pipeline_again,
     presentation_has_the_seed_shape,
     a_note_deleted_while_processing_leaves_nothing,
+    deleting_at_any_moment_of_processing_succeeds,
     an_expired_lease_moves_the_jobs_to_another_worker,
     a_rendition_collected_as_a_pass_references_it_is_written_again,
     renditions_are_served_with_ranges_validators_and_signed_links,

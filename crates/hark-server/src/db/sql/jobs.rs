@@ -70,16 +70,37 @@ where
         Ok(())
     }
 
+    /// Locks the note's jobs, in the one order every transaction that changes them takes:
+    /// first of all what it locks, so two of them (a pass recording its outcomes, a deletion,
+    /// a reprocess) wait for each other instead of deadlocking. Nothing where the engine has
+    /// one writer at a time.
+    pub(super) async fn lock_jobs(conn: &mut DB::Connection, note: NoteId) -> Result<(), DbError> {
+        if DB::FOR_UPDATE.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT step FROM jobs WHERE note_id = $1 ORDER BY step{}",
+            DB::FOR_UPDATE
+        )))
+        .bind(note.to_string())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
     /// Releases every rendition of a note that is going; call before the note's row goes.
     pub(super) async fn drop_renditions(
         conn: &mut DB::Connection,
         note: NoteId,
     ) -> Result<(), DbError> {
-        let released: Vec<String> =
+        let mut released: Vec<String> =
             sqlx::query_scalar("DELETE FROM renditions WHERE note_id = $1 RETURNING sha256")
                 .bind(note.to_string())
                 .fetch_all(&mut *conn)
                 .await?;
+        // Blob rows are locked in the order of their keys in every transaction: notes of the
+        // same audio share renditions, and two orders could deadlock.
+        released.sort_unstable();
         for sha in released {
             Self::release_blob(conn, &sha).await?;
         }
@@ -143,30 +164,41 @@ where
         note: NoteId,
         renditions: &[&StoredRendition],
     ) -> Result<Vec<String>, DbError> {
-        let mut being_deleted = Vec::new();
+        let mut replaced = Vec::new();
         for rendition in renditions {
-            let replaced: Option<String> = sqlx::query_scalar(
+            let old: Option<String> = sqlx::query_scalar(
                 "DELETE FROM renditions WHERE note_id = $1 AND name = $2 RETURNING sha256",
             )
             .bind(note.to_string())
             .bind(rendition.name.as_str().to_owned())
             .fetch_optional(&mut *conn)
             .await?;
-            // The reference is taken before the old one is dropped: bytes that did not change
-            // never pass through zero references.
-            let deleting = Self::reference_blob(
-                conn,
-                &rendition.sha256,
-                rendition.size_bytes,
-                Timestamp::now(),
-            )
-            .await?;
-            if deleting {
-                being_deleted.push(rendition.sha256.clone());
+            replaced.extend(old);
+        }
+        // Blob rows are taken in the order of their keys (see `drop_renditions`), and for the
+        // same bytes the new reference before the old one is dropped: bytes that did not
+        // change never pass through zero references.
+        let mut blobs: Vec<&str> = renditions
+            .iter()
+            .map(|r| r.sha256.as_str())
+            .chain(replaced.iter().map(String::as_str))
+            .collect();
+        blobs.sort_unstable();
+        blobs.dedup();
+        let mut being_deleted = Vec::new();
+        for sha in blobs {
+            for rendition in renditions.iter().filter(|r| r.sha256 == sha) {
+                let deleting =
+                    Self::reference_blob(conn, sha, rendition.size_bytes, Timestamp::now()).await?;
+                if deleting {
+                    being_deleted.push(sha.to_owned());
+                }
             }
-            if let Some(old) = replaced {
-                Self::release_blob(conn, &old).await?;
+            for _ in replaced.iter().filter(|old| *old == sha) {
+                Self::release_blob(conn, sha).await?;
             }
+        }
+        for rendition in renditions {
             sqlx::query(
                 "INSERT INTO renditions (note_id, name, sha256, mime, duration_seconds, size_bytes) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
@@ -363,6 +395,7 @@ where
     ) -> Result<Finished, DbError> {
         let now = Timestamp::now().micros();
         let mut tx = self.pool.begin().await?;
+        Self::lock_jobs(&mut tx, claim.note.id).await?;
         let mut recorded = Vec::new();
         for (step, outcome) in &finish.outcomes {
             if Self::record_outcome(&mut tx, claim, *step, outcome, now).await? {
@@ -428,6 +461,7 @@ where
 
     async fn restart_jobs(&self, note: NoteId, owner: UserId) -> Result<bool, DbError> {
         let mut tx = self.pool.begin().await?;
+        Self::lock_jobs(&mut tx, note).await?;
         let owned: Option<String> = sqlx::query_scalar(
             "UPDATE notes SET status = 'pending', failure_reason = NULL \
              WHERE id = $1 AND owner_id = $2 RETURNING id",

@@ -74,6 +74,7 @@ where
         .fetch_all(&mut *conn)
         .await?;
         // Its jobs go with it (cancelled: a worker still running one can record nothing).
+        Self::lock_jobs(conn, id).await?;
         let owned: Option<String> = sqlx::query_scalar(
             "DELETE FROM jobs WHERE note_id = $1 \
              AND EXISTS (SELECT 1 FROM notes WHERE id = $1 AND owner_id = $2) RETURNING note_id",
