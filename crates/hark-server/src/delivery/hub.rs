@@ -3,6 +3,7 @@
 //! waiter costs a subscription, not a query: the database is read once per wake-up, however
 //! many wait.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,9 @@ use crate::domain::{LoggedEvent, Note, UserId};
 /// Events kept for subscribers that fall behind; past that they are told they lagged and
 /// read the log themselves.
 const BACKLOG: usize = 4096;
+/// The same for one user's subscribers (a long-poll, a stream), who read the log when they
+/// lag: one channel per user who waits, so it stays small.
+const USER_BACKLOG: usize = 16;
 /// Events read per query.
 const BATCH: i64 = 500;
 /// How often the follower looks even without a signal: a safety net for a lost `NOTIFY`.
@@ -42,6 +46,9 @@ pub struct ReceivedNote {
 
 pub struct EventHub {
     events: broadcast::Sender<Arc<HubEvent>>,
+    /// The events of each user someone waits for: a waiter is woken by its user's events
+    /// alone, not by every event of the server.
+    users: std::sync::Mutex<HashMap<UserId, broadcast::Sender<Arc<HubEvent>>>>,
     /// Cancelled when the follower stops (the server is shutting down): waiters answer now.
     stopped: CancellationToken,
     /// Told of every event before it is handed on, so that nobody woken by an event reads
@@ -60,6 +67,7 @@ impl EventHub {
     pub fn new(cache: Option<Arc<SharedCache>>) -> EventHub {
         EventHub {
             events: broadcast::channel(BACKLOG).0,
+            users: std::sync::Mutex::default(),
             stopped: CancellationToken::new(),
             cache,
         }
@@ -69,6 +77,43 @@ impl EventHub {
     /// so that nothing falls between the read and the subscription.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<HubEvent>> {
         self.events.subscribe()
+    }
+
+    /// Every event published from now on whose audience includes `user`, in `seq` order.
+    /// Subscribe before reading the log, as with [`EventHub::subscribe`].
+    pub fn subscribe_user(&self, user: UserId) -> broadcast::Receiver<Arc<HubEvent>> {
+        self.users()
+            .entry(user)
+            .or_insert_with(|| broadcast::channel(USER_BACKLOG).0)
+            .subscribe()
+    }
+
+    fn users(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<UserId, broadcast::Sender<Arc<HubEvent>>>> {
+        // Every update leaves the map whole.
+        self.users.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hands `event` to everyone subscribed to it.
+    fn hand_on(&self, event: Arc<HubEvent>) {
+        {
+            let users = self.users();
+            for user in &event.event.audience {
+                if let Some(channel) = users.get(user) {
+                    // Nobody waiting any more is not an error.
+                    let _ = channel.send(event.clone());
+                }
+            }
+        }
+        // No subscriber is not an error: nobody waits right now.
+        let _ = self.events.send(event);
+    }
+
+    /// Forgets the channels of users nobody waits for any more.
+    fn sweep(&self) {
+        self.users()
+            .retain(|_, channel| channel.receiver_count() > 0);
     }
 
     /// Resolves once no more events will be published.
@@ -96,6 +141,7 @@ impl EventHub {
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
         };
+        let mut swept = tokio::time::Instant::now();
         loop {
             match log.events_after(position, BATCH).await {
                 Ok(events) => {
@@ -107,8 +153,7 @@ impl EventHub {
                     for event in events {
                         position = event.seq;
                         let received = received_note(repos, &event).await;
-                        // No subscriber is not an error: nobody waits right now.
-                        let _ = self.events.send(Arc::new(HubEvent {
+                        self.hand_on(Arc::new(HubEvent {
                             event,
                             received,
                             inbox_answer: std::sync::OnceLock::new(),
@@ -119,6 +164,10 @@ impl EventHub {
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "reading new events"),
+            }
+            if swept.elapsed() >= RECHECK {
+                self.sweep();
+                swept = tokio::time::Instant::now();
             }
             tokio::select! {
                 () = stop.cancelled() => return,

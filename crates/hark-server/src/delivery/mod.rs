@@ -296,7 +296,7 @@ impl DeliveryService {
             limit,
         };
         // Subscribed before the read: what commits after it arrives as an event.
-        let mut arrivals = self.hub.subscribe();
+        let mut arrivals = self.hub.subscribe_user(recipient);
         let mut entries = self.repos.delivery.inbox(&query).await?;
         let mut arrived = None;
         if entries.is_empty() && !request.wait.is_zero() {
@@ -480,7 +480,7 @@ impl DeliveryService {
         DeliveryError,
     > {
         // Subscribed before the log is read, so that nothing falls between the two.
-        let live = self.hub.subscribe();
+        let live = self.hub.subscribe_user(user);
         let position = match since {
             Some(since) => since,
             None => self.repos.events.last_seq().await?,
