@@ -212,17 +212,13 @@ impl App {
         let grace = Duration::from_secs(self.state.config.shutdown_grace_seconds);
         let router = crate::http::router(self.state.clone());
         let draining = stop.clone();
-        let server = axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let server = crate::http::serve::serve(self.listener, router, async move {
             shutdown.await;
             tracing::info!("shutting down: draining in-flight requests");
             draining.cancel();
         });
         let served = tokio::select! {
-            served = server => served.context("serving HTTP"),
+            () = server => Ok(()),
             () = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
                 tracing::warn!("in-flight requests outlived the shutdown grace period");
                 Ok(())

@@ -28,6 +28,7 @@ static HASHERS: LazyLock<Sender<Work>> = LazyLock::new(|| {
         let spawned = std::thread::Builder::new()
             .name(format!("hark-hash-{n}"))
             .spawn(move || {
+                KEEPS_MEMORY.set(true);
                 loop {
                     let next = work.lock().unwrap_or_else(|p| p.into_inner()).recv();
                     match next {
@@ -63,6 +64,10 @@ thread_local! {
     /// The Argon2 working memory of this hashing thread, kept from one hash to the next: a
     /// fresh 19 MiB for every hash would leave the allocator holding several of them.
     static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+    /// Whether this is a hashing thread. Any other thread (start-up, a command) hashes once in
+    /// a while: its memory goes back when the hash is done rather than stay for the process's
+    /// life.
+    static KEEPS_MEMORY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// The raw hash of `password` with `salt` into `out`, in this thread's kept memory.
@@ -72,8 +77,12 @@ fn hash_into(
     salt: &[u8],
     out: &mut [u8],
 ) -> Result<(), argon2::Error> {
+    let blocks = argon2.params().block_count();
+    if !KEEPS_MEMORY.get() {
+        let mut memory = vec![Block::default(); blocks];
+        return argon2.hash_password_into_with_memory(password, salt, out, &mut memory);
+    }
     MEMORY.with_borrow_mut(|memory| {
-        let blocks = argon2.params().block_count();
         if memory.len() < blocks {
             memory.resize(blocks, Block::default());
         }

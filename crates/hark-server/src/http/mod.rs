@@ -5,6 +5,7 @@ pub mod openapi;
 pub mod problem;
 mod request_metrics;
 pub mod routes;
+pub mod serve;
 mod timeouts;
 pub mod views;
 
