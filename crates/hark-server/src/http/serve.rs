@@ -112,17 +112,17 @@ mod tests {
 
     #[test]
     fn a_detached_request_is_the_same_request() {
-        let remote: SocketAddr = "127.0.0.2:4567".parse().unwrap();
+        let remote: SocketAddr = "127.0.0.2:4567".parse().expect("an address");
         let mut original = Request::get("/api/v1/inbox?since=4&wait=60")
             .header("authorization", "Bearer abc")
             .header("x-custom", "one")
             .header("x-custom", "two")
             .body(())
-            .unwrap();
+            .expect("a request");
         original
             .headers_mut()
             .get_mut("authorization")
-            .unwrap()
+            .expect("the header")
             .set_sensitive(true);
         let detached = detached(original.clone(), remote);
         assert_eq!(detached.uri(), original.uri());
