@@ -288,6 +288,11 @@ impl SharedCache {
         if users.is_empty() {
             return;
         }
+        // Not trusted: nothing is read from Redis before a new epoch, which leaves every entry
+        // of this one unread; telling it would only hold the change up while Redis is slow.
+        if self.untrusted.load(Ordering::SeqCst) {
+            return;
+        }
         users.sort_unstable();
         users.dedup();
         let connection = self.connection.read().await.clone();
