@@ -155,15 +155,14 @@ impl SharedCache {
         *self.connection.write().await = Some(connection.clone());
         loop {
             if self.untrusted.load(Ordering::SeqCst) {
-                let epoch: redis::RedisResult<()> = tokio::time::timeout(
+                let epoch: redis::RedisResult<()> = within(
                     EPOCH_TIMEOUT,
                     redis::cmd("SET")
                         .arg(self.epoch_key())
                         .arg(token())
                         .query_async(&mut connection.clone()),
                 )
-                .await
-                .unwrap_or_else(|_| Err(timed_out()));
+                .await;
                 match epoch {
                     Ok(()) => {
                         self.untrusted.store(false, Ordering::SeqCst);
@@ -227,9 +226,7 @@ impl SharedCache {
             .arg(token())
             .arg(GENERATION_TTL_SECONDS);
         let read: redis::RedisResult<(String, String, Option<Vec<u8>>)> =
-            tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection))
-                .await
-                .unwrap_or_else(|_| Err(timed_out()));
+            within(self.timeout, invocation.invoke_async(&mut connection)).await;
         match read {
             Ok((epoch, generation, stored)) => {
                 if let Some(value) = stored.and_then(|s| serde_json::from_slice(&s).ok()) {
@@ -263,7 +260,7 @@ impl SharedCache {
             let Some(mut connection) = cache.usable().await else {
                 return;
             };
-            let stored: redis::RedisResult<()> = tokio::time::timeout(
+            let stored: redis::RedisResult<()> = within(
                 cache.timeout,
                 redis::cmd("SET")
                     .arg(&stamp.key)
@@ -272,8 +269,7 @@ impl SharedCache {
                     .arg(ENTRY_TTL_SECONDS)
                     .query_async(&mut connection),
             )
-            .await
-            .unwrap_or_else(|_| Err(timed_out()));
+            .await;
             if let Err(e) = stored {
                 tracing::debug!(error = %e, "storing in the cache failed");
             }
@@ -310,9 +306,7 @@ impl SharedCache {
                 .ignore();
         }
         let replaced: redis::RedisResult<()> =
-            tokio::time::timeout(self.timeout, pipe.query_async(&mut connection))
-                .await
-                .unwrap_or_else(|_| Err(timed_out()));
+            within(self.timeout, pipe.query_async(&mut connection)).await;
         if let Err(e) = replaced {
             tracing::warn!(error = %e, "the cache could not be told of a change; it is rebuilt once Redis answers");
             self.distrust_all();
@@ -337,12 +331,11 @@ impl SharedCache {
         let Some(mut connection) = connection else {
             return false;
         };
-        let pong: redis::RedisResult<String> = tokio::time::timeout(
+        let pong: redis::RedisResult<String> = within(
             EPOCH_TIMEOUT,
             redis::cmd("PING").query_async(&mut connection),
         )
-        .await
-        .unwrap_or_else(|_| Err(timed_out()));
+        .await;
         pong.is_ok()
     }
 }
@@ -378,6 +371,17 @@ fn token() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-fn timed_out() -> redis::RedisError {
-    redis::RedisError::from((redis::ErrorKind::IoError, "Redis did not answer in time"))
+/// `request`'s answer, or an error once `limit` has passed without one.
+async fn within<T>(
+    limit: Duration,
+    request: impl Future<Output = redis::RedisResult<T>>,
+) -> redis::RedisResult<T> {
+    tokio::time::timeout(limit, request)
+        .await
+        .unwrap_or_else(|_| {
+            Err(redis::RedisError::from((
+                redis::ErrorKind::IoError,
+                "Redis did not answer in time",
+            )))
+        })
 }

@@ -9,7 +9,7 @@ use crate::domain::{
     AudioFacts, Email, InboxEntry, JobRecord, LoggedEvent, Note, NoteId, Timestamp, User, UserId,
 };
 
-fn corrupt(what: &str, value: &str) -> DbError {
+pub(super) fn corrupt(what: &str, value: &str) -> DbError {
     DbError::Corrupt(format!("{what}: {value:?}"))
 }
 

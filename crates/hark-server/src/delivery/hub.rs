@@ -57,12 +57,6 @@ pub struct EventHub {
     cache: Option<Arc<SharedCache>>,
 }
 
-impl Default for EventHub {
-    fn default() -> Self {
-        EventHub::new(None)
-    }
-}
-
 impl EventHub {
     pub fn new(cache: Option<Arc<SharedCache>>) -> EventHub {
         EventHub {
@@ -110,6 +104,12 @@ impl EventHub {
         let _ = self.events.send(event);
     }
 
+    /// Whether anyone in the event's audience waits in this process.
+    fn awaited(&self, event: &LoggedEvent) -> bool {
+        let users = self.users();
+        event.audience.iter().any(|user| users.contains_key(user))
+    }
+
     /// Forgets the channels of users nobody waits for any more.
     fn sweep(&self) {
         self.users()
@@ -152,7 +152,13 @@ impl EventHub {
                     }
                     for event in events {
                         position = event.seq;
-                        let received = received_note(repos, &event).await;
+                        // Read for the long-polls waiting here; with none, they find it in the
+                        // log if they come later.
+                        let received = if self.awaited(&event) {
+                            received_note(repos, &event).await
+                        } else {
+                            None
+                        };
                         self.hand_on(Arc::new(HubEvent {
                             event,
                             received,

@@ -449,10 +449,8 @@ impl StreamState {
                 () = self.hub.stopped() => return None,
             };
             match received {
-                Ok(arrived)
-                    if arrived.event.seq > self.position
-                        && arrived.event.audience.contains(&self.user) =>
-                {
+                // The user's own channel: every event on it is theirs.
+                Ok(arrived) if arrived.event.seq > self.position => {
                     self.position = arrived.event.seq;
                     let mut event = arrived.event.clone();
                     event.audience = vec![self.user];
@@ -518,13 +516,13 @@ fn fresh_entry(arrived: &HubEvent) -> Option<InboxEntry> {
     })
 }
 
-/// Whether `event` put a note in the inbox `query` reads, past `since`.
+/// Whether `event`, from the recipient's own channel, put a note in the inbox `query` reads,
+/// past `since`.
 fn received_by(event: &LoggedEvent, query: &InboxQuery, since: i64) -> bool {
     let EventData::NoteReceived(received) = &event.data else {
         return false;
     };
     event.seq > since
-        && event.audience.contains(&query.recipient)
         && query
             .sender
             .is_none_or(|sender| received.sender_id == sender.to_string())

@@ -98,8 +98,8 @@ where
                 .bind(note.to_string())
                 .fetch_all(&mut *conn)
                 .await?;
-        // Blob rows are locked in the order of their keys in every transaction: notes of the
-        // same audio share renditions, and two orders could deadlock.
+        // A note's rendition blobs are locked in the order of their keys (and its original's
+        // after them): notes of the same audio share renditions, and two orders could deadlock.
         released.sort_unstable();
         for sha in released {
             Self::release_blob(conn, &sha).await?;

@@ -8,6 +8,7 @@ use hark_api::{EventData, EventType};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::{Backend, SqlRepo, missing_reference};
+use crate::db::rows::corrupt;
 use crate::db::{DbError, Dispatched, PushRepo};
 use crate::domain::ids::PushSubscriptionId;
 use crate::domain::{
@@ -48,10 +49,6 @@ fn messages_of(types: &[EventType], events: &str) -> Option<String> {
          WHERE {events} AND e.type IN ({}) ON CONFLICT DO NOTHING",
         types.join(", ")
     ))
-}
-
-fn corrupt(what: &str, value: &str) -> DbError {
-    DbError::Corrupt(format!("{what} {value:?}"))
 }
 
 fn subscription(row: SubscriptionRow) -> Result<PushSubscription, DbError> {

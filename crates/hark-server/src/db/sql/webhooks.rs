@@ -8,6 +8,7 @@ use hark_api::{AttemptState, EventData, EventType};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Type};
 
 use super::{Backend, SqlRepo, missing_reference};
+use crate::db::rows::corrupt;
 use crate::db::{DbError, Dispatched, WebhookRepo};
 use crate::domain::ids::WebhookId;
 use crate::domain::{
@@ -63,10 +64,6 @@ type AttemptRow = (
     Option<i64>,
     String,
 );
-
-fn corrupt(what: &str, value: &str) -> DbError {
-    DbError::Corrupt(format!("{what} {value:?}"))
-}
 
 /// Folds rows of webhooks joined with their event types, in webhook order.
 fn webhooks_from(rows: Vec<WebhookRow>) -> Result<Vec<Webhook>, DbError> {
