@@ -14,7 +14,7 @@ use hark_api::EventData;
 
 use crate::cache::{SharedCache, touched};
 use crate::db::{EventLog, Repos};
-use crate::domain::{LoggedEvent, Note, UserId};
+use crate::domain::{InboxEntry, LoggedEvent, UserId};
 
 /// Events kept for subscribers that fall behind; past that they are told they lagged and
 /// read the log themselves.
@@ -30,18 +30,12 @@ const RECHECK: Duration = Duration::from_secs(5);
 /// An event as the hub hands it on.
 pub struct HubEvent {
     pub event: LoggedEvent,
-    /// For `note.received`: the note and its sender as the recipients' inboxes show them,
-    /// read once for every waiter (`None` when the note is gone by then).
-    pub received: Option<ReceivedNote>,
+    /// For `note.received`: the entry it made in each recipient's inbox, read once for every
+    /// waiter (`None` when the note is gone by then, or nobody here waited for it).
+    pub received: Option<InboxEntry>,
     /// The long-poll answer this event ends, rendered by the first waiter it wakes: every
     /// recipient woken by it gets the same bytes.
     pub inbox_answer: std::sync::OnceLock<bytes::Bytes>,
-}
-
-pub struct ReceivedNote {
-    pub note: Note,
-    pub sender_id: UserId,
-    pub sender_email: String,
 }
 
 pub struct EventHub {
@@ -184,8 +178,8 @@ impl EventHub {
     }
 }
 
-/// The note a `note.received` delivered, with its sender, as inboxes show them.
-async fn received_note(repos: &Repos, event: &LoggedEvent) -> Option<ReceivedNote> {
+/// The inbox entry a `note.received` made, as each of its recipients' inboxes shows it.
+async fn received_note(repos: &Repos, event: &LoggedEvent) -> Option<InboxEntry> {
     let EventData::NoteReceived(received) = &event.data else {
         return None;
     };
@@ -193,9 +187,13 @@ async fn received_note(repos: &Repos, event: &LoggedEvent) -> Option<ReceivedNot
     let sender_id = UserId::parse(&received.sender_id)?;
     let note = repos.notes.note_by_id(note_id).await.ok()??;
     let sender = repos.users.user_by_id(sender_id).await.ok()??;
-    Some(ReceivedNote {
+    Some(InboxEntry {
         note,
         sender_id,
         sender_email: sender.email.as_str().to_owned(),
+        channel: received.channel.clone(),
+        delivered_at: event.created_at,
+        listened_at: None,
+        seq: event.seq,
     })
 }

@@ -314,7 +314,7 @@ impl DeliveryService {
                     // The first note since the read: the whole answer, read once for every
                     // waiter by the hub.
                     Ok(Ok(event)) if event.received.is_some() => {
-                        entries.extend(fresh_entry(&event));
+                        entries.extend(event.received.clone());
                         arrived = Some(event);
                         break;
                     }
@@ -497,23 +497,6 @@ impl DeliveryService {
             |mut state| async move { state.next().await.map(|item| (item, state)) },
         ))
     }
-}
-
-/// The inbox entry a `note.received` just made, as the hub prepared it.
-fn fresh_entry(arrived: &HubEvent) -> Option<InboxEntry> {
-    let received = arrived.received.as_ref()?;
-    let EventData::NoteReceived(payload) = &arrived.event.data else {
-        return None;
-    };
-    Some(InboxEntry {
-        note: received.note.clone(),
-        sender_id: received.sender_id,
-        sender_email: received.sender_email.clone(),
-        channel: payload.channel.clone(),
-        delivered_at: arrived.event.created_at,
-        listened_at: None,
-        seq: arrived.event.seq,
-    })
 }
 
 /// Whether `event`, from the recipient's own channel, put a note in the inbox `query` reads,
