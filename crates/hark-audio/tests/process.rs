@@ -2,6 +2,7 @@
 //! length, its renditions last as long and decode cleanly, its loudness agrees with ffmpeg's
 //! ebur128 filter, its waveform has the right shape; damaged files are refused with a reason.
 
+use hark_audio::process::{MonoSink, OpusFile};
 use hark_audio::{DamagedAudio, PcmSink, ProcessError, WaveformSink, decode_into, process_file};
 use hark_testkit::{Entry, manifest};
 use std::fmt::Write as _;
@@ -345,6 +346,49 @@ fn damaged_files_are_refused_with_a_reason_and_a_place() {
 fn wav(path: &Path, rate: u32, samples: &[i16]) -> PathBuf {
     std::fs::write(path, hark_testkit::pcm16_wav(rate, samples)).expect("write wav");
     path.to_path_buf()
+}
+
+#[test]
+fn mono_sink_resamples_to_its_rate_and_opus_file_keeps_the_length() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    // 2.5 s of a 440 Hz tone at 44.1 kHz.
+    let tone: Vec<i16> = (0..110_250)
+        .map(|i| (12_000.0 * (i as f64 * 440.0 * std::f64::consts::TAU / 44_100.0).sin()) as i16)
+        .collect();
+    let path = wav(&scratch.path().join("tone.wav"), 44_100, &tone);
+    let (mut at_16k, mut at_48k) = (Vec::new(), Vec::new());
+    {
+        let mut speech = MonoSink::new(16_000, |block: &[f32]| {
+            at_16k.extend_from_slice(block);
+            Ok(())
+        });
+        let mut opus = MonoSink::new(OpusFile::SAMPLE_RATE, |block: &[f32]| {
+            at_48k.extend_from_slice(block);
+            Ok(())
+        });
+        decode_into(&path, &mut [&mut speech, &mut opus]).expect("the tone decodes");
+    }
+    assert_eq!(at_16k.len(), 40_000);
+    assert_eq!(at_48k.len(), 120_000);
+    // The tone survives resampling: its level away from the edges is the input's.
+    let rms = |s: &[f32]| (s.iter().map(|v| v * v).sum::<f32>() / s.len() as f32).sqrt();
+    let want = 12_000.0 / 32_768.0 / std::f32::consts::SQRT_2;
+    assert!((rms(&at_16k[4_000..36_000]) - want).abs() < 0.01);
+
+    let out = scratch.path().join("tone.ogg");
+    let mut file = OpusFile::create(&out, 44_100).expect("create");
+    for block in at_48k.chunks(1_000) {
+        file.push(block).expect("push");
+    }
+    let rendition = file.finish().expect("finish");
+    assert!(
+        (rendition.duration_seconds - 2.5).abs() < 1e-9,
+        "{rendition:?}"
+    );
+    // ffprobe's Ogg duration counts the Opus pre-skip (6.5 ms here) as audio.
+    let (duration, _) = ffprobe(&out);
+    assert!((duration - 2.5).abs() < 0.01, "ffprobe says {duration}");
+    assert_eq!(ffmpeg_decode_errors(&out), "");
 }
 
 #[test]

@@ -16,7 +16,8 @@ mod waveform;
 
 pub use decode::decode_into;
 pub use loudness::{Loudness, LoudnessSink};
-pub use renditions::{Rendition, RenditionSink};
+pub use renditions::{OpusFile, Rendition, RenditionSink};
+pub use resample::MonoSink;
 pub use waveform::{AudioWaveform, PIXELS_PER_SECOND, Waveform, WaveformSink};
 
 use crate::Format;

@@ -5,7 +5,7 @@
 //! bounded channel, so that one long file keeps three cores busy (decode, Opus, MP3).
 
 use super::ogg_writer::OggOpusWriter;
-use super::resample::{OUT_RATE, To48k, downmix};
+use super::resample::{OUT_RATE, Resample, downmix};
 use super::{Pcm, PcmSink};
 use mp3lame_encoder::{Bitrate, FlushGap, MonoPcm};
 use std::fs::File;
@@ -47,7 +47,7 @@ pub struct RenditionSink {
 struct Started {
     /// The block being taken, downmixed to mono at the input's rate.
     mono: Vec<f32>,
-    to_48k: To48k,
+    to_48k: Resample,
     /// 48 kHz audio not yet sent to the Opus encoder (and to the MP3 one, unless it has its own).
     at_48k: Vec<f32>,
     /// Input-rate audio not yet sent to the MP3 encoder, when it takes the input's rate.
@@ -173,7 +173,7 @@ impl RenditionSink {
         };
         Ok(Started {
             mono: Vec::new(),
-            to_48k: To48k::new(rate)?,
+            to_48k: Resample::new(rate, OUT_RATE)?,
             at_48k: Vec::with_capacity(BATCH * 2),
             mp3_input: (mp3_rate != OUT_RATE).then(|| Vec::with_capacity(BATCH * 2)),
             opus: Background::spawn("opus", OpusOut::new(&self.dir.join("opus.ogg"), rate)?)?,
@@ -311,6 +311,29 @@ impl Encode for OpusOut {
             self.path,
             self.samples as f64 / f64::from(OUT_RATE),
         )
+    }
+}
+
+/// An Ogg Opus file made from mono 48 kHz audio with the Opus rendition's settings, for audio
+/// made outside the pass (a corrected rendition).
+pub struct OpusFile(OpusOut);
+
+impl OpusFile {
+    /// The rate `push` takes.
+    pub const SAMPLE_RATE: u32 = OUT_RATE;
+
+    /// Writes to `path`; `input_rate` is the rate the header records as the source's.
+    pub fn create(path: &Path, input_rate: u32) -> io::Result<Self> {
+        OpusOut::new(path, input_rate).map(OpusFile)
+    }
+
+    pub fn push(&mut self, mono: &[f32]) -> io::Result<()> {
+        self.0.push(mono)
+    }
+
+    /// Ends the stream; the file as a rendition named "opus".
+    pub fn finish(self) -> io::Result<Rendition> {
+        self.0.finish()
     }
 }
 

@@ -1,8 +1,8 @@
-//! Downmix to mono and resample to 48 kHz, as the renditions need, streaming block by block.
-//! The output has exactly as many samples as the input's duration at 48 kHz (the resampler's
-//! delay is dropped at the start and its tail flushed at the end).
+//! Downmix to mono and resample (to 48 kHz for the renditions, 16 kHz for speech), streaming
+//! block by block. The output has exactly as many samples as the input's duration at the output
+//! rate (the resampler's delay is dropped at the start and its tail flushed at the end).
 
-use super::Pcm;
+use super::{Pcm, PcmSink};
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Indexing, Resampler};
 use std::io;
@@ -14,10 +14,11 @@ pub(super) const OUT_RATE: u32 = 48_000;
 /// Input frames per resampler call.
 const CHUNK: usize = 1024;
 
-/// Mono audio at any rate in, 48 kHz out.
-pub(super) struct To48k {
+/// Mono audio at any rate in, `rate_out` out.
+pub(super) struct Resample {
     rate_in: u32,
-    /// `None` when the input is already at 48 kHz.
+    rate_out: u32,
+    /// `None` when the input is already at the output rate.
     resampler: Option<Fft<f32>>,
     /// Mono input not yet resampled.
     pending: Vec<f32>,
@@ -48,14 +49,14 @@ pub(super) fn downmix(pcm: Pcm<'_>, mono: &mut Vec<f32>) {
     }
 }
 
-impl To48k {
-    pub(super) fn new(rate_in: u32) -> io::Result<Self> {
-        let resampler = if rate_in == OUT_RATE {
+impl Resample {
+    pub(super) fn new(rate_in: u32, rate_out: u32) -> io::Result<Self> {
+        let resampler = if rate_in == rate_out {
             None
         } else {
             let r = Fft::<f32>::new(
                 rate_in as usize,
-                OUT_RATE as usize,
+                rate_out as usize,
                 CHUNK,
                 1,
                 FixedSync::Input,
@@ -66,8 +67,9 @@ impl To48k {
         let (out_len, delay) = resampler
             .as_ref()
             .map_or((0, 0), |r| (r.output_frames_max(), r.output_delay()));
-        Ok(To48k {
+        Ok(Resample {
             rate_in,
+            rate_out,
             resampler,
             pending: Vec::with_capacity(CHUNK * 2),
             out: vec![0.0; out_len],
@@ -77,7 +79,7 @@ impl To48k {
         })
     }
 
-    /// Takes a block of mono audio; hands on whatever 48 kHz audio is ready.
+    /// Takes a block of mono audio; hands on whatever resampled audio is ready.
     pub(super) fn push(
         &mut self,
         mono: &[f32],
@@ -107,8 +109,8 @@ impl To48k {
         if self.resampler.is_none() {
             return Ok(());
         }
-        let target =
-            (self.frames_in as f64 * f64::from(OUT_RATE) / f64::from(self.rate_in)).round() as u64;
+        let target = (self.frames_in as f64 * f64::from(self.rate_out) / f64::from(self.rate_in))
+            .round() as u64;
         let rest = self.pending.len();
         self.pending.resize(CHUNK, 0.0);
         let (_, new) = self.run(0, Some(rest))?;
@@ -161,5 +163,47 @@ impl To48k {
             emit(&self.out[new.start..end])?;
         }
         Ok(())
+    }
+}
+
+/// A step that wants the audio as mono at one rate (speech recognition at 16 kHz, a corrected
+/// rendition at 48 kHz): downmixes and resamples each block, and hands it to `emit`.
+pub struct MonoSink<F: FnMut(&[f32]) -> io::Result<()>> {
+    rate_out: u32,
+    emit: F,
+    /// Made at the first block, when the input rate is known.
+    resample: Option<Resample>,
+    mono: Vec<f32>,
+}
+
+impl<F: FnMut(&[f32]) -> io::Result<()>> MonoSink<F> {
+    pub fn new(rate_out: u32, emit: F) -> Self {
+        MonoSink {
+            rate_out,
+            emit,
+            resample: None,
+            mono: Vec::new(),
+        }
+    }
+}
+
+impl<F: FnMut(&[f32]) -> io::Result<()>> PcmSink for MonoSink<F> {
+    fn accept(&mut self, pcm: Pcm<'_>) -> io::Result<()> {
+        let resample = match &mut self.resample {
+            Some(resample) => resample,
+            None => self
+                .resample
+                .insert(Resample::new(pcm.sample_rate, self.rate_out)?),
+        };
+        self.mono.clear();
+        downmix(pcm, &mut self.mono);
+        resample.push(&self.mono, &mut self.emit)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        match &mut self.resample {
+            Some(resample) => resample.finish(&mut self.emit),
+            None => Ok(()),
+        }
     }
 }
