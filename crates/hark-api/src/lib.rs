@@ -39,6 +39,7 @@ pub mod jobs;
 pub mod notes;
 pub mod problem;
 pub mod push;
+pub mod speech;
 pub mod webhooks;
 
 pub use auth::*;
@@ -48,4 +49,5 @@ pub use jobs::*;
 pub use notes::*;
 pub use problem::{Problem, ProblemCode};
 pub use push::*;
+pub use speech::*;
 pub use webhooks::*;

@@ -186,6 +186,10 @@ pub struct Note {
     /// EBU R128 measurements, once processing measured them (none for silence).
     pub loudness: Option<crate::jobs::Loudness>,
     pub links: NoteLinks,
+    /// With `q=` only: the transcript's segments that matched, in order, so a player can jump
+    /// to them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matches: Option<Vec<crate::speech::TranscriptMatch>>,
 }
 
 /// A page of notes.
@@ -224,10 +228,9 @@ pub struct ListNotesQuery {
     /// RFC 3339.
     #[param(format = DateTime)]
     pub created_before: Option<String>,
-    /// Words in the transcript. Transcription is not available on this server yet, so this
-    /// answers 400 rather than silently matching everything (and is left out of the document
-    /// until it works).
-    #[param(ignore)]
+    /// Words in the transcript: every one must occur (case and accents do not count). Each
+    /// item then carries `matches`.
+    #[param(max_length = 500)]
     pub q: Option<String>,
     /// Default `-created_at`.
     pub sort: Option<Sort>,

@@ -27,6 +27,7 @@ pub struct Config {
     pub push: PushConfig,
     pub broker: BrokerConfig,
     pub cache: CacheConfig,
+    pub speech: SpeechConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -197,6 +198,52 @@ impl CacheConfig {
     }
 }
 
+/// Speech recognition and the corrected audio.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SpeechConfig {
+    /// The Whisper model's directory; empty: `<data_dir>/models/whisper`.
+    pub model_dir: PathBuf,
+    /// CPU threads inference uses; 0: one per core.
+    pub threads: usize,
+    /// Pauses longer than this are shortened to it in the corrected audio (no synthesiser).
+    pub max_pause_seconds: f64,
+    pub tts: TtsConfig,
+}
+
+/// A speech synthesiser for the corrected audio: a command, or an OpenAI-compatible URL.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TtsConfig {
+    /// Reads the text on stdin, writes WAV to stdout (split on whitespace, no shell).
+    pub command: String,
+    /// `.../v1/audio/speech`.
+    pub url: String,
+    pub api_key: SecretString,
+    pub model: String,
+    pub voice: String,
+}
+
+impl SpeechConfig {
+    /// Threads inference uses.
+    pub fn thread_count(&self) -> usize {
+        if self.threads > 0 {
+            self.threads
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if !(self.max_pause_seconds.is_finite() && (0.05..=60.0).contains(&self.max_pause_seconds))
+        {
+            return Err("speech.max_pause_seconds: must be 0.05 to 60 seconds".into());
+        }
+        if !self.tts.url.is_empty() && url::Url::parse(&self.tts.url).is_err() {
+            return Err(format!("speech.tts.url: {:?} is not a URL", self.tts.url));
+        }
+        Ok(())
+    }
+}
+
 impl JobsConfig {
     /// Workers to run in-process.
     pub fn worker_count(&self) -> usize {
@@ -262,6 +309,9 @@ impl Config {
         }
         if self.storage.blob_dir.as_os_str().is_empty() {
             self.storage.blob_dir = self.data_dir.join("blobs");
+        }
+        if self.speech.model_dir.as_os_str().is_empty() {
+            self.speech.model_dir = self.data_dir.join("models/whisper");
         }
     }
 
@@ -335,6 +385,7 @@ impl Config {
         }
         self.broker.check().map_err(ConfigError::Invalid)?;
         self.cache.check().map_err(ConfigError::Invalid)?;
+        self.speech.check().map_err(ConfigError::Invalid)?;
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return invalid(format!(
                 "log_format: {:?} is neither text nor json",

@@ -294,8 +294,22 @@ impl JobRepo for CachedJobs {
         restarted
     }
 
+    async fn ask_correction(&self, note: NoteId, owner: UserId) -> Result<bool, DbError> {
+        let asked = self.inner.ask_correction(note, owner).await;
+        self.forget_readers(note).await;
+        asked
+    }
+
     async fn waveform(&self, note: NoteId) -> Result<Option<String>, DbError> {
         self.inner.waveform(note).await
+    }
+
+    async fn transcripts(
+        &self,
+        notes: &[NoteId],
+        version: hark_api::TranscriptVersion,
+    ) -> Result<Vec<(NoteId, crate::domain::StoredTranscript)>, DbError> {
+        self.inner.transcripts(notes, version).await
     }
 
     async fn queue_depth(&self) -> Result<i64, DbError> {

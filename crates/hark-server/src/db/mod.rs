@@ -142,6 +142,8 @@ pub struct NoteFilter {
     pub format: Option<String>,
     pub created_after: Option<Timestamp>,
     pub created_before: Option<Timestamp>,
+    /// Words (folded by `search_words`) that must all occur in the original transcript.
+    pub transcript_words: Vec<String>,
     /// Every order ends with the id, so it is total.
     pub sort: Sort,
     pub after: Option<(SortKey, NoteId)>,
@@ -162,6 +164,7 @@ impl NoteFilter {
             format: None,
             created_after: None,
             created_before: None,
+            transcript_words: Vec::new(),
             sort: Sort::CreatedAtDesc,
             after: None,
             limit,
@@ -375,8 +378,18 @@ pub trait JobRepo: Send + Sync {
     /// dropped, so a worker still busy with the old run records nothing); the note is
     /// `pending` again. `false` when the owner has no such note.
     async fn restart_jobs(&self, note: NoteId, owner: UserId) -> Result<bool, DbError>;
+    /// Asks for an owned note's correction: it is marked as asked, and `correct` (with
+    /// `transcribe`, unless that is done) is queued as a new run of those steps; the note is
+    /// `pending` until they settle. `false` when the owner has no such note.
+    async fn ask_correction(&self, note: NoteId, owner: UserId) -> Result<bool, DbError>;
     /// The waveform's JSON, once made.
     async fn waveform(&self, note: NoteId) -> Result<Option<String>, DbError>;
+    /// The transcripts of one version that these notes have, each with its note.
+    async fn transcripts(
+        &self,
+        notes: &[NoteId],
+        version: hark_api::TranscriptVersion,
+    ) -> Result<Vec<(NoteId, crate::domain::StoredTranscript)>, DbError>;
     /// Jobs waiting to run (queued, due or not).
     async fn queue_depth(&self) -> Result<i64, DbError>;
 }

@@ -81,6 +81,17 @@ impl Backend for Postgres {
     /// `pg_trgm` serves `LIKE` from a GIN index; the planner weighs it against the sort order.
     const NAME_TRIGRAMS: Option<&'static str> = None;
 
+    const TRANSCRIPT_MATCH: (&'static str, &'static str) = (
+        "n.id IN (SELECT note_id FROM transcripts WHERE version = 'original' \
+         AND search @@ plainto_tsquery('simple', ",
+        "))",
+    );
+
+    /// The words as text: `plainto_tsquery` joins them with AND.
+    fn transcript_search(words: &[String]) -> String {
+        words.join(" ")
+    }
+
     /// Planned for a filter's values, a join to the notes may merge along their primary key,
     /// reading every note up to the last received one. A lateral subquery that cannot be
     /// flattened (`OFFSET 0`) is read once per entry.

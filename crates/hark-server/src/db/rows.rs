@@ -59,6 +59,7 @@ pub(super) struct NoteRow {
     renditions: String,
     loudness_lufs: Option<f64>,
     true_peak_dbtp: Option<f64>,
+    correction_asked: i64,
 }
 
 impl TryFrom<NoteRow> for Note {
@@ -95,6 +96,7 @@ impl TryFrom<NoteRow> for Note {
                     true_peak_dbtp,
                 },
             ),
+            correction_asked: row.correction_asked != 0,
         })
     }
 }

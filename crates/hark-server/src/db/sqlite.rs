@@ -43,6 +43,20 @@ impl Backend for Sqlite {
 
     const NAME_TRIGRAMS: Option<&'static str> = Some("note_names");
 
+    const TRANSCRIPT_MATCH: (&'static str, &'static str) = (
+        "n.name_key IN (SELECT rowid FROM transcript_words WHERE transcript_words MATCH ",
+        ")",
+    );
+
+    /// An FTS5 query of quoted terms, which it joins with AND.
+    fn transcript_search(words: &[String]) -> String {
+        let quoted: Vec<String> = words
+            .iter()
+            .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+            .collect();
+        quoted.join(" ")
+    }
+
     /// SQLite keeps a `CROSS JOIN`'s order, rather than starting at the notes.
     const NOTE_OF_ENTRY: &'static str = "CROSS JOIN notes n ON n.id = i.note_id";
 

@@ -61,6 +61,9 @@ pub struct Finish {
     pub waveform: Option<String>,
     /// The loudness measured: `Some(None)` for audio with none (silence).
     pub loudness: Option<Option<Loudness>>,
+    /// Transcripts made (original by `transcribe`, corrected by `correct`), replacing those of
+    /// the same version. A speech step recorded without one removes its version's transcript.
+    pub transcripts: Vec<super::StoredTranscript>,
 }
 
 /// What recording a claim's results did.

@@ -7,6 +7,7 @@ pub mod job;
 pub mod note;
 pub mod push;
 pub mod time;
+pub mod transcript;
 pub mod user;
 pub mod webhook;
 
@@ -19,5 +20,6 @@ pub use job::{
 pub use note::{AudioFacts, NewNote, Note, NoteName};
 pub use push::{ClaimedPush, PushAttempt, PushFate, PushSubscription};
 pub use time::Timestamp;
+pub use transcript::{StoredTranscript, search_words};
 pub use user::{Email, Password, User};
 pub use webhook::{Attempt, AttemptRecord, ClaimedDelivery, Next, Webhook};

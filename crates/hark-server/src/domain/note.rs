@@ -58,6 +58,8 @@ pub struct NewNote {
     pub name: String,
     pub title: Option<String>,
     pub series: Option<String>,
+    /// Whether the owner asked for a corrected transcript and audio.
+    pub correction_asked: bool,
     pub audio: AudioFacts,
 }
 
@@ -76,6 +78,9 @@ pub struct Note {
     /// What processing made of it.
     pub renditions: Vec<super::StoredRendition>,
     pub loudness: Option<hark_api::Loudness>,
+    /// Whether the owner asked for a corrected transcript and audio.
+    #[serde(default)]
+    pub correction_asked: bool,
 }
 
 #[cfg(test)]

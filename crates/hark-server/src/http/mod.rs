@@ -103,6 +103,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let uploads = OpenApiRouter::new()
         .routes(routes!(notes::upload_note, notes::list_notes))
         .routes(routes!(compat::post_audio))
+        .routes(routes!(compat::post_audio_corrected))
         .layer(DefaultBodyLimit::disable());
     let (router, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(uploads)
@@ -128,6 +129,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(processing::list_jobs))
         .routes(routes!(processing::reprocess))
         .routes(routes!(processing::get_waveform))
+        .routes(routes!(processing::get_transcript))
+        .routes(routes!(processing::ask_correction))
         .routes(routes!(processing::presentation_file))
         .routes(routes!(compat::list_audio))
         .routes(routes!(compat::download_audio))

@@ -183,6 +183,7 @@ impl From<NoteError> for ApiError {
                 ApiError::new(ProblemCode::NotFound, detail)
             }
             NoteError::BadLink => ApiError::forbidden(detail),
+            NoteError::Conflict(detail) => ApiError::new(ProblemCode::Conflict, detail),
             NoteError::Invalid(detail) => ApiError::validation(detail),
             NoteError::Db(db) => db.into(),
         }

@@ -1,9 +1,9 @@
 //! Domain to wire: every answer's shape is built here, once.
 
-use hark_api::{ApiKey, NoteLinks, RenditionInfo};
+use hark_api::{ApiKey, NoteLinks, RenditionInfo, TranscriptVersion};
 
 use crate::db::ApiKeyRecord;
-use crate::domain::{LoggedEvent, Note, User};
+use crate::domain::{LoggedEvent, Note, StoredTranscript, User};
 
 pub fn note(note: &Note) -> hark_api::Note {
     let this = format!("/api/v1/notes/{}", note.id);
@@ -43,6 +43,21 @@ pub fn note(note: &Note) -> hark_api::Note {
             audio: format!("{this}/audio"),
             this,
         },
+        matches: None,
+    }
+}
+
+pub fn transcript(note: &Note, transcript: StoredTranscript) -> hark_api::Transcript {
+    let corrected = transcript.version == TranscriptVersion::Corrected;
+    hark_api::Transcript {
+        note_id: note.id.to_string(),
+        version: transcript.version,
+        model: transcript.model,
+        language: transcript.language,
+        duration_seconds: transcript.duration_seconds,
+        text: transcript.text,
+        segments: transcript.segments,
+        edits: corrected.then_some(transcript.edits),
     }
 }
 

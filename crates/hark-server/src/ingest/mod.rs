@@ -56,6 +56,8 @@ pub struct UploadFields {
     pub name: Option<String>,
     pub title: Option<String>,
     pub series: Option<String>,
+    /// Correction asked for (`correct=true`).
+    pub correct: bool,
 }
 
 impl UploadFields {
@@ -220,6 +222,7 @@ impl Ingest {
             name: name.unwrap_or_else(|| format!("{id}.{}", info.format.extension())),
             title: clean_text(request.fields.title.as_deref(), "title")?,
             series: clean_text(request.fields.series.as_deref(), "series")?,
+            correction_asked: request.fields.correct,
             audio: AudioFacts {
                 format: info.format.name().to_owned(),
                 codec: info.codec,

@@ -7,13 +7,18 @@ pub mod effects;
 
 use std::sync::Arc;
 
-use hark_api::{LinkRequest, ListNotesQuery, Rendition};
+use hark_api::{
+    JobStatus, JobStep, LinkRequest, ListNotesQuery, Rendition, TranscriptMatch, TranscriptVersion,
+};
 use tokio::sync::Notify;
 
 use crate::auth::{LinkSignature, SignedLinks};
 use crate::db::{DbError, NoteFilter, Repos};
 use crate::delivery::Recipients;
-use crate::domain::{Email, JobRecord, NewNote, Note, NoteId, StoredWaveform, Timestamp, UserId};
+use crate::domain::{
+    Email, JobRecord, NewNote, Note, NoteId, StoredTranscript, StoredWaveform, Timestamp, UserId,
+    search_words,
+};
 use crate::ingest::{Ingest, IngestError, Ingested, Spooled, UploadRequest};
 use crate::pipeline::Pipeline;
 
@@ -22,6 +27,8 @@ pub const MAX_LINK_SECONDS: u64 = 7 * 24 * 3600;
 /// The default and the largest page of a note list.
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 500;
+/// Words a transcript search may ask for.
+const MAX_SEARCH_WORDS: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NoteError {
@@ -35,6 +42,9 @@ pub enum NoteError {
     RenditionMissing { rendition: String, status: String },
     #[error("this link is invalid or has expired")]
     BadLink,
+    /// The note cannot do what was asked in the state it is in.
+    #[error("{0}")]
+    Conflict(String),
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
@@ -54,6 +64,8 @@ pub enum Viewer {
 pub struct NotePage {
     pub notes: Vec<Note>,
     pub next_cursor: Option<String>,
+    /// With a transcript search: each note's matching segments, in the order of `notes`.
+    pub matches: Option<Vec<Vec<TranscriptMatch>>>,
 }
 
 /// A signed link just made.
@@ -134,6 +146,55 @@ impl NotesService {
         }
         self.pipeline.wake();
         Ok(self.repos.jobs.jobs_of(id).await?)
+    }
+
+    /// Asks for an owned note's grammar-corrected transcript and audio; answers its jobs.
+    /// A note whose audio failed cannot be transcribed, so it cannot be corrected either.
+    pub async fn ask_correction(
+        &self,
+        owner: UserId,
+        id: &str,
+    ) -> Result<Vec<JobRecord>, NoteError> {
+        let note = self.visible(Viewer::User(owner), id).await?;
+        if note.owner_id != owner {
+            return Err(NoteError::NotFound("note"));
+        }
+        let jobs = self.repos.jobs.jobs_of(note.id).await?;
+        let damaged = jobs
+            .iter()
+            .any(|j| j.step == JobStep::Integrity && j.status == JobStatus::Failed);
+        if damaged {
+            return Err(NoteError::Conflict(format!(
+                "the note's audio could not be processed: {}",
+                note.failure_reason.unwrap_or_default()
+            )));
+        }
+        if !self.repos.jobs.ask_correction(note.id, owner).await? {
+            return Err(NoteError::NotFound("note"));
+        }
+        self.pipeline.wake();
+        Ok(self.repos.jobs.jobs_of(note.id).await?)
+    }
+
+    /// A transcript of a note `viewer` may see, once made, with the note.
+    pub async fn transcript(
+        &self,
+        viewer: Viewer,
+        id: &str,
+        version: TranscriptVersion,
+    ) -> Result<(Note, StoredTranscript), NoteError> {
+        let note = self.visible(viewer, id).await?;
+        let found = self.repos.jobs.transcripts(&[note.id], version).await?;
+        match found.into_iter().next() {
+            Some((_, transcript)) => Ok((note, transcript)),
+            None => Err(NoteError::NotYet {
+                what: match version {
+                    TranscriptVersion::Original => "transcript",
+                    TranscriptVersion::Corrected => "corrected transcript",
+                },
+                status: note.status.as_str().to_owned(),
+            }),
+        }
     }
 
     /// The waveform of a note `viewer` may see, once made.
@@ -248,7 +309,32 @@ impl NotesService {
         } else {
             None
         };
-        Ok(NotePage { notes, next_cursor })
+        let matches = if filter.transcript_words.is_empty() {
+            None
+        } else {
+            let ids: Vec<NoteId> = notes.iter().map(|n| n.id).collect();
+            let transcripts = self
+                .repos
+                .jobs
+                .transcripts(&ids, TranscriptVersion::Original)
+                .await?;
+            Some(
+                ids.iter()
+                    .map(|id| {
+                        transcripts
+                            .iter()
+                            .find(|(of, _)| of == id)
+                            .map(|(_, t)| t.matches(&filter.transcript_words))
+                            .unwrap_or_default()
+                    })
+                    .collect(),
+            )
+        };
+        Ok(NotePage {
+            notes,
+            next_cursor,
+            matches,
+        })
     }
 
     async fn filter(
@@ -258,11 +344,21 @@ impl NotesService {
     ) -> Result<NoteFilter, NoteError> {
         let invalid = |message: &str| NoteError::Invalid(message.to_owned());
         let sort = query.sort.unwrap_or_default();
-        if query.q.is_some() {
-            return Err(invalid(
-                "q searches transcripts, and this server makes none yet",
-            ));
-        }
+        let transcript_words = match optional_text(query.q.as_deref(), "q")? {
+            Some(q) => {
+                let words = search_words(&q);
+                if words.is_empty() {
+                    return Err(invalid("q must hold at least one word"));
+                }
+                if words.len() > MAX_SEARCH_WORDS {
+                    return Err(NoteError::Invalid(format!(
+                        "q may hold at most {MAX_SEARCH_WORDS} words"
+                    )));
+                }
+                words
+            }
+            None => Vec::new(),
+        };
         let limit = query.limit.unwrap_or(DEFAULT_PAGE);
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(invalid("limit must be 1 to 500"));
@@ -282,6 +378,7 @@ impl NotesService {
             format: query.format.map(|f| f.as_str().to_owned()),
             created_after: instant(query.created_after.as_deref(), "created_after")?,
             created_before: instant(query.created_before.as_deref(), "created_before")?,
+            transcript_words,
             sort,
             after: query
                 .cursor

@@ -36,6 +36,7 @@ pub fn new_note(owner: UserId, name: &str, sha: char, duration_seconds: f64) -> 
         name: name.into(),
         title: Some("title".into()),
         series: None,
+        correction_asked: false,
         audio: AudioFacts {
             format: "wav".into(),
             codec: "pcm_s16le".into(),

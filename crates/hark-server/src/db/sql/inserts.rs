@@ -15,12 +15,12 @@ use crate::domain::{Effects, Note, NoteId, Timestamp};
 /// The notes table's columns as an insert writes them.
 const NOTE_COLUMNS: &str = "INSERT INTO notes (id, owner_id, name, name_folded, title, series, \
      format, codec, mime, duration_seconds, sample_rate, channels, bitrate, size_bytes, sha256, \
-     status, failure_reason, tags, created_at) ";
+     status, failure_reason, tags, created_at, correction_asked) ";
 /// One note, with its values bound in the order of `NOTE_COLUMNS`.
 const ONE_NOTE: &str = "INSERT INTO notes (id, owner_id, name, name_folded, title, series, \
      format, codec, mime, duration_seconds, sample_rate, channels, bitrate, size_bytes, sha256, \
-     status, failure_reason, tags, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-     $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING *";
+     status, failure_reason, tags, created_at, correction_asked) VALUES ($1, $2, $3, $4, $5, $6, \
+     $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) RETURNING *";
 
 // `NoteRow` is private to `db`, as are these helpers; the lint cannot see through `pub(super)`.
 #[allow(private_bounds)]
@@ -121,7 +121,8 @@ where
                     .push_bind(NoteStatus::Pending.as_str().to_owned())
                     .push_bind(None::<String>)
                     .push_bind(serde_json::to_string(&audio.tags).unwrap_or_else(|_| "{}".into()))
-                    .push_bind(created_at);
+                    .push_bind(created_at)
+                    .push_bind(i64::from(note.correction_asked));
             });
             insert.push(" RETURNING *");
             let rows: Vec<NoteRow> = insert.build_query_as().fetch_all(&mut *conn).await?;
@@ -260,6 +261,7 @@ where
             .bind(None::<String>)
             .bind(serde_json::to_string(&audio.tags).unwrap_or_else(|_| "{}".into()))
             .bind(created_at.micros())
+            .bind(i64::from(note.correction_asked))
             .fetch_one(&mut *conn)
             .await?;
         Self::commit_effects(conn, &insert.effects).await?;

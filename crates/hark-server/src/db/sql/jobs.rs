@@ -5,7 +5,10 @@
 //! event.
 
 use async_trait::async_trait;
-use hark_api::{JobStatus, JobStep, NoteStatus, Rendition};
+use hark_api::{
+    JobStatus, JobStep, NoteStatus, Rendition, TranscriptEdit, TranscriptSegment, TranscriptVersion,
+};
+use serde::{Deserialize, Serialize};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, QueryBuilder, Type};
 
 use super::{Backend, ROWS_PER_STATEMENT, SqlRepo};
@@ -13,12 +16,28 @@ use crate::db::rows::{JobRow, NoteRow};
 use crate::db::{DbError, EffectsOf, JobRepo};
 use crate::domain::{
     Claim, Effects, Finish, Finished, JobRecord, Note, NoteId, Settled, StepOutcome,
-    StoredRendition, Timestamp, UserId,
+    StoredRendition, StoredTranscript, Timestamp, UserId,
 };
 
 /// A job that a claim may take now: queued and due, or running under an expired lease.
 const CLAIMABLE: &str = "((status = 'queued' AND run_after <= $3) \
      OR (status = 'running' AND lease_expires_at < $3))";
+
+/// The step whose job makes a transcript version.
+fn step_making(version: TranscriptVersion) -> JobStep {
+    match version {
+        TranscriptVersion::Original => JobStep::Transcribe,
+        TranscriptVersion::Corrected => JobStep::Correct,
+    }
+}
+
+/// A transcript's `body` column.
+#[derive(Serialize, Deserialize)]
+struct TranscriptBody {
+    segments: Vec<TranscriptSegment>,
+    #[serde(default)]
+    edits: Vec<TranscriptEdit>,
+}
 
 /// The step whose job records a rendition.
 fn step_of(rendition: Rendition) -> JobStep {
@@ -43,10 +62,19 @@ where
         conn: &mut DB::Connection,
         notes: &[NoteId],
     ) -> Result<(), DbError> {
+        Self::queue_steps(conn, notes, &JobStep::ALL).await
+    }
+
+    /// Queues these steps of each note, as a new run of them.
+    async fn queue_steps(
+        conn: &mut DB::Connection,
+        notes: &[NoteId],
+        steps: &[JobStep],
+    ) -> Result<(), DbError> {
         let now = Timestamp::now().micros();
         let rows: Vec<(String, JobStep)> = notes
             .iter()
-            .flat_map(|note| JobStep::ALL.map(|step| (note.to_string(), step)))
+            .flat_map(|note| steps.iter().map(|step| (note.to_string(), *step)))
             .collect();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let mut insert = QueryBuilder::<DB>::new(
@@ -238,6 +266,42 @@ where
             .execute(&mut *conn)
             .await?;
         Ok(being_deleted)
+    }
+
+    /// Replaces the note's transcript of `version` with `made` (none: removes it).
+    async fn store_transcript(
+        conn: &mut DB::Connection,
+        note: NoteId,
+        version: TranscriptVersion,
+        made: Option<&StoredTranscript>,
+    ) -> Result<(), DbError> {
+        sqlx::query("DELETE FROM transcripts WHERE note_id = $1 AND version = $2")
+            .bind(note.to_string())
+            .bind(version.as_str().to_owned())
+            .execute(&mut *conn)
+            .await?;
+        let Some(made) = made else {
+            return Ok(());
+        };
+        let body = TranscriptBody {
+            segments: made.segments.clone(),
+            edits: made.edits.clone(),
+        };
+        sqlx::query(
+            "INSERT INTO transcripts (note_id, version, model, language, duration_seconds, \
+             text, body, search_words) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(note.to_string())
+        .bind(version.as_str().to_owned())
+        .bind(made.model.clone())
+        .bind(made.language.clone())
+        .bind(made.duration_seconds)
+        .bind(made.text.clone())
+        .bind(serde_json::to_string(&body).map_err(|e| DbError::Corrupt(e.to_string()))?)
+        .bind(made.search_words())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
     }
 
     /// The note's jobs, in pipeline order.
@@ -445,6 +509,12 @@ where
                 .execute(&mut *tx)
                 .await?;
         }
+        for version in TranscriptVersion::ALL {
+            if recorded.contains(&step_making(version)) {
+                let made = finish.transcripts.iter().find(|t| t.version == version);
+                Self::store_transcript(&mut tx, note, version, made).await?;
+            }
+        }
         Self::settle(&mut tx, note, effects).await?;
         tx.commit().await?;
         self.announce_commit();
@@ -476,6 +546,80 @@ where
         Self::commit_effects(&mut tx, &Effects::none().pipeline(note)).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn ask_correction(&self, note: NoteId, owner: UserId) -> Result<bool, DbError> {
+        let mut tx = self.pool.begin().await?;
+        Self::lock_jobs(&mut tx, note).await?;
+        let owned: Option<String> = sqlx::query_scalar(
+            "UPDATE notes SET correction_asked = 1, status = 'pending', failure_reason = NULL \
+             WHERE id = $1 AND owner_id = $2 RETURNING id",
+        )
+        .bind(note.to_string())
+        .bind(owner.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if owned.is_none() {
+            return Ok(false);
+        }
+        let transcribed: Option<String> = sqlx::query_scalar(
+            "SELECT status FROM jobs WHERE note_id = $1 AND step = 'transcribe'",
+        )
+        .bind(note.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let steps: &[JobStep] = if transcribed.as_deref() == Some(JobStatus::Done.as_str()) {
+            &[JobStep::Correct]
+        } else {
+            &[JobStep::Transcribe, JobStep::Correct]
+        };
+        Self::queue_steps(&mut tx, &[note], steps).await?;
+        tx.commit().await?;
+        self.announce_commit();
+        Ok(true)
+    }
+
+    async fn transcripts(
+        &self,
+        notes: &[NoteId],
+        version: TranscriptVersion,
+    ) -> Result<Vec<(NoteId, StoredTranscript)>, DbError> {
+        let mut found = Vec::new();
+        for chunk in notes.chunks(ROWS_PER_STATEMENT) {
+            let mut select = QueryBuilder::<DB>::new(
+                "SELECT note_id, model, language, duration_seconds, text, body \
+                 FROM transcripts WHERE version = ",
+            );
+            select
+                .push_bind(version.as_str().to_owned())
+                .push(" AND note_id IN (");
+            let mut ids = select.separated(", ");
+            for note in chunk {
+                ids.push_bind(note.to_string());
+            }
+            select.push(")");
+            let rows: Vec<(String, String, String, f64, String, String)> =
+                select.build_query_as().fetch_all(&self.pool).await?;
+            for (note_id, model, language, duration_seconds, text, body) in rows {
+                let note = NoteId::parse(&note_id)
+                    .ok_or_else(|| DbError::Corrupt(format!("transcript of note {note_id}")))?;
+                let body: TranscriptBody = serde_json::from_str(&body)
+                    .map_err(|e| DbError::Corrupt(format!("transcript of note {note_id}: {e}")))?;
+                found.push((
+                    note,
+                    StoredTranscript {
+                        version,
+                        model,
+                        language,
+                        duration_seconds,
+                        text,
+                        segments: body.segments,
+                        edits: body.edits,
+                    },
+                ));
+            }
+        }
+        Ok(found)
     }
 
     async fn waveform(&self, note: NoteId) -> Result<Option<String>, DbError> {

@@ -53,6 +53,13 @@ pub trait Backend: Database {
     /// substrings are matched with `LIKE` and the engine's planner picks the index.
     const NAME_TRIGRAMS: Option<&'static str>;
 
+    /// A condition on a list's note `n`: its original transcript holds every word of the
+    /// search, bound between the two parts as [`Backend::transcript_search`] renders it.
+    const TRANSCRIPT_MATCH: (&'static str, &'static str);
+
+    /// The bound value of `TRANSCRIPT_MATCH` for words folded by `search_words`.
+    fn transcript_search(words: &[String]) -> String;
+
     /// How a list's received branch joins an inbox entry `i` to its note `n`: entry by entry,
     /// in the order the branch walks the entries, so that it stops at the end of the page.
     const NOTE_OF_ENTRY: &'static str;

@@ -40,6 +40,24 @@ pub async fn post_audio(
     receive_upload(&state, owner, query, request).await
 }
 
+/// Seed 003's upload: as `POST /post`, with correction asked for. Once the corrected audio is
+/// made, the owner's events carry `note.ready` with its URL.
+#[utoipa::path(post, path = "/audio", tag = "compat", params(UploadQuery, openapi::UploadHeaders),
+    request_body(description = "The audio: raw bytes, or a form with a `file` part",
+        content((openapi::AudioBytes = "audio/*"), (openapi::AudioBytes = "application/octet-stream"),
+                (openapi::UploadForm = "multipart/form-data"))),
+    responses(openapi::UploadResponses),
+    security(("bearer" = [])))]
+pub async fn post_audio_corrected(
+    State(state): State<AppState>,
+    Uploader(owner): Uploader,
+    AppQuery(mut query): AppQuery<UploadQuery>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    query.correct = Some(true);
+    receive_upload(&state, owner, query, request).await
+}
+
 /// Lists notes: `?maxduration=` (seconds) and every native filter.
 #[utoipa::path(get, path = "/list", tag = "compat", params(ListNotesQuery),
     responses((status = 200, body = NoteList, description = "One page"),

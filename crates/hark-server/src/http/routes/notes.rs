@@ -118,8 +118,14 @@ pub async fn list_for(
     query: &ListNotesQuery,
 ) -> Result<NoteList, ApiError> {
     let page = state.notes.list(user.id, query).await?;
+    let mut items: Vec<hark_api::Note> = page.notes.iter().map(views::note).collect();
+    if let Some(matches) = page.matches {
+        for (item, matches) in items.iter_mut().zip(matches) {
+            item.matches = Some(matches);
+        }
+    }
     Ok(NoteList {
-        items: page.notes.iter().map(views::note).collect(),
+        items,
         next_cursor: page.next_cursor,
     })
 }

@@ -46,7 +46,7 @@ pub struct UploadQuery {
     pub to: Option<String>,
     /// A channel the caller created or belongs to: the note reaches its creator and members.
     pub channel: Option<String>,
-    /// Accepted; this server makes no corrected transcripts yet.
+    /// Also make a grammar-corrected transcript and corrected audio (`correct` step).
     pub correct: Option<bool>,
 }
 
@@ -75,6 +75,7 @@ pub async fn receive_upload(
         name: query.name,
         title: query.title,
         series: query.series,
+        correct: query.correct.unwrap_or(false),
     };
     let mut fields = from_query.clone();
     let mut delivery = (query.to, query.channel);
@@ -301,9 +302,8 @@ async fn read_form(
                     "series" => fields.series = Some(value),
                     "to" => delivery.0 = Some(value),
                     "channel" => delivery.1 = Some(value),
-                    // Checked, though no corrected transcripts are made yet.
                     "correct" => {
-                        value.parse::<bool>().map_err(|_| {
+                        fields.correct = value.parse::<bool>().map_err(|_| {
                             ApiError::validation("form field correct must be true or false")
                         })?;
                     }
