@@ -1,12 +1,18 @@
-//! Corrections for Hark: what a note should have said.
+//! Corrections for Hark: what a note should have said, and which of its audio to keep.
 //!
-//! A [`Corrector`] runs Harper's curated grammar rules over a transcript and returns [`Edit`]s:
-//! sorted, non-overlapping replacements whose offsets count Unicode scalar values of the original
-//! text. [`apply`] turns the text and its edits into the corrected text. Nothing here knows about
-//! storage or HTTP.
+//! Two independent halves, neither of which knows about storage or HTTP:
+//!
+//! - **Text.** A [`Corrector`] runs Harper's curated grammar rules over a transcript and returns
+//!   [`Edit`]s: sorted, non-overlapping replacements whose offsets count Unicode scalar values of
+//!   the original text. [`apply`] turns the text and its edits into the corrected text.
+//! - **Audio.** [`keep_spans`] reads the transcript's word timings and decides which stretches of
+//!   the recording to keep: fillers (um, uh, ...) and stuttered repeats go, long pauses shrink,
+//!   and every cut falls between words.
 
+mod cuts;
 mod edit;
 mod grammar;
 
+pub use cuts::{TimedWord, keep_spans};
 pub use edit::{Edit, apply};
 pub use grammar::Corrector;
