@@ -94,11 +94,11 @@ impl Splicer {
         self.position = block_end;
 
         for stretch in &self.stretches[self.passed..] {
-            let first = (stretch.start * channels).max(block_start);
-            let last = (stretch.end * channels).min(block_end);
             if stretch.start * channels >= block_end {
                 break;
             }
+            let first = (stretch.start * channels).max(block_start);
+            let last = (stretch.end * channels).min(block_end);
             for sample in first..last {
                 let gain = stretch.gain(sample / channels);
                 out.push(block[(sample - block_start) as usize] * gain);
