@@ -14,6 +14,7 @@ mod generate;
 mod manifest;
 pub mod proxy;
 pub mod push;
+pub mod speech;
 
 pub use manifest::{Entry, Text, parse_manifest, parse_texts};
 
