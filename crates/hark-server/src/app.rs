@@ -24,6 +24,7 @@ use crate::ingest::{Committer, Ingest};
 use crate::maintenance::{Maintenance, clear_tmp_dir};
 use crate::notes::NotesService;
 use crate::pipeline::Pipeline;
+use crate::pipeline::speech::Speech;
 use crate::push::{KEY_FILE, PushService, load_key, load_or_create_key};
 use crate::webhooks::WebhookService;
 
@@ -75,11 +76,13 @@ impl App {
             max_bytes: config.limits.max_upload_bytes,
             max_duration_seconds: config.limits.max_duration_seconds,
         };
+        let speech = Arc::new(Speech::load(&config.speech));
         let pipeline = Pipeline::new(
             repos.clone(),
             store.clone(),
             config.tmp_dir(),
-            config.jobs.clone(),
+            &config,
+            speech,
         );
         let maintenance =
             Maintenance::new(&config, repos.clone(), store.clone(), collector.clone());
@@ -263,7 +266,8 @@ pub async fn run_workers(
     let store = crate::blob::open(&config).context("opening the blob store")?;
     let scratch = WorkerScratch::create(&std::env::temp_dir())
         .context("making the worker's scratch directory")?;
-    let pipeline = Pipeline::new(repos, store, scratch.dir.clone(), config.jobs.clone());
+    let speech = Arc::new(Speech::load(&config.speech));
+    let pipeline = Pipeline::new(repos, store, scratch.dir.clone(), &config, speech);
     let stop = CancellationToken::new();
     let workers =
         tokio::spawn(pipeline.run_workers(config.jobs.worker_count(), stop.child_token()));

@@ -4,12 +4,12 @@
 //! reference seeks, so text at a window's edge is neither lost nor repeated. Only the audio
 //! not yet transcribed is kept.
 
+use crate::SpeechError;
 use crate::decode::{Decoded, LOGPROB_THRESHOLD, NO_SPEECH_THRESHOLD, WindowDecoder};
 use crate::mel::{HOP, N_FFT, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SAMPLES};
 use crate::model::Model;
 use crate::network::{AudioContext, TokenCache, mel_tensor};
 use crate::timing::{self, WordTiming};
-use crate::SpeechError;
 use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -257,18 +257,26 @@ impl<'m> Transcriber<'m> {
             };
             let spaced = !UNSPACED_LANGUAGES.contains(&language.code.as_str());
             let sot_sequence = language.sot_sequence.clone();
-            let last_word_end =
-                self.time_words(&mut drafts, &audio, &sot_sequence, frames, window_start, spaced)?;
-            if !single_ending
-                && let Some(end) = last_word_end.filter(|&end| end > window_start)
-            {
+            let last_word_end = self.time_words(
+                &mut drafts,
+                &audio,
+                &sot_sequence,
+                frames,
+                window_start,
+                spaced,
+            )?;
+            if !single_ending && let Some(end) = last_word_end.filter(|&end| end > window_start) {
                 self.seek = (end * FRAMES_PER_SECOND).round() as usize;
             }
         }
         self.seek = self.seek.max(previous_seek + 1);
         self.keep(drafts, &decoded);
         let keep_from = (self.seek * HOP).saturating_sub(N_FFT / 2);
-        self.audio.drain(..keep_from.saturating_sub(self.audio_start).min(self.audio.len()));
+        self.audio.drain(
+            ..keep_from
+                .saturating_sub(self.audio_start)
+                .min(self.audio.len()),
+        );
         self.audio_start = self.audio_start.max(keep_from);
         Ok(())
     }
@@ -276,12 +284,19 @@ impl<'m> Transcriber<'m> {
     /// Splits the window's tokens into segments at pairs of timestamps. Also returns whether
     /// the tokens end on a single timestamp (the window's text is complete) and, otherwise,
     /// the last timestamp closing a complete segment, in 20 ms steps.
-    fn split(&self, decoded: &Decoded, window_start: f64, frames: usize) -> (Vec<Draft>, bool, Option<usize>) {
+    fn split(
+        &self,
+        decoded: &Decoded,
+        window_start: f64,
+        frames: usize,
+    ) -> (Vec<Draft>, bool, Option<usize>) {
         let tokens = &self.model.tokens;
         let all = &decoded.tokens;
         let is_ts: Vec<bool> = all.iter().map(|&t| tokens.is_timestamp(t)).collect();
         let single_ending = is_ts.len() >= 2 && !is_ts[is_ts.len() - 2] && is_ts[is_ts.len() - 1];
-        let mut cuts: Vec<usize> = (1..all.len()).filter(|&i| is_ts[i - 1] && is_ts[i]).collect();
+        let mut cuts: Vec<usize> = (1..all.len())
+            .filter(|&i| is_ts[i - 1] && is_ts[i])
+            .collect();
         let draft = |range: std::ops::Range<usize>, start: f64, end: f64| Draft {
             start,
             end,
@@ -352,7 +367,7 @@ impl<'m> Transcriber<'m> {
             .collect();
         durations.sort_by(f64::total_cmp);
         let median = durations.get(durations.len() / 2).map_or(0.0, |&m| {
-            if durations.len() % 2 == 0 {
+            if durations.len().is_multiple_of(2) {
                 (m + durations[durations.len() / 2 - 1]) / 2.0
             } else {
                 m
@@ -410,7 +425,13 @@ impl<'m> Transcriber<'m> {
 
     /// OpenAI's boundary rules: after a pause the first words may not be long, and the segment
     /// takes its first and last words' times unless they overrun it by half a second.
-    fn fit_words(&mut self, draft: &mut Draft, words: &mut [WordTiming], median: f64, max_duration: f64) {
+    fn fit_words(
+        &mut self,
+        draft: &mut Draft,
+        words: &mut [WordTiming],
+        median: f64,
+        max_duration: f64,
+    ) {
         let Some(first) = words.first() else { return };
         let first_long = first.end - first.start > max_duration;
         let second_long = words.len() > 1 && words[1].end - first.start > max_duration * 2.0;

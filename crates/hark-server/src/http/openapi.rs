@@ -22,7 +22,9 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToResponse, ToSchema};
          (name = "compat", description = "Seed-compatible routes"), (name = "ops", description = "Health and metrics")),
     components(
         schemas(hark_api::Problem, hark_api::ProblemCode, hark_api::Sort, hark_api::AudioFormat,
-                hark_api::WaveformFormat),
+                hark_api::WaveformFormat, hark_api::TranscriptVersion, hark_api::TranscriptFormat,
+                hark_api::TranscriptSegment, hark_api::TranscriptWord, hark_api::TranscriptEdit,
+                hark_api::TranscriptMatch),
         responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, RequestTimeout,
                   PayloadTooLarge, UnsupportedMediaType, RangeNotSatisfiable, IdempotencyKeyReused,
                   TooManyRequests, Internal, Unavailable)

@@ -44,15 +44,26 @@ fn failure(note: &Note) -> EventData {
 }
 
 /// Processing settled a note: `note.ready` or `note.failed` to its owner and recipients, once
-/// per run (the status changes once).
-pub fn settled(change: &Settled) -> Effects {
+/// per run (the status changes once). `note.ready` carries the corrected audio's URL (under
+/// `base`) when there is one.
+pub fn settled(change: &Settled, base: &str) -> Effects {
     let mut audience = vec![change.note.owner_id];
     audience.extend(change.recipients.iter().copied());
     match change.note.status {
         NoteStatus::Ready => Effects::none().event(
             EventData::NoteReady(NoteReady {
                 note_id: change.note.id.to_string(),
-                corrected_audio_url: None,
+                corrected_audio_url: change
+                    .note
+                    .renditions
+                    .iter()
+                    .any(|r| r.name == hark_api::Rendition::Corrected)
+                    .then(|| {
+                        format!(
+                            "{base}/api/v1/notes/{}/audio?rendition=corrected",
+                            change.note.id
+                        )
+                    }),
             }),
             audience,
         ),

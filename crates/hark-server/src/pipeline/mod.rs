@@ -3,6 +3,7 @@
 //! `hark serve` and in `hark worker` processes on other machines alike: the queue in the
 //! database is all they share, so a worker that dies leaves only a lease that expires.
 
+pub mod speech;
 mod steps;
 
 use std::path::PathBuf;
@@ -14,7 +15,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::blob::{BlobKey, BlobStore};
-use crate::config::JobsConfig;
+use hark_api::{JobStep, Rendition, TranscriptVersion};
+
+use crate::config::{Config, JobsConfig};
 use crate::db::{DbError, Repos};
 use crate::domain::{Claim, Finish, StepOutcome, Timestamp};
 use crate::maintenance::restore_collected_blob;
@@ -42,6 +45,9 @@ pub struct Pipeline {
     settings: JobsConfig,
     /// Wakes an idle worker when this process queues jobs.
     wake: Arc<Notify>,
+    speech: Arc<speech::Speech>,
+    /// What URLs in events start with (`public_url`, or the listen address).
+    public_base: String,
 }
 
 impl Pipeline {
@@ -49,15 +55,28 @@ impl Pipeline {
         repos: Repos,
         store: Arc<dyn BlobStore>,
         scratch: PathBuf,
-        settings: JobsConfig,
+        config: &Config,
+        speech: Arc<speech::Speech>,
     ) -> Pipeline {
+        let public_base = if config.public_url.is_empty() {
+            format!("http://{}", config.listen)
+        } else {
+            config.public_url.trim_end_matches('/').to_owned()
+        };
         Pipeline {
             repos,
             store,
             scratch,
-            settings,
+            settings: config.jobs.clone(),
             wake: Arc::new(Notify::new()),
+            speech,
+            public_base,
         }
+    }
+
+    /// The speech model and rules the workers use.
+    pub fn speech(&self) -> &Arc<speech::Speech> {
+        &self.speech
     }
 
     /// Tells an idle worker that jobs were queued.
@@ -100,20 +119,39 @@ impl Pipeline {
         };
         let started = std::time::Instant::now();
         let renew = self.keep_lease(&claim, lease);
+        let correcting_alone = claim.steps.iter().any(|(s, _)| *s == JobStep::Correct)
+            && !claim.steps.iter().any(|(s, _)| *s == JobStep::Transcribe);
+        let earlier = if correcting_alone {
+            let stored = self
+                .repos
+                .jobs
+                .transcripts(&[claim.note.id], TranscriptVersion::Original)
+                .await?;
+            stored.into_iter().next().map(|(_, transcript)| transcript)
+        } else {
+            None
+        };
         let ran = tokio::select! {
-            ran = steps::run(&claim, self.store.as_ref(), &self.scratch) => ran,
+            ran = steps::run(&claim, self.store.as_ref(), &self.scratch, &self.speech, earlier) => ran,
             () = renew => Finish::default().into(),
         };
         let finish = self.with_retries(&claim, ran.finish);
+        let base = self.public_base.as_str();
         let finished = self
             .repos
             .jobs
-            .finish_jobs(&claim, &finish, &effects::settled)
+            .finish_jobs(&claim, &finish, &|s| effects::settled(s, base))
             .await?;
         // Renditions of a note deleted (or reprocessed) meanwhile: their bytes belong to no
         // note, unless another note has the same audio.
-        let recorded = finished.recorded.contains(&hark_api::JobStep::Transcode);
-        for rendition in finish.renditions.iter().filter(|_| !recorded) {
+        let unrecorded = finish.renditions.iter().filter(|r| {
+            let step = match r.name {
+                Rendition::Opus | Rendition::Mp3 => JobStep::Transcode,
+                Rendition::Corrected => JobStep::Correct,
+            };
+            !finished.recorded.contains(&step)
+        });
+        for rendition in unrecorded {
             let discarded = crate::maintenance::delete_blob(
                 &self.repos,
                 self.store.as_ref(),

@@ -1,10 +1,13 @@
 //! Running a claim: the steps that read the audio (integrity, transcode, waveform, loudness)
-//! share one decode, each as a sink of it; the speech steps have no model yet and are skipped.
+//! share one decode, each as a sink of it; the speech steps (`speech`) follow, on the same
+//! copy of the audio.
 //! A damaged file fails the note with the decoder's reason; anything else that goes wrong
 //! (the store, the disk) is retried.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use futures_util::TryStreamExt;
 use hark_api::{JobStep, Loudness, Rendition};
@@ -13,11 +16,16 @@ use hark_audio::process::{
 };
 use sha2::{Digest, Sha256};
 
+use super::speech::{CancelOnDrop, Speech, SpeechFailure};
 use crate::blob::{BlobKey, BlobStore};
-use crate::domain::{Claim, Finish, StepOutcome, StoredRendition, StoredWaveform, Timestamp};
+use crate::domain::{
+    Claim, Finish, StepOutcome, StoredRendition, StoredTranscript, StoredWaveform, Timestamp,
+};
 
 /// Why a speech step does not run.
 const NO_SPEECH_MODEL: &str = "no speech model is configured";
+/// Why `correct` does not run on a note whose owner did not ask for it.
+const NOT_ASKED: &str = "correction was not asked for";
 
 /// What the pass over the audio made.
 #[derive(Default)]
@@ -61,10 +69,11 @@ impl From<Finish> for Ran {
     }
 }
 
-/// A pass's scratch directory: its copy of the original and its renditions' files, removed
+/// A claim's scratch directory: its copy of the original and the files it makes, removed
 /// when this is dropped.
 pub(super) struct PassFiles {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    original: PathBuf,
     /// Each rendition's blob key and its file.
     renditions: Vec<(String, PathBuf)>,
 }
@@ -79,57 +88,192 @@ impl PassFiles {
     }
 }
 
-/// Runs the claimed steps; the outcome of each, and what they made, stored.
-pub(super) async fn run(claim: &Claim, store: &dyn BlobStore, scratch: &Path) -> Ran {
+/// Runs the claimed steps; the outcome of each, and what they made, stored. `earlier` is the
+/// note's stored transcript, for a `correct` claimed without `transcribe`.
+pub(super) async fn run(
+    claim: &Claim,
+    store: &dyn BlobStore,
+    scratch: &Path,
+    speech: &Speech,
+    earlier: Option<StoredTranscript>,
+) -> Ran {
     let mut finish = Finish::default();
-    let (reading, speech): (Vec<JobStep>, Vec<JobStep>) = claim
+    let reading: Vec<JobStep> = claim
         .steps
         .iter()
         .map(|(step, _)| *step)
-        .partition(|s| decodes(*s));
-    for step in speech {
+        .filter(|s| decodes(*s))
+        .collect();
+    let model = speech.model().cloned();
+    let transcribe = claimed(claim, JobStep::Transcribe).then_some(());
+    let correct = claimed(claim, JobStep::Correct).then_some(());
+    let mut skip = |step: JobStep, why: &str| {
         finish
             .outcomes
-            .push((step, StepOutcome::Skipped(NO_SPEECH_MODEL.to_owned())));
+            .push((step, StepOutcome::Skipped(why.to_owned())));
+    };
+    let transcribe = match (transcribe, &model) {
+        (Some(()), None) => {
+            skip(JobStep::Transcribe, NO_SPEECH_MODEL);
+            None
+        }
+        (Some(()), Some(model)) => Some(model.clone()),
+        (None, _) => None,
+    };
+    let correct = match correct {
+        Some(()) if !claim.note.correction_asked => {
+            skip(JobStep::Correct, NOT_ASKED);
+            false
+        }
+        Some(()) if model.is_none() => {
+            skip(JobStep::Correct, NO_SPEECH_MODEL);
+            false
+        }
+        Some(()) => true,
+        None => false,
+    };
+    let mut speaking: Vec<JobStep> = Vec::new();
+    if transcribe.is_some() {
+        speaking.push(JobStep::Transcribe);
     }
-    if reading.is_empty() {
+    if correct {
+        speaking.push(JobStep::Correct);
+    }
+    if reading.is_empty() && speaking.is_empty() {
         return finish.into();
     }
-    let stored = match pass(claim, &reading, store, scratch).await {
-        Ok(stored) => stored,
-        Err(PassError::Damaged(damage)) => {
-            let reason = format!("the audio is damaged: {damage}");
-            for step in reading {
-                let outcome = if step == JobStep::Integrity || !claimed(claim, JobStep::Integrity) {
-                    StepOutcome::Failed(reason.clone())
-                } else {
-                    StepOutcome::Skipped("not run: the integrity check failed".to_owned())
-                };
-                finish.outcomes.push((step, outcome));
-            }
-            return finish.into();
-        }
-        Err(PassError::Transient(error)) => {
-            for step in reading {
-                let retry = StepOutcome::Retry {
-                    error: error.clone(),
-                    retry_at: Timestamp::now(),
-                };
-                finish.outcomes.push((step, retry));
-            }
+    let mut files = match prepare(claim, store, scratch).await {
+        Ok(files) => files,
+        Err(e) => {
+            retry_all(&mut finish, reading.iter().chain(&speaking), &e);
             return finish.into();
         }
     };
-    finish
-        .outcomes
-        .extend(reading.into_iter().map(|step| (step, StepOutcome::Done)));
-    finish.renditions = stored.renditions;
-    finish.waveform = stored.waveform;
-    finish.loudness = stored.loudness;
+    if !reading.is_empty() {
+        match pass(&reading, store, &mut files).await {
+            Ok(stored) => {
+                finish
+                    .outcomes
+                    .extend(reading.iter().map(|step| (*step, StepOutcome::Done)));
+                finish.renditions = stored.renditions;
+                finish.waveform = stored.waveform;
+                finish.loudness = stored.loudness;
+            }
+            Err(PassError::Damaged(damage)) => {
+                let reason = format!("the audio is damaged: {damage}");
+                for step in reading {
+                    let outcome =
+                        if step == JobStep::Integrity || !claimed(claim, JobStep::Integrity) {
+                            StepOutcome::Failed(reason.clone())
+                        } else {
+                            StepOutcome::Skipped(INTEGRITY_FAILED.to_owned())
+                        };
+                    finish.outcomes.push((step, outcome));
+                }
+                for step in speaking {
+                    let skipped = StepOutcome::Skipped(INTEGRITY_FAILED.to_owned());
+                    finish.outcomes.push((step, skipped));
+                }
+                return finish.into();
+            }
+            Err(PassError::Transient(error)) => {
+                retry_all(&mut finish, reading.iter().chain(&speaking), &error);
+                return finish.into();
+            }
+        }
+    }
+    let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
+    let mut original = earlier;
+    if let Some(model) = &transcribe {
+        let heard = speech
+            .transcribe(
+                model,
+                &files.original,
+                claim.note.audio.duration_seconds,
+                cancel.0.clone(),
+            )
+            .await;
+        let outcome = match heard {
+            Ok(transcript) => {
+                original = Some(transcript.clone());
+                finish.transcripts.push(transcript);
+                StepOutcome::Done
+            }
+            Err(SpeechFailure::Damaged(reason)) => StepOutcome::Failed(reason),
+            Err(SpeechFailure::Transient(error)) => retry(error),
+        };
+        let transcribed = outcome == StepOutcome::Done;
+        finish.outcomes.push((JobStep::Transcribe, outcome));
+        if correct && !transcribed {
+            // It runs again with the transcript, or is skipped with it.
+            let outcome = match finish.outcomes.last() {
+                Some((_, StepOutcome::Retry { .. })) => retry("waiting for the transcript".into()),
+                _ => StepOutcome::Skipped("there is no transcript to correct".into()),
+            };
+            finish.outcomes.push((JobStep::Correct, outcome));
+            return Ran {
+                finish,
+                files: Some(files),
+            };
+        }
+    }
+    if correct {
+        let outcome = match original {
+            None => StepOutcome::Skipped("there is no transcript to correct".into()),
+            Some(original) => match correction(claim, store, speech, &original, &mut files).await {
+                Ok((corrected, rendition)) => {
+                    finish.transcripts.push(corrected);
+                    finish.renditions.push(rendition);
+                    StepOutcome::Done
+                }
+                Err(SpeechFailure::Damaged(reason)) => StepOutcome::Failed(reason),
+                Err(SpeechFailure::Transient(error)) => retry(error),
+            },
+        };
+        finish.outcomes.push((JobStep::Correct, outcome));
+    }
     Ran {
         finish,
-        files: Some(stored.files),
+        files: Some(files),
     }
+}
+
+/// Why a step after a failed integrity check does not run.
+const INTEGRITY_FAILED: &str = "not run: the integrity check failed";
+
+fn retry(error: String) -> StepOutcome {
+    StepOutcome::Retry {
+        error,
+        retry_at: Timestamp::now(),
+    }
+}
+
+fn retry_all<'a>(finish: &mut Finish, steps: impl Iterator<Item = &'a JobStep>, error: &str) {
+    for step in steps {
+        finish.outcomes.push((*step, retry(error.to_owned())));
+    }
+}
+
+/// The corrected transcript and the corrected audio, stored.
+async fn correction(
+    claim: &Claim,
+    store: &dyn BlobStore,
+    speech: &Speech,
+    original: &StoredTranscript,
+    files: &mut PassFiles,
+) -> Result<(StoredTranscript, StoredRendition), SpeechFailure> {
+    let corrected = speech.correct_text(original).await?;
+    let audio = speech
+        .corrected_audio(&files.original, original, &corrected.text, files.dir.path())
+        .await?;
+    let stored = store_rendition(store, files, Rendition::Corrected, &audio)
+        .await
+        .map_err(|e| match e {
+            PassError::Damaged(damage) => SpeechFailure::Damaged(damage.to_string()),
+            PassError::Transient(error) => SpeechFailure::Transient(error),
+        })?;
+    tracing::debug!(note = %claim.note.id, edits = corrected.edits.len(), "corrected");
+    Ok((corrected, stored))
 }
 
 /// The outputs as the repository records them: renditions already in the blob store.
@@ -137,44 +281,50 @@ struct Stored {
     renditions: Vec<StoredRendition>,
     waveform: Option<String>,
     loudness: Option<Option<Loudness>>,
-    files: PassFiles,
+}
+
+/// The claim's scratch directory, with the note's bytes copied out of the store.
+async fn prepare(
+    claim: &Claim,
+    store: &dyn BlobStore,
+    scratch: &Path,
+) -> Result<PassFiles, String> {
+    let made = async {
+        std::fs::create_dir_all(scratch)?;
+        let dir = tempfile::Builder::new()
+            .prefix("job-")
+            .tempdir_in(scratch)?;
+        let original = dir.path().join("original");
+        copy_original(claim, store, &original).await?;
+        Ok::<_, PassError>(PassFiles {
+            dir,
+            original,
+            renditions: Vec::new(),
+        })
+    };
+    made.await.map_err(|e| match e {
+        PassError::Damaged(damage) => damage.to_string(),
+        PassError::Transient(error) => error,
+    })
 }
 
 async fn pass(
-    claim: &Claim,
     steps: &[JobStep],
     store: &dyn BlobStore,
-    scratch: &Path,
+    files: &mut PassFiles,
 ) -> Result<Stored, PassError> {
-    std::fs::create_dir_all(scratch)?;
-    let dir = tempfile::Builder::new()
-        .prefix("job-")
-        .tempdir_in(scratch)?;
-    let original = dir.path().join("original");
-    copy_original(claim, store, &original).await?;
+    let original = files.original.clone();
     let steps = steps.to_vec();
-    let out = dir.path().to_path_buf();
+    let out = files.dir.path().to_path_buf();
     let made = tokio::task::spawn_blocking(move || decode(&original, &out, &steps))
         .await
         .map_err(|e| PassError::Transient(format!("the pass stopped: {e}")))??;
     let mut renditions = Vec::with_capacity(made.renditions.len());
-    let mut files = Vec::with_capacity(made.renditions.len());
     for rendition in made.renditions {
         let Some(name) = Rendition::parse(rendition.name) else {
             continue;
         };
-        let sha256 = durable_digest(&rendition.path).await?;
-        store
-            .put_file(&BlobKey::parse(&sha256)?, &rendition.path)
-            .await?;
-        files.push((sha256.clone(), rendition.path));
-        renditions.push(StoredRendition {
-            name,
-            sha256,
-            mime: rendition.mime.to_owned(),
-            duration_seconds: rendition.duration_seconds,
-            size_bytes: rendition.size_bytes,
-        });
+        renditions.push(store_rendition(store, files, name, &rendition).await?);
     }
     let waveform = made
         .waveform
@@ -184,10 +334,30 @@ async fn pass(
         renditions,
         waveform,
         loudness: made.loudness,
-        files: PassFiles {
-            _dir: dir,
-            renditions: files,
-        },
+    })
+}
+
+/// Puts a rendition's file in the blob store; it is kept among the claim's files until its
+/// reference is recorded.
+async fn store_rendition(
+    store: &dyn BlobStore,
+    files: &mut PassFiles,
+    name: Rendition,
+    rendition: &hark_audio::process::Rendition,
+) -> Result<StoredRendition, PassError> {
+    let sha256 = durable_digest(&rendition.path).await?;
+    store
+        .put_file(&BlobKey::parse(&sha256)?, &rendition.path)
+        .await?;
+    files
+        .renditions
+        .push((sha256.clone(), rendition.path.clone()));
+    Ok(StoredRendition {
+        name,
+        sha256,
+        mime: rendition.mime.to_owned(),
+        duration_seconds: rendition.duration_seconds,
+        size_bytes: rendition.size_bytes,
     })
 }
 

@@ -22,6 +22,7 @@ mod push;
 mod receiver;
 mod repository;
 mod slow_uploads;
+mod speech;
 mod storage;
 mod uploads;
 mod webhooks;

@@ -20,7 +20,7 @@ use crate::helpers::{
 use crate::repository::{new_note, new_user};
 
 /// Polls the note until processing settles it (ready or failed).
-async fn settled(user: &TestUser, id: &str) -> Note {
+pub async fn settled(user: &TestUser, id: &str) -> Note {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let note: Note = user
@@ -65,7 +65,7 @@ async fn jobs(user: &TestUser, id: &str) -> JobList {
 }
 
 /// The events of one type about one note, read from the log.
-async fn events_about(app: &TestApp, note: &str, kind: EventType) -> usize {
+pub async fn events_about(app: &TestApp, note: &str, kind: EventType) -> usize {
     use secrecy::ExposeSecret;
     let repos = db::connect(app.config.database_url.expose_secret(), false)
         .await
@@ -682,13 +682,15 @@ async fn an_expired_lease_moves_the_jobs_to_another_worker(backend: Backend) {
     };
     let late = repos
         .jobs
-        .finish_jobs(&first, &done(&first), &effects::settled)
+        .finish_jobs(&first, &done(&first), &|s| effects::settled(s, "http://h"))
         .await
         .expect("finish");
     assert!(late.recorded.is_empty(), "the first worker lost its lease");
     let finished = repos
         .jobs
-        .finish_jobs(&second, &done(&second), &effects::settled)
+        .finish_jobs(&second, &done(&second), &|s| {
+            effects::settled(s, "http://h")
+        })
         .await
         .expect("finish");
     assert_eq!(finished.recorded.len(), JobStep::ALL.len());

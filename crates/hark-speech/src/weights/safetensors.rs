@@ -77,7 +77,9 @@ fn strip_prefix(name: &str) -> &str {
 
 /// Which Hugging Face tensors make each of the network's weights. Fails on the first tensor
 /// missing from the file.
-fn plan(shapes: &HashMap<String, Vec<usize>>) -> Result<BTreeMap<String, Vec<Source>>, WeightError> {
+fn plan(
+    shapes: &HashMap<String, Vec<usize>>,
+) -> Result<BTreeMap<String, Vec<Source>>, WeightError> {
     let conv1 = "encoder.conv1.weight";
     let d_model = *shapes
         .get(conv1)
@@ -110,13 +112,25 @@ fn plan(shapes: &HashMap<String, Vec<usize>>) -> Result<BTreeMap<String, Vec<Sou
         "decoder.embed_tokens.weight".into(),
     );
     for stack in ["encoder", "decoder"] {
-        one(format!("{stack}/layer_norm/gamma"), format!("{stack}.layer_norm.weight"));
-        one(format!("{stack}/layer_norm/beta"), format!("{stack}.layer_norm.bias"));
+        one(
+            format!("{stack}/layer_norm/gamma"),
+            format!("{stack}.layer_norm.weight"),
+        );
+        one(
+            format!("{stack}/layer_norm/beta"),
+            format!("{stack}.layer_norm.bias"),
+        );
         for i in 0..layers(stack) {
             let (ct2, hf) = (format!("{stack}/layer_{i}"), format!("{stack}.layers.{i}"));
             let mut norm = |ct2_norm: &str, hf_norm: &str| {
-                one(format!("{ct2}/{ct2_norm}/gamma"), format!("{hf}.{hf_norm}.weight"));
-                one(format!("{ct2}/{ct2_norm}/beta"), format!("{hf}.{hf_norm}.bias"));
+                one(
+                    format!("{ct2}/{ct2_norm}/gamma"),
+                    format!("{hf}.{hf_norm}.weight"),
+                );
+                one(
+                    format!("{ct2}/{ct2_norm}/beta"),
+                    format!("{hf}.{hf_norm}.bias"),
+                );
             };
             norm("self_attention/layer_norm", "self_attn_layer_norm");
             norm("ffn/layer_norm", "final_layer_norm");
@@ -125,7 +139,10 @@ fn plan(shapes: &HashMap<String, Vec<usize>>) -> Result<BTreeMap<String, Vec<Sou
             }
             let mut linear = |ct2_linear: &str, hf_linear: &str| {
                 for p in ["weight", "bias"] {
-                    one(format!("{ct2}/{ct2_linear}/{p}"), format!("{hf}.{hf_linear}.{p}"));
+                    one(
+                        format!("{ct2}/{ct2_linear}/{p}"),
+                        format!("{hf}.{hf_linear}.{p}"),
+                    );
                 }
             };
             linear("ffn/linear_0", "fc1");
@@ -191,7 +208,9 @@ fn header(path: &Path) -> Result<HashMap<String, Vec<usize>>, WeightError> {
     file.read_exact(&mut len).map_err(WeightError::io)?;
     let len = u64::from_le_bytes(len);
     if len > file_len.saturating_sub(8) {
-        return Err(WeightError("the header runs past the end of the file".into()));
+        return Err(WeightError(
+            "the header runs past the end of the file".into(),
+        ));
     }
     let mut json = vec![0; len as usize];
     file.read_exact(&mut json).map_err(WeightError::io)?;
