@@ -82,7 +82,7 @@ impl App {
             store.clone(),
             config.tmp_dir(),
             &config,
-            speech,
+            speech.clone(),
         );
         let maintenance =
             Maintenance::new(&config, repos.clone(), store.clone(), collector.clone());
@@ -135,6 +135,7 @@ impl App {
             webhooks,
             push,
             auth,
+            speech,
         });
         Ok(App {
             _lock: lock,

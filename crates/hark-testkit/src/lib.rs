@@ -81,6 +81,22 @@ pub fn speech_model_wheel() -> PathBuf {
     wheel
 }
 
+/// The Python of a virtual environment holding OpenAI's official client library, made by
+/// `scripts/openai-client.sh` on first use.
+pub fn openai_python() -> PathBuf {
+    let dir = workspace_root().join("target/openai-client");
+    let status = std::process::Command::new("bash")
+        .arg(workspace_root().join("scripts/openai-client.sh"))
+        .arg(&dir)
+        .status()
+        .expect("bash runs scripts/openai-client.sh");
+    assert!(
+        status.success(),
+        "scripts/openai-client.sh failed: {status}"
+    );
+    dir.join("bin/python")
+}
+
 /// The script that makes the corpus.
 pub fn generator() -> PathBuf {
     workspace_root().join("tests/corpus/make_corpus.sh")

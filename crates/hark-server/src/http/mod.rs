@@ -38,7 +38,7 @@ use crate::webhooks::WebhookService;
 use problem::ApiError;
 use request_metrics::RequestMetrics;
 use routes::{
-    audio, compat, delivery, events, notes, ops, processing, push, tokens, users, webhooks,
+    audio, compat, delivery, events, notes, openai, ops, processing, push, tokens, users, webhooks,
 };
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -60,6 +60,8 @@ pub struct Shared {
     pub webhooks: WebhookService,
     pub push: PushService,
     pub auth: Arc<AuthService>,
+    /// The speech model, for transcriptions asked for over HTTP.
+    pub speech: Arc<crate::pipeline::speech::Speech>,
     pub metrics: PrometheusHandle,
 }
 
@@ -104,6 +106,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(notes::upload_note, notes::list_notes))
         .routes(routes!(compat::post_audio))
         .routes(routes!(compat::post_audio_corrected))
+        .routes(routes!(openai::create_transcription))
         .layer(DefaultBodyLimit::disable());
     let (router, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(uploads)

@@ -18,6 +18,7 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToResponse, ToSchema};
          (name = "delivery", description = "Channels, sending notes, the inbox"),
          (name = "webhooks", description = "Signed HTTP deliveries of the caller's events"),
          (name = "push", description = "Web Push of the caller's events to their browsers"),
+         (name = "speech", description = "Transcription compatible with OpenAI's API"),
          (name = "users", description = "Accounts"), (name = "api-keys", description = "Personal API keys"),
          (name = "compat", description = "Seed-compatible routes"), (name = "ops", description = "Health and metrics")),
     components(

@@ -18,7 +18,12 @@ use super::problem::ApiError;
 use crate::config::Limits;
 
 /// The routes that receive audio bodies; a new upload route belongs here.
-const UPLOAD_ROUTES: [&str; 2] = ["/api/v1/notes", "/post"];
+const UPLOAD_ROUTES: [&str; 4] = [
+    "/api/v1/notes",
+    "/post",
+    "/audio",
+    "/v1/audio/transcriptions",
+];
 
 #[derive(Clone, Copy)]
 pub struct Timeouts {

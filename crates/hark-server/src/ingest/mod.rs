@@ -133,7 +133,7 @@ impl Ingest {
                 .replay(request.owner, key, note_id, &first_sha, &sha256)
                 .await;
         }
-        let info = audio(spooled.take_audio())?;
+        let info = probed_audio(spooled.take_audio())?;
         if info.duration_seconds > self.max_duration_seconds {
             return Err(IngestError::TooLong {
                 duration: info.duration_seconds,
@@ -260,7 +260,7 @@ fn clean_text(value: Option<&str>, field: &str) -> Result<Option<String>, Ingest
 }
 
 /// The probe's answer as an ingest outcome.
-fn audio(
+pub fn probed_audio(
     probed: Result<hark_audio::AudioInfo, ProbeError>,
 ) -> Result<hark_audio::AudioInfo, IngestError> {
     match probed {

@@ -86,7 +86,7 @@ impl Speech {
     }
 
     /// Transcribes the audio file at `path` on a blocking thread; stops early once `cancel`
-    /// is set (the claim was lost).
+    /// is set (the claim was lost, the client went away).
     pub async fn transcribe(
         &self,
         model: &Arc<Model>,
@@ -94,17 +94,28 @@ impl Speech {
         duration_seconds: f64,
         cancel: Arc<AtomicBool>,
     ) -> Result<StoredTranscript, SpeechFailure> {
+        self.transcribe_with(model, path, duration_seconds, None, None, cancel)
+            .await
+    }
+
+    /// As `transcribe`, in `language` and with `prompt` as the text before the audio.
+    pub async fn transcribe_with(
+        &self,
+        model: &Arc<Model>,
+        path: &Path,
+        duration_seconds: f64,
+        language: Option<String>,
+        prompt: Option<String>,
+        cancel: Arc<AtomicBool>,
+    ) -> Result<StoredTranscript, SpeechFailure> {
         let (model, path) = (model.clone(), path.to_owned());
+        let options = TranscribeOptions {
+            language,
+            prompt,
+            cancel: Some(cancel),
+        };
         tokio::task::spawn_blocking(move || {
-            transcribe_file(
-                &model,
-                &path,
-                duration_seconds,
-                TranscribeOptions {
-                    cancel: Some(cancel),
-                    ..TranscribeOptions::default()
-                },
-            )
+            transcribe_file(&model, &path, duration_seconds, options)
         })
         .await
         .map_err(|e| SpeechFailure::Transient(format!("transcription stopped: {e}")))?

@@ -345,16 +345,30 @@ fn the_readme_configuration_table_names_every_key() {
         figment::Figment::from(Toml::string(hark_server::config::DEFAULT_CONFIG))
             .extract()
             .expect("the defaults");
-    let mut keys = Vec::new();
-    for (name, value) in &defaults {
-        match value.as_object() {
-            Some(table) => keys.extend(table.keys().map(|key| format!("{name}.{key}"))),
-            None => keys.push(name.clone()),
+    /// Every leaf key, dotted: `speech.tts.url`.
+    fn leaves(
+        prefix: &str,
+        table: &serde_json::Map<String, serde_json::Value>,
+        out: &mut Vec<String>,
+    ) {
+        for (name, value) in table {
+            let key = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            match value.as_object() {
+                Some(inner) => leaves(&key, inner, out),
+                None => out.push(key),
+            }
         }
     }
-    // Both forms were read: top-level keys, and those of a table.
+    let mut keys = Vec::new();
+    leaves("", &defaults, &mut keys);
+    // Every form was read: top-level keys, and those of a table and of a nested one.
     assert!(keys.iter().any(|key| key == "listen"));
     assert!(keys.iter().any(|key| key == "auth.jwt_secret"));
+    assert!(keys.iter().any(|key| key == "speech.tts.url"));
     let missing: Vec<&String> = keys
         .iter()
         .filter(|key| !section.contains(&format!("`{key}`")))

@@ -12,6 +12,8 @@ use hark_testkit::speech::{SAMPLE_RATE, silence, spoken, word_error_rate};
 use crate::helpers::{Backend, TestApp, TestUser, assert_problem, spawn_app, spawn_app_with};
 use crate::pipeline::{events_about, settled};
 
+/// An upper bound on how long espeak-ng takes to say `SAID`.
+const SAID_SECONDS_AT_MOST: f64 = 12.0;
 const SAID: &str =
     "Please deliver the parcel to the back door. The driver will call you when he arrives.";
 
@@ -362,9 +364,127 @@ async fn without_a_model_speech_is_skipped(backend: Backend) {
     app.stop().await;
 }
 
+/// OpenAI's official Python client transcribes through Hark as it would through OpenAI; the
+/// audio is not stored.
+async fn the_openai_client_transcribes_through_hark(backend: Backend) {
+    let app = speaking_app(backend).await;
+    let ann = app.user("ann@example.com").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("parcel.wav");
+    std::fs::write(&path, wav(&spoken(SAID))).expect("write");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/openai/transcribe.py");
+    let python = hark_testkit::openai_python();
+    let (base, token) = (app.base.clone(), ann.token.clone());
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .arg(script)
+            .args([&base, &token])
+            .arg(&path)
+            .output()
+            .expect("python runs")
+    })
+    .await
+    .expect("join");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let text = lines[0]["text"].as_str().expect("text");
+    assert!(word_error_rate(SAID, text) <= 0.2, "{text:?}");
+    let verbose = &lines[1];
+    assert_eq!(verbose["language"], "english");
+    assert_eq!(verbose["text"].as_str(), Some(text));
+    let duration = verbose["duration"].as_f64().expect("duration");
+    assert!((duration - SAID_SECONDS_AT_MOST / 2.0).abs() < SAID_SECONDS_AT_MOST / 2.0);
+    let words = verbose["words"].as_array().expect("words");
+    assert!(words.len() >= 12, "{words:?}");
+    let mut last = 0.0;
+    for word in words {
+        let (start, end) = (
+            word[1].as_f64().expect("start"),
+            word[2].as_f64().expect("end"),
+        );
+        assert!(
+            start >= last - 1e-6 && start <= end && end <= duration + 1e-6,
+            "{word:?}"
+        );
+        last = end;
+    }
+    assert!(!verbose["segments"].as_array().expect("segments").is_empty());
+    assert!(
+        lines[2]["srt"]
+            .as_str()
+            .expect("srt")
+            .starts_with("1\n00:00:")
+    );
+    assert_eq!(lines[3]["refused"], 400);
+    // Transcribed, not stored.
+    let listed: NoteList = ann
+        .get("/api/v1/notes")
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("list");
+    assert!(listed.items.is_empty());
+    // Without a token it is refused as every route is.
+    let anonymous = app
+        .http
+        .post(app.url("/v1/audio/transcriptions"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(anonymous.status(), 401);
+    app.stop().await;
+}
+
+/// What a user asks of the OpenAI route that cannot be answered gets a clear 4xx or 503.
+async fn the_openai_route_refuses_what_it_cannot_answer(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ann = app.user("ann@example.com").await;
+    let form = || {
+        reqwest::multipart::Form::new()
+            .text("model", "whisper-1")
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(wav(&silence(1.0))).file_name("a.wav"),
+            )
+    };
+    let post = |form: reqwest::multipart::Form| {
+        ann.post("/v1/audio/transcriptions").multipart(form).send()
+    };
+    // No model installed here.
+    assert_problem(post(form()).await.expect("post"), 503, "unavailable").await;
+    let bad_format = form().text("response_format", "docx");
+    assert_problem(post(bad_format).await.expect("post"), 400, "validation").await;
+    let no_file = reqwest::multipart::Form::new().text("model", "whisper-1");
+    assert_problem(post(no_file).await.expect("post"), 400, "validation").await;
+    let not_audio = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(b"hello, not audio".to_vec()).file_name("a.txt"),
+    );
+    assert_problem(
+        post(not_audio).await.expect("post"),
+        415,
+        "unsupported_audio",
+    )
+    .await;
+    assert!(app.tmp_files().is_empty(), "{:?}", app.tmp_files());
+    app.stop().await;
+}
+
 backend_tests!(
     speech_is_transcribed_searched_and_given_in_every_format,
     correction_fixes_the_text_and_cuts_the_pauses,
     correction_can_be_asked_for_later,
     without_a_model_speech_is_skipped,
+    the_openai_client_transcribes_through_hark,
+    the_openai_route_refuses_what_it_cannot_answer,
 );

@@ -5,6 +5,7 @@ pub mod compat;
 pub mod delivery;
 pub mod events;
 pub mod notes;
+pub mod openai;
 pub mod ops;
 pub mod processing;
 pub mod push;
