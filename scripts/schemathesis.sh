@@ -34,6 +34,9 @@ schemathesis() {
 
 cargo build --quiet --locked -p hark
 hark=$PWD/target/debug/hark
+# The speech model, so that transcription and correction answer for real.
+bash scripts/speech-model.sh
+model=$PWD/target/models/whisper-tiny-en
 
 # The server, on a port of its choosing, with data that lives as long as this run.
 data=$(mktemp -d)
@@ -45,7 +48,7 @@ cleanup() {
 trap cleanup EXIT
 # Webhook targets the hooks make valid point at this machine.
 export HARK_DATA_DIR=$data HARK_LISTEN=127.0.0.1:0 RUST_LOG=${RUST_LOG:-warn} \
-  HARK_WEBHOOKS__ALLOW_PRIVATE_TARGETS=true
+  HARK_WEBHOOKS__ALLOW_PRIVATE_TARGETS=true HARK_SPEECH__MODEL_DIR=$model
 "$hark" serve 2>"$data/server.log" &
 server=$!
 base=

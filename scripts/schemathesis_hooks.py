@@ -32,7 +32,7 @@ from schemathesis.core.parameters import ParameterLocation
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.transport.serialization import Binary
 
-UPLOADS = ("/api/v1/notes", "/post")
+UPLOADS = ("/api/v1/notes", "/post", "/audio")
 # The user the run signs in as: a recipient who exists.
 OWN_EMAIL = os.environ.get("HARK_SCHEMATHESIS_EMAIL", "schemathesis@example.com")
 LISTS = ("/api/v1/notes", "/list")

@@ -228,9 +228,9 @@ pub struct ListNotesQuery {
     /// RFC 3339.
     #[param(format = DateTime)]
     pub created_before: Option<String>,
-    /// Words in the transcript: every one must occur (case and accents do not count). Each
-    /// item then carries `matches`.
-    #[param(max_length = 500)]
+    /// Words in the transcript: every one must occur (case and accents do not count; a `q`
+    /// with no words matches nothing). Each item then carries `matches`.
+    #[param(max_length = 500, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub q: Option<String>,
     /// Default `-created_at`.
     pub sort: Option<Sort>,

@@ -142,8 +142,9 @@ pub struct NoteFilter {
     pub format: Option<String>,
     pub created_after: Option<Timestamp>,
     pub created_before: Option<Timestamp>,
-    /// Words (folded by `search_words`) that must all occur in the original transcript.
-    pub transcript_words: Vec<String>,
+    /// Words (folded by `search_words`) that must all occur in the original transcript; a
+    /// search with no words matches nothing.
+    pub transcript_words: Option<Vec<String>>,
     /// Every order ends with the id, so it is total.
     pub sort: Sort,
     pub after: Option<(SortKey, NoteId)>,
@@ -164,7 +165,7 @@ impl NoteFilter {
             format: None,
             created_after: None,
             created_before: None,
-            transcript_words: Vec::new(),
+            transcript_words: None,
             sort: Sort::CreatedAtDesc,
             after: None,
             limit,

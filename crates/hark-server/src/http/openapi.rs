@@ -188,7 +188,7 @@ pub struct UploadForm {
     pub title: String,
     #[schema(required = false, max_length = 500)]
     pub series: String,
-    /// Accepted; this server makes no corrected transcripts yet.
+    /// Also make a grammar-corrected transcript and corrected audio.
     #[schema(required = false)]
     pub correct: bool,
 }

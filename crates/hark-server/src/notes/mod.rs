@@ -27,8 +27,8 @@ pub const MAX_LINK_SECONDS: u64 = 7 * 24 * 3600;
 /// The default and the largest page of a note list.
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 500;
-/// Words a transcript search may ask for.
-const MAX_SEARCH_WORDS: usize = 16;
+/// The longest transcript search.
+const MAX_SEARCH_CHARS: usize = 500;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NoteError {
@@ -309,9 +309,7 @@ impl NotesService {
         } else {
             None
         };
-        let matches = if filter.transcript_words.is_empty() {
-            None
-        } else {
+        let matches = if let Some(words) = &filter.transcript_words {
             let ids: Vec<NoteId> = notes.iter().map(|n| n.id).collect();
             let transcripts = self
                 .repos
@@ -324,11 +322,13 @@ impl NotesService {
                         transcripts
                             .iter()
                             .find(|(of, _)| of == id)
-                            .map(|(_, t)| t.matches(&filter.transcript_words))
+                            .map(|(_, t)| t.matches(words))
                             .unwrap_or_default()
                     })
                     .collect(),
             )
+        } else {
+            None
         };
         Ok(NotePage {
             notes,
@@ -344,21 +344,16 @@ impl NotesService {
     ) -> Result<NoteFilter, NoteError> {
         let invalid = |message: &str| NoteError::Invalid(message.to_owned());
         let sort = query.sort.unwrap_or_default();
-        let transcript_words = match optional_text(query.q.as_deref(), "q")? {
-            Some(q) => {
-                let words = search_words(&q);
-                if words.is_empty() {
-                    return Err(invalid("q must hold at least one word"));
-                }
-                if words.len() > MAX_SEARCH_WORDS {
-                    return Err(NoteError::Invalid(format!(
-                        "q may hold at most {MAX_SEARCH_WORDS} words"
-                    )));
-                }
-                words
-            }
-            None => Vec::new(),
-        };
+        let search = optional_text(query.q.as_deref(), "q")?;
+        if search
+            .as_ref()
+            .is_some_and(|q| q.chars().count() > MAX_SEARCH_CHARS)
+        {
+            return Err(NoteError::Invalid(format!(
+                "q must be at most {MAX_SEARCH_CHARS} characters"
+            )));
+        }
+        let transcript_words = search.as_deref().map(search_words);
         let limit = query.limit.unwrap_or(DEFAULT_PAGE);
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(invalid("limit must be 1 to 500"));

@@ -204,12 +204,18 @@ fn push_list_conditions<DB>(
     if let Some(format) = &filter.format {
         qb.push(" AND n.format = ").push_bind(format.clone());
     }
-    if !filter.transcript_words.is_empty() {
-        let (before, after) = DB::TRANSCRIPT_MATCH;
-        qb.push(" AND ")
-            .push(before)
-            .push_bind(DB::transcript_search(&filter.transcript_words))
-            .push(after);
+    match filter.transcript_words.as_deref() {
+        None => {}
+        Some([]) => {
+            qb.push(" AND 1 = 0");
+        }
+        Some(words) => {
+            let (before, after) = DB::TRANSCRIPT_MATCH;
+            qb.push(" AND ")
+                .push(before)
+                .push_bind(DB::transcript_search(words))
+                .push(after);
+        }
     }
     let created = off_index("created_at");
     if let Some(after) = filter.created_after {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use axum::extract::{Multipart, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use hark_api::{ProblemCode, TranscriptVersion};
@@ -20,7 +20,8 @@ use crate::http::problem::ApiError;
 use crate::ingest::{Spooled, probed_audio, spool};
 use crate::pipeline::speech::CancelOnDrop;
 
-/// The form OpenAI's clients send.
+/// The form OpenAI's clients send. (Form fields are never null: the optional ones are
+/// `required = false` rather than `Option`, which utoipa makes nullable.)
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct TranscriptionForm {
@@ -29,21 +30,58 @@ pub struct TranscriptionForm {
     file: String,
     /// Accepted and ignored: the server's model answers.
     model: String,
-    /// ISO 639-1; an English-only model takes only `en`.
-    language: Option<String>,
+    /// ISO 639-1. An English-only model (such as tiny.en) takes only `en`.
+    #[schema(required = false, pattern = "^en$", example = "en")]
+    language: String,
     /// Text the model takes as what came before (names, spellings).
-    prompt: Option<String>,
-    /// `json` (default), `text`, `srt`, `vtt` or `verbose_json`.
-    response_format: Option<String>,
-    /// `segment` and/or `word`, for `verbose_json`.
-    #[schema(rename = "timestamp_granularities[]")]
-    timestamp_granularities: Option<Vec<String>>,
+    #[schema(required = false, max_length = 2000)]
+    prompt: String,
+    /// Default `json`.
+    #[schema(required = false)]
+    response_format: ResponseFormat,
+    /// Which timestamps `verbose_json` carries (default `segment`).
+    #[schema(required = false, rename = "timestamp_granularities[]")]
+    timestamp_granularities: Vec<Granularity>,
     /// Accepted and ignored.
-    temperature: Option<f64>,
+    #[schema(required = false)]
+    temperature: f64,
+}
+
+/// The answer's shape.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum ResponseFormat {
+    Json,
+    Text,
+    Srt,
+    Vtt,
+    VerboseJson,
+}
+
+/// Timestamps of `verbose_json`.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum Granularity {
+    Segment,
+    Word,
+}
+
+/// A prompt longer than this is refused (the model reads only its last 223 tokens anyway).
+const MAX_PROMPT_CHARS: usize = 2000;
+
+/// The answer as JSON: the text alone (`json`) or with its timings (`verbose_json`).
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum TranscriptionAnswer {
+    Plain(Transcription),
+    Verbose(VerboseTranscription),
 }
 
 /// `response_format=json`.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Transcription {
     text: String,
 }
@@ -99,8 +137,8 @@ struct Asked {
 #[utoipa::path(post, path = "/v1/audio/transcriptions", tag = "speech",
     request_body(content = TranscriptionForm, content_type = "multipart/form-data"),
     responses((status = 200, description = "The transcription",
-                  content((Transcription = "application/json"), (VerboseTranscription = "application/json"),
-                          (String = "text/plain"))),
+                  content((TranscriptionAnswer = "application/json"), (String = "text/plain"),
+                          (String = "application/x-subrip"), (String = "text/vtt"))),
               (status = 400, response = openapi::BadRequest), (status = 401, response = openapi::Unauthorized),
               (status = 403, response = openapi::Forbidden), (status = 413, response = openapi::PayloadTooLarge),
               (status = 415, response = openapi::UnsupportedMediaType),
@@ -109,8 +147,11 @@ struct Asked {
 pub async fn create_transcription(
     State(state): State<AppState>,
     Auth(_user): Auth,
-    mut form: Multipart,
+    request: Request,
 ) -> Result<Response, ApiError> {
+    let mut form = Multipart::from_request(request, &state)
+        .await
+        .map_err(|e| ApiError::validation(e.body_text()))?;
     let mut asked = Asked::default();
     let mut audio: Option<Spooled> = None;
     let malformed = |e: axum::extract::multipart::MultipartError| {
@@ -134,7 +175,14 @@ pub async fn create_transcription(
         let value = field.text().await.map_err(malformed)?;
         match name.as_str() {
             "language" => asked.language = Some(value).filter(|v| !v.is_empty()),
-            "prompt" => asked.prompt = Some(value).filter(|v| !v.is_empty()),
+            "prompt" => {
+                if value.chars().count() > MAX_PROMPT_CHARS {
+                    return Err(ApiError::validation(format!(
+                        "prompt is longer than {MAX_PROMPT_CHARS} characters"
+                    )));
+                }
+                asked.prompt = Some(value).filter(|v| !v.is_empty());
+            }
             "response_format" => asked.format = Some(value),
             "timestamp_granularities[]" | "timestamp_granularities" => match value.as_str() {
                 "segment" => asked.segments = true,
