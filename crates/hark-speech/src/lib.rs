@@ -19,6 +19,7 @@
 mod config;
 mod decode;
 mod error;
+mod loudness;
 mod mel;
 mod model;
 mod network;
