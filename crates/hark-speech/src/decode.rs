@@ -3,9 +3,9 @@
 //! back), the no-speech probability read at the first step, and a retry at higher
 //! temperatures when the text repeats itself (compresses too well) or is improbable.
 
+use crate::SpeechError;
 use crate::model::Model;
 use crate::network::{AudioContext, TokenCache};
-use crate::SpeechError;
 use candle_core::Tensor;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,8 +34,7 @@ pub(crate) struct Decoded {
 
 impl Decoded {
     fn failed(&self) -> bool {
-        self.compression_ratio > COMPRESSION_RATIO_THRESHOLD
-            || self.avg_logprob < LOGPROB_THRESHOLD
+        self.compression_ratio > COMPRESSION_RATIO_THRESHOLD || self.avg_logprob < LOGPROB_THRESHOLD
     }
 
     /// Whether the window holds no speech: the model says so, and what it wrote is improbable.
@@ -62,7 +61,10 @@ impl WindowDecoder<'_> {
             if !decoded.failed() || decoded.is_silence() {
                 return Ok(decoded);
             }
-            if best.as_ref().is_none_or(|b| decoded.avg_logprob > b.avg_logprob) {
+            if best
+                .as_ref()
+                .is_none_or(|b| decoded.avg_logprob > b.avg_logprob)
+            {
                 best = Some(decoded);
             }
         }
@@ -76,7 +78,12 @@ impl WindowDecoder<'_> {
         }
     }
 
-    fn decode(&self, prompt: &[u32], temperature: f64, rng: &mut Rng) -> Result<Decoded, SpeechError> {
+    fn decode(
+        &self,
+        prompt: &[u32],
+        temperature: f64,
+        rng: &mut Rng,
+    ) -> Result<Decoded, SpeechError> {
         let model = self.model;
         let tokens = &model.tokens;
         let decoder = &model.network.decoder;
@@ -145,7 +152,9 @@ impl WindowDecoder<'_> {
         let eot = tokens.eot as usize;
         let vocab = logits.len();
         let suppress = |logits: &mut [f32], range: std::ops::Range<usize>| {
-            logits[range].iter_mut().for_each(|l| *l = f32::NEG_INFINITY)
+            logits[range]
+                .iter_mut()
+                .for_each(|l| *l = f32::NEG_INFINITY)
         };
         if sampled.is_empty() {
             for &t in &model.suppress_begin {
@@ -205,7 +214,9 @@ fn argmax(values: &[f32]) -> usize {
     values
         .iter()
         .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best })
+        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+            if v > best.1 { (i, v) } else { best }
+        })
         .0
 }
 
@@ -276,7 +287,9 @@ mod tests {
 
     #[test]
     fn repeated_text_compresses_past_the_threshold() {
-        assert!(compression_ratio(&"the same words again ".repeat(20)) > COMPRESSION_RATIO_THRESHOLD);
+        assert!(
+            compression_ratio(&"the same words again ".repeat(20)) > COMPRESSION_RATIO_THRESHOLD
+        );
         assert!(
             compression_ratio("Please leave the parcel at the front door if nobody answers.")
                 < COMPRESSION_RATIO_THRESHOLD

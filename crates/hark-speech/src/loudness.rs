@@ -70,7 +70,10 @@ mod tests {
         let loudness = Loudness::of(&audio, 130);
         assert!(!loudness.is_silent());
         let (start, end) = loudness.sounding(0.0, 1.3).expect("a tone");
-        assert!((start - 0.5).abs() < 0.021 && (end - 0.8).abs() < 0.021, "{start} {end}");
+        assert!(
+            (start - 0.5).abs() < 0.021 && (end - 0.8).abs() < 0.021,
+            "{start} {end}"
+        );
         assert_eq!(loudness.sounding(0.9, 1.3), None);
         assert!(Loudness::of(&vec![0.001; 20_000], 100).is_silent());
     }

@@ -43,7 +43,9 @@ impl MelSpectrogram {
             .collect();
         // The periodic Hann window, as torch.hann_window gives it.
         let hann = (0..N_FFT)
-            .map(|n| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / N_FFT as f64).cos()) as f32)
+            .map(|n| {
+                (0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / N_FFT as f64).cos()) as f32
+            })
             .collect();
         Self {
             bands,
@@ -162,10 +164,20 @@ mod tests {
         assert!(close(max, 0.025_880_685));
         let band_40: Vec<f64> = filters[40].iter().copied().filter(|&w| w > 0.0).collect();
         assert_eq!(band_40.len(), 3);
-        for (a, b) in band_40.iter().zip([0.005_411_11, 0.014_735_57, 0.006_518_19]) {
+        for (a, b) in band_40
+            .iter()
+            .zip([0.005_411_11, 0.014_735_57, 0.006_518_19])
+        {
             assert!(close(*a, b), "{a} vs {b}");
         }
-        for (a, b) in filters[79][195..].iter().zip([0.002_243_8, 0.001_795_04, 0.001_346_28, 0.000_897_52, 0.000_448_76, 0.0]) {
+        for (a, b) in filters[79][195..].iter().zip([
+            0.002_243_8,
+            0.001_795_04,
+            0.001_346_28,
+            0.000_897_52,
+            0.000_448_76,
+            0.0,
+        ]) {
             assert!(close(*a, b), "{a} vs {b}");
         }
     }
@@ -184,8 +196,15 @@ mod tests {
         let top = hz_to_mel(8000.0);
         let centre = |band: usize| mel_to_hz(top * (band + 1) as f64 / 81.0);
         let nearest = (0..80)
-            .min_by(|&a, &b| (centre(a) - 1000.0).abs().total_cmp(&(centre(b) - 1000.0).abs()))
+            .min_by(|&a, &b| {
+                (centre(a) - 1000.0)
+                    .abs()
+                    .total_cmp(&(centre(b) - 1000.0).abs())
+            })
             .expect("80 bands");
-        assert!(loudest.abs_diff(nearest) <= 1, "band {loudest}, expected {nearest}");
+        assert!(
+            loudest.abs_diff(nearest) <= 1,
+            "band {loudest}, expected {nearest}"
+        );
     }
 }

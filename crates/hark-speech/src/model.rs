@@ -1,12 +1,12 @@
 //! A Whisper model loaded from a directory, and the cheap check `inspect` makes of one.
 
+use crate::SpeechError;
 use crate::config::{self, Settings};
 use crate::mel::MelSpectrogram;
 use crate::network::Network;
 use crate::tokens::Tokens;
 use crate::transcribe::{TranscribeOptions, Transcriber};
 use crate::weights::{self, Dims, Layout};
-use crate::SpeechError;
 use std::path::{Path, PathBuf};
 
 /// Timestamp tokens: 0.00 s to 30.00 s.
@@ -60,7 +60,8 @@ fn check(dir: &Path) -> Result<Checked, SpeechError> {
         )
     })?;
     let weights = weights::weights_path(dir, layout);
-    let table = weights::table(layout, &weights).map_err(|e| SpeechError::invalid(&weights, e.0))?;
+    let table =
+        weights::table(layout, &weights).map_err(|e| SpeechError::invalid(&weights, e.0))?;
     let dims = Dims::infer(&table, settings.heads)
         .and_then(|dims| dims.check(&table).map(|()| dims))
         .map_err(|e| SpeechError::invalid(&weights, e.0))?;
@@ -124,7 +125,12 @@ impl Model {
         });
         let mut suppress = settings.suppress;
         // Tokens that steer the decoder are never transcribed text (as OpenAI suppresses them).
-        suppress.extend([tokens.transcribe, tokens.translate, tokens.sot, tokens.sot_prev]);
+        suppress.extend([
+            tokens.transcribe,
+            tokens.translate,
+            tokens.sot,
+            tokens.sot_prev,
+        ]);
         suppress.extend(tokens.sot_lm);
         suppress.extend(tokens.no_speech);
         let space = tokens.encode(" ");

@@ -99,7 +99,9 @@ fn heads(x: &Tensor, n_heads: usize) -> Result<Tensor> {
 /// Joins heads (heads, t, head_width) back into rows (t, d).
 fn unheads(x: &Tensor) -> Result<Tensor> {
     let (n_heads, t, width) = x.dims3()?;
-    x.transpose(0, 1)?.contiguous()?.reshape((t, n_heads * width))
+    x.transpose(0, 1)?
+        .contiguous()?
+        .reshape((t, n_heads * width))
 }
 
 /// Scaled dot-product attention over heads; `k_t` is (heads, width, keys). Returns the mixed
@@ -281,8 +283,8 @@ impl Decoder {
         let n = tokens.len();
         let offset = cache.len;
         let ids = Tensor::new(tokens, device)?;
-        let mut x = (self.embeddings.index_select(&ids, 0)?
-            + self.positions.narrow(0, offset, n)?)?;
+        let mut x =
+            (self.embeddings.index_select(&ids, 0)? + self.positions.narrow(0, offset, n)?)?;
         let mask = (n > 1)
             .then(|| causal_mask(n, offset, device))
             .transpose()?;
@@ -293,7 +295,10 @@ impl Decoder {
             let part = |i: usize| heads(&qkv.narrow(1, i * d, d)?, self.n_heads);
             let (q, k, v) = (part(0)?, part(1)?, part(2)?);
             let (k, v) = match cache.layers.get(i) {
-                Some((past_k, past_v)) => (Tensor::cat(&[past_k, &k], 1)?, Tensor::cat(&[past_v, &v], 1)?),
+                Some((past_k, past_v)) => (
+                    Tensor::cat(&[past_k, &k], 1)?,
+                    Tensor::cat(&[past_v, &v], 1)?,
+                ),
                 None => (k, v),
             };
             let (mixed, _) = attend(&q, &k.transpose(1, 2)?, &v, mask.as_ref())?;
@@ -330,7 +335,13 @@ impl Decoder {
 fn causal_mask(n: usize, offset: usize, device: &Device) -> Result<Tensor> {
     let mask: Vec<f32> = (0..n)
         .flat_map(|i| {
-            (0..offset + n).map(move |j| if j > offset + i { f32::NEG_INFINITY } else { 0.0 })
+            (0..offset + n).map(move |j| {
+                if j > offset + i {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
         })
         .collect();
     Tensor::from_vec(mask, (n, offset + n), device)

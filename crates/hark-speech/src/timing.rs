@@ -83,8 +83,8 @@ pub(crate) fn align(
     let mut boundary = 0;
     for (word, word_tokens) in words {
         let end_boundary = boundary + word_tokens.len();
-        let probability = probabilities[boundary..end_boundary].iter().sum::<f64>()
-            / word_tokens.len() as f64;
+        let probability =
+            probabilities[boundary..end_boundary].iter().sum::<f64>() / word_tokens.len() as f64;
         timings.push(WordTiming {
             word,
             tokens: word_tokens.len(),
@@ -126,7 +126,9 @@ fn median_filter_rows(values: &mut [f32], columns: usize, width: usize) {
         let source = row.to_vec();
         for (c, out) in row.iter_mut().enumerate() {
             window.clear();
-            window.extend((0..width).map(|k| source[reflect(c as isize + k as isize - pad as isize)]));
+            window.extend(
+                (0..width).map(|k| source[reflect(c as isize + k as isize - pad as isize)]),
+            );
             window.sort_unstable_by(f32::total_cmp);
             *out = window[pad];
         }

@@ -4,13 +4,13 @@
 //! reference seeks, so text at a window's edge is neither lost nor repeated. Only the audio
 //! not yet transcribed is kept.
 
+use crate::SpeechError;
 use crate::decode::{Decoded, LOGPROB_THRESHOLD, NO_SPEECH_THRESHOLD, WindowDecoder};
 use crate::loudness::Loudness;
 use crate::mel::{HOP, N_FFT, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SAMPLES};
 use crate::model::Model;
 use crate::network::{AudioContext, TokenCache, mel_tensor};
 use crate::timing::{self, WordTiming};
-use crate::SpeechError;
 use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -265,11 +265,15 @@ impl<'m> Transcriber<'m> {
             };
             let spaced = !UNSPACED_LANGUAGES.contains(&language.code.as_str());
             let sot_sequence = language.sot_sequence.clone();
-            let last_word_end =
-                self.time_words(&mut drafts, &audio, &sot_sequence, frames, window_start, spaced)?;
-            if !single_ending
-                && let Some(end) = last_word_end.filter(|&end| end > window_start)
-            {
+            let last_word_end = self.time_words(
+                &mut drafts,
+                &audio,
+                &sot_sequence,
+                frames,
+                window_start,
+                spaced,
+            )?;
+            if !single_ending && let Some(end) = last_word_end.filter(|&end| end > window_start) {
                 self.seek = (end * FRAMES_PER_SECOND).round() as usize;
             }
         }
@@ -282,20 +286,30 @@ impl<'m> Transcriber<'m> {
     /// Forgets the audio before the next window.
     fn drop_consumed_audio(&mut self) {
         let keep_from = (self.seek * HOP).saturating_sub(N_FFT / 2);
-        self.audio
-            .drain(..keep_from.saturating_sub(self.audio_start).min(self.audio.len()));
+        self.audio.drain(
+            ..keep_from
+                .saturating_sub(self.audio_start)
+                .min(self.audio.len()),
+        );
         self.audio_start = self.audio_start.max(keep_from);
     }
 
     /// Splits the window's tokens into segments at pairs of timestamps. Also returns whether
     /// the tokens end on a single timestamp (the window's text is complete) and, otherwise,
     /// the last timestamp closing a complete segment, in 20 ms steps.
-    fn split(&self, decoded: &Decoded, window_start: f64, frames: usize) -> (Vec<Draft>, bool, Option<usize>) {
+    fn split(
+        &self,
+        decoded: &Decoded,
+        window_start: f64,
+        frames: usize,
+    ) -> (Vec<Draft>, bool, Option<usize>) {
         let tokens = &self.model.tokens;
         let all = &decoded.tokens;
         let is_ts: Vec<bool> = all.iter().map(|&t| tokens.is_timestamp(t)).collect();
         let single_ending = is_ts.len() >= 2 && !is_ts[is_ts.len() - 2] && is_ts[is_ts.len() - 1];
-        let mut cuts: Vec<usize> = (1..all.len()).filter(|&i| is_ts[i - 1] && is_ts[i]).collect();
+        let mut cuts: Vec<usize> = (1..all.len())
+            .filter(|&i| is_ts[i - 1] && is_ts[i])
+            .collect();
         let draft = |range: std::ops::Range<usize>, start: f64, end: f64| Draft {
             start,
             end,
@@ -424,7 +438,13 @@ impl<'m> Transcriber<'m> {
 
     /// OpenAI's boundary rules: after a pause the first words may not be long, and the segment
     /// takes its first and last words' times unless they overrun it by half a second.
-    fn fit_words(&mut self, draft: &mut Draft, words: &mut [WordTiming], median: f64, max_duration: f64) {
+    fn fit_words(
+        &mut self,
+        draft: &mut Draft,
+        words: &mut [WordTiming],
+        median: f64,
+        max_duration: f64,
+    ) {
         let Some(first) = words.first() else { return };
         let first_long = first.end - first.start > max_duration;
         let second_long = words.len() > 1 && words[1].end - first.start > max_duration * 2.0;
@@ -452,7 +472,13 @@ impl<'m> Transcriber<'m> {
 
     /// Keeps the window's segments that have text and sound, their words trimmed of the pauses
     /// around them, and adds their tokens to the context of the next window.
-    fn keep(&mut self, drafts: Vec<Draft>, decoded: &Decoded, loudness: &Loudness, window_start: f64) {
+    fn keep(
+        &mut self,
+        drafts: Vec<Draft>,
+        decoded: &Decoded,
+        loudness: &Loudness,
+        window_start: f64,
+    ) {
         let tokens = &self.model.tokens;
         let sounding = |start: f64, end: f64| {
             loudness
@@ -463,7 +489,10 @@ impl<'m> Transcriber<'m> {
             let text = tokens.decode(&draft.tokens);
             let text = text.trim();
             // Text over silence was imagined.
-            if text.is_empty() || draft.start >= draft.end || sounding(draft.start, draft.end).is_none() {
+            if text.is_empty()
+                || draft.start >= draft.end
+                || sounding(draft.start, draft.end).is_none()
+            {
                 continue;
             }
             for word in &mut draft.words {

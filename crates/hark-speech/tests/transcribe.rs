@@ -31,7 +31,11 @@ fn transcribe(audio: &[f32], options: TranscribeOptions) -> Result<Transcript, S
 }
 
 fn text(transcript: &Transcript) -> String {
-    let texts: Vec<&str> = transcript.segments.iter().map(|s| s.text.as_str()).collect();
+    let texts: Vec<&str> = transcript
+        .segments
+        .iter()
+        .map(|s| s.text.as_str())
+        .collect();
     texts.join(" ")
 }
 
@@ -42,13 +46,19 @@ fn assert_invariants(transcript: &Transcript, duration: f64) {
     let mut previous_end = 0.0;
     for segment in &transcript.segments {
         assert!(!segment.text.is_empty() && segment.text.trim() == segment.text);
-        assert!(previous_end <= segment.start && segment.start <= segment.end, "{segment:?}");
+        assert!(
+            previous_end <= segment.start && segment.start <= segment.end,
+            "{segment:?}"
+        );
         assert!(segment.end <= duration, "{segment:?} past {duration}");
         assert!((0.0..=1.0).contains(&segment.confidence));
         assert!(!segment.words.is_empty(), "{segment:?}");
         let mut word_end = segment.start;
         for word in &segment.words {
-            assert!(word_end <= word.start && word.start <= word.end, "{word:?} in {segment:?}");
+            assert!(
+                word_end <= word.start && word.start <= word.end,
+                "{word:?} in {segment:?}"
+            );
             assert!(word.end <= segment.end, "{word:?} in {segment:?}");
             assert!((0.0..=1.0).contains(&word.confidence));
             assert!(!word.word.is_empty() && word.word.trim() == word.word);
@@ -56,7 +66,10 @@ fn assert_invariants(transcript: &Transcript, duration: f64) {
         }
         // The words spell the segment's text.
         let words: Vec<&str> = segment.words.iter().map(|w| w.word.as_str()).collect();
-        assert_eq!(normalized_words(&words.join(" ")), normalized_words(&segment.text));
+        assert_eq!(
+            normalized_words(&words.join(" ")),
+            normalized_words(&segment.text)
+        );
         previous_end = segment.end;
     }
 }
@@ -67,7 +80,11 @@ fn sentences_are_transcribed_with_few_word_errors() {
         let transcript =
             transcribe(&spoken(sentence), TranscribeOptions::default()).expect("transcribed");
         let wer = word_error_rate(sentence, &text(&transcript));
-        assert!(wer <= 0.1, "{wer:.2}: {:?} for {sentence:?}", text(&transcript));
+        assert!(
+            wer <= 0.1,
+            "{wer:.2}: {:?} for {sentence:?}",
+            text(&transcript)
+        );
         assert_eq!(transcript.language, "en");
         assert!(transcript.segments.iter().all(|s| s.confidence > 0.5));
     }
@@ -75,7 +92,9 @@ fn sentences_are_transcribed_with_few_word_errors() {
 
 #[test]
 fn word_onsets_follow_the_audio() {
-    let words = ["apple", "river", "window", "garden", "yellow", "market", "coffee"];
+    let words = [
+        "apple", "river", "window", "garden", "yellow", "market", "coffee",
+    ];
     let (audio, onsets) = words_with_gaps(&words, 0.7);
     let transcript = transcribe(&audio, TranscribeOptions::default()).expect("transcribed");
     let found: Vec<_> = transcript.segments.iter().flat_map(|s| &s.words).collect();
@@ -131,7 +150,11 @@ fn a_long_note_keeps_every_sentence_across_windows() {
         "delivery", "tomatoes", "canada", "library", "jacket", "fence", "children", "umbrella",
         "bakery", "airport", "roses", "bridge", "scarf", "museum",
     ] {
-        assert_eq!(said_words.matches(keyword).count(), 1, "{keyword} in {said}");
+        assert_eq!(
+            said_words.matches(keyword).count(),
+            1,
+            "{keyword} in {said}"
+        );
     }
     assert!(transcript.segments.last().expect("segments").end > 60.0);
 }
@@ -174,7 +197,10 @@ fn an_english_only_model_refuses_other_languages() {
         ..TranscribeOptions::default()
     };
     let error = transcribe(&spoken(SENTENCES[1]), options).expect_err("refused");
-    assert!(matches!(error, SpeechError::UnsupportedLanguage { .. }), "{error}");
+    assert!(
+        matches!(error, SpeechError::UnsupportedLanguage { .. }),
+        "{error}"
+    );
     let options = TranscribeOptions {
         language: Some("en".into()),
         ..TranscribeOptions::default()

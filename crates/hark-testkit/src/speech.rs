@@ -22,7 +22,10 @@ pub fn spoken(text: &str) -> Vec<f32> {
         .expect("piped stdout")
         .read_to_end(&mut wav)
         .expect("read espeak-ng's output");
-    assert!(espeak.wait().expect("espeak-ng ends").success(), "espeak-ng failed");
+    assert!(
+        espeak.wait().expect("espeak-ng ends").success(),
+        "espeak-ng failed"
+    );
     resample(&wav)
 }
 
@@ -120,8 +123,14 @@ mod tests {
     fn word_error_rate_counts_edits_per_reference_word() {
         assert_eq!(word_error_rate("the cat sat", "The cat sat."), 0.0);
         assert_eq!(word_error_rate("the cat sat", "the bat sat"), 1.0 / 3.0);
-        assert_eq!(word_error_rate("the cat sat", "the cat sat down"), 1.0 / 3.0);
-        assert_eq!(word_error_rate("the cat sat on it", "cat sat it"), 2.0 / 5.0);
+        assert_eq!(
+            word_error_rate("the cat sat", "the cat sat down"),
+            1.0 / 3.0
+        );
+        assert_eq!(
+            word_error_rate("the cat sat on it", "cat sat it"),
+            2.0 / 5.0
+        );
         assert_eq!(word_error_rate("don't stop", "Don't stop!"), 0.0);
     }
 
@@ -132,8 +141,16 @@ mod tests {
         assert!(onsets[1] > 0.8 && onsets[1] < 1.8, "{onsets:?}");
         let at = |t: f64| (t * f64::from(SAMPLE_RATE)) as usize;
         // Silence before each onset, sound just after it.
-        assert!(audio[at(onsets[1]) - 800..at(onsets[1])].iter().all(|&s| s == 0.0));
-        assert!(audio[at(onsets[1])..at(onsets[1]) + 1600].iter().any(|s| s.abs() > 0.01));
+        assert!(
+            audio[at(onsets[1]) - 800..at(onsets[1])]
+                .iter()
+                .all(|&s| s == 0.0)
+        );
+        assert!(
+            audio[at(onsets[1])..at(onsets[1]) + 1600]
+                .iter()
+                .any(|s| s.abs() > 0.01)
+        );
         assert!((audio.len() as f64 / f64::from(SAMPLE_RATE) - onsets[1]) > 0.5);
     }
 }

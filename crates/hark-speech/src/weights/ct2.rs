@@ -160,7 +160,10 @@ pub(super) fn load(path: &Path) -> Result<HashMap<String, Tensor>, WeightError> 
             })?;
             let row = variable.shape[1..].iter().product::<usize>().max(1);
             if scales.len() * row != values.len() {
-                return Err(WeightError(format!("{}: wrong scale length", variable.name)));
+                return Err(WeightError(format!(
+                    "{}: wrong scale length",
+                    variable.name
+                )));
             }
             for (chunk, scale) in values.chunks_mut(row).zip(scales) {
                 chunk.iter_mut().for_each(|v| *v /= scale);

@@ -166,7 +166,10 @@ impl Dims {
             expected.push((format!("{name}/weight"), vec![rows, cols]));
             expected.push((format!("{name}/bias"), vec![rows]));
         };
-        for (stack, layers) in [("encoder", self.audio_layers), ("decoder", self.text_layers)] {
+        for (stack, layers) in [
+            ("encoder", self.audio_layers),
+            ("decoder", self.text_layers),
+        ] {
             for i in 0..layers {
                 let layer = format!("{stack}/layer_{i}");
                 linear(format!("{layer}/self_attention/linear_0"), 3 * d, d);
@@ -180,7 +183,10 @@ impl Dims {
                 }
             }
         }
-        for (stack, layers) in [("encoder", self.audio_layers), ("decoder", self.text_layers)] {
+        for (stack, layers) in [
+            ("encoder", self.audio_layers),
+            ("decoder", self.text_layers),
+        ] {
             let mut norms = vec![format!("{stack}/layer_norm")];
             for i in 0..layers {
                 norms.push(format!("{stack}/layer_{i}/self_attention/layer_norm"));
