@@ -23,6 +23,7 @@ mod loudness;
 mod mel;
 mod model;
 mod network;
+mod softmax;
 mod timing;
 mod tokens;
 mod transcribe;
