@@ -380,7 +380,7 @@ impl<'m> Transcriber<'m> {
             .collect();
         durations.sort_by(f64::total_cmp);
         let median = durations.get(durations.len() / 2).map_or(0.0, |&m| {
-            if durations.len() % 2 == 0 {
+            if durations.len().is_multiple_of(2) {
                 (m + durations[durations.len() / 2 - 1]) / 2.0
             } else {
                 m
