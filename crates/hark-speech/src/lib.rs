@@ -19,9 +19,11 @@
 mod config;
 mod decode;
 mod error;
+mod loudness;
 mod mel;
 mod model;
 mod network;
+mod softmax;
 mod timing;
 mod tokens;
 mod transcribe;

@@ -6,8 +6,9 @@
 //! weights that stay immutable, so one loaded model serves any number of transcriptions at once.
 //! Activations are rows of `d_model` (a batch of one).
 
+use crate::softmax::softmax_last_dim;
 use crate::weights::Dims;
-use candle_core::{D, DType, Device, Module, Result, Tensor};
+use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, LayerNorm};
 use std::collections::HashMap;
 
@@ -27,6 +28,27 @@ impl Weights {
         Ok(Linear {
             weight_t: self.take(&format!("{name}/weight"))?.t()?.contiguous()?,
             bias: self.take(&format!("{name}/bias"))?,
+        })
+    }
+
+    /// A query projection (the first `rows` outputs of `name`) scaled by 1/sqrt(head width),
+    /// which attention would otherwise apply to every query.
+    fn query_scaled(&mut self, name: &str, rows: usize, head_width: usize) -> Result<Linear> {
+        let scale = |t: Tensor| -> Result<Tensor> {
+            let factor = (head_width as f64).powf(-0.5);
+            let total = t.dim(0)?;
+            let scaled = (t.narrow(0, 0, rows)? * factor)?;
+            if rows == total {
+                Ok(scaled)
+            } else {
+                Tensor::cat(&[&scaled, &t.narrow(0, rows, total - rows)?], 0)
+            }
+        };
+        Ok(Linear {
+            weight_t: scale(self.take(&format!("{name}/weight"))?)?
+                .t()?
+                .contiguous()?,
+            bias: scale(self.take(&format!("{name}/bias"))?)?,
         })
     }
 
@@ -104,16 +126,15 @@ fn unheads(x: &Tensor) -> Result<Tensor> {
         .reshape((t, n_heads * width))
 }
 
-/// Scaled dot-product attention over heads; `k_t` is (heads, width, keys). Returns the mixed
-/// values and the scores before the softmax.
+/// Dot-product attention over heads; `k_t` is (heads, width, keys) and the queries come
+/// scaled by 1/sqrt(width) (folded into their projection). Returns the mixed values and the
+/// scores before the softmax.
 fn attend(q: &Tensor, k_t: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
-    let width = q.dim(D::Minus1)?;
-    let q = (q * (width as f64).powf(-0.5))?;
     let mut scores = q.matmul(k_t)?;
     if let Some(mask) = mask {
         scores = scores.broadcast_add(mask)?;
     }
-    let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+    let weights = softmax_last_dim(&scores)?;
     Ok((weights.matmul(v)?, scores))
 }
 
@@ -135,12 +156,17 @@ pub(crate) struct Encoder {
 
 impl Encoder {
     fn load(w: &mut Weights, dims: &Dims) -> Result<Self> {
+        let (d, heads) = (dims.d_model, dims.audio_heads);
         let layers = (0..dims.audio_layers)
             .map(|i| {
                 let layer = format!("encoder/layer_{i}");
                 Ok(EncoderLayer {
                     norm: w.layer_norm(&format!("{layer}/self_attention/layer_norm"))?,
-                    qkv: w.linear(&format!("{layer}/self_attention/linear_0"))?,
+                    qkv: w.query_scaled(
+                        &format!("{layer}/self_attention/linear_0"),
+                        d,
+                        d / heads,
+                    )?,
                     out: w.linear(&format!("{layer}/self_attention/linear_1"))?,
                     ffn: FeedForward::load(w, &layer)?,
                 })
@@ -223,15 +249,24 @@ impl TokenCache {
 
 impl Decoder {
     fn load(w: &mut Weights, dims: &Dims) -> Result<Self> {
+        let (d, heads) = (dims.d_model, dims.text_heads);
         let layers = (0..dims.text_layers)
             .map(|i| {
                 let layer = format!("decoder/layer_{i}");
                 Ok(DecoderLayer {
                     self_norm: w.layer_norm(&format!("{layer}/self_attention/layer_norm"))?,
-                    self_qkv: w.linear(&format!("{layer}/self_attention/linear_0"))?,
+                    self_qkv: w.query_scaled(
+                        &format!("{layer}/self_attention/linear_0"),
+                        d,
+                        d / heads,
+                    )?,
                     self_out: w.linear(&format!("{layer}/self_attention/linear_1"))?,
                     cross_norm: w.layer_norm(&format!("{layer}/attention/layer_norm"))?,
-                    cross_q: w.linear(&format!("{layer}/attention/linear_0"))?,
+                    cross_q: w.query_scaled(
+                        &format!("{layer}/attention/linear_0"),
+                        d,
+                        d / heads,
+                    )?,
                     cross_kv: w.linear(&format!("{layer}/attention/linear_1"))?,
                     cross_out: w.linear(&format!("{layer}/attention/linear_2"))?,
                     ffn: FeedForward::load(w, &layer)?,

@@ -6,6 +6,7 @@
 
 use crate::SpeechError;
 use crate::decode::{Decoded, LOGPROB_THRESHOLD, NO_SPEECH_THRESHOLD, WindowDecoder};
+use crate::loudness::Loudness;
 use crate::mel::{HOP, N_FFT, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SAMPLES};
 use crate::model::Model;
 use crate::network::{AudioContext, TokenCache, mel_tensor};
@@ -221,7 +222,14 @@ impl<'m> Transcriber<'m> {
     fn transcribe_window(&mut self, frames: usize) -> Result<(), SpeechError> {
         self.check_cancel()?;
         let model = self.model;
-        let mel = model.mel.log_mel(&self.window_audio(), WINDOW_FRAMES);
+        let window_audio = self.window_audio();
+        let loudness = Loudness::of(&window_audio, frames);
+        if loudness.is_silent() {
+            self.seek += frames;
+            self.drop_consumed_audio();
+            return Ok(());
+        }
+        let mel = model.mel.log_mel(&window_audio, WINDOW_FRAMES);
         let features = model
             .network
             .encoder
@@ -270,7 +278,13 @@ impl<'m> Transcriber<'m> {
             }
         }
         self.seek = self.seek.max(previous_seek + 1);
-        self.keep(drafts, &decoded);
+        self.keep(drafts, &decoded, &loudness, window_start);
+        self.drop_consumed_audio();
+        Ok(())
+    }
+
+    /// Forgets the audio before the next window.
+    fn drop_consumed_audio(&mut self) {
         let keep_from = (self.seek * HOP).saturating_sub(N_FFT / 2);
         self.audio.drain(
             ..keep_from
@@ -278,7 +292,6 @@ impl<'m> Transcriber<'m> {
                 .min(self.audio.len()),
         );
         self.audio_start = self.audio_start.max(keep_from);
-        Ok(())
     }
 
     /// Splits the window's tokens into segments at pairs of timestamps. Also returns whether
@@ -457,14 +470,41 @@ impl<'m> Transcriber<'m> {
         self.last_speech_end = draft.end;
     }
 
-    /// Keeps the window's non-empty segments and adds their tokens to the context of the next.
-    fn keep(&mut self, drafts: Vec<Draft>, decoded: &Decoded) {
+    /// Keeps the window's segments that have text and sound, their words trimmed of the pauses
+    /// around them, and adds their tokens to the context of the next window.
+    fn keep(
+        &mut self,
+        drafts: Vec<Draft>,
+        decoded: &Decoded,
+        loudness: &Loudness,
+        window_start: f64,
+    ) {
         let tokens = &self.model.tokens;
-        for draft in drafts {
+        let sounding = |start: f64, end: f64| {
+            loudness
+                .sounding(start - window_start, end - window_start)
+                .map(|(s, e)| (s + window_start, e + window_start))
+        };
+        for mut draft in drafts {
             let text = tokens.decode(&draft.tokens);
             let text = text.trim();
-            if text.is_empty() || draft.start == draft.end {
+            // Text over silence was imagined.
+            if text.is_empty()
+                || draft.start >= draft.end
+                || sounding(draft.start, draft.end).is_none()
+            {
                 continue;
+            }
+            for word in &mut draft.words {
+                if let Some((start, end)) = sounding(word.start, word.end) {
+                    (word.start, word.end) = (start, end);
+                }
+            }
+            if is_anomaly(&draft.words) {
+                continue;
+            }
+            if let (Some(first), Some(last)) = (draft.words.first(), draft.words.last()) {
+                (draft.start, draft.end) = (first.start, last.end);
             }
             let text_logprobs: Vec<f64> = draft
                 .tokens
@@ -514,6 +554,31 @@ impl<'m> Transcriber<'m> {
             sot_sequence: vec![tokens.sot, token, tokens.transcribe],
         })
     }
+}
+
+/// Whether a segment's words look imagined, by OpenAI's measure (`is_segment_anomaly`): among
+/// the first eight, improbable, very short or overlong words. Timed to their sound, words the
+/// model made up over a pause are all of these.
+fn is_anomaly(words: &[Word]) -> bool {
+    const PUNCTUATION: &str = "\"'“¿([{-\"'.。,，!！?？:：”)]}、";
+    let words: Vec<&Word> = words
+        .iter()
+        .filter(|w| !PUNCTUATION.contains(w.word.as_str()))
+        .take(8)
+        .collect();
+    if words.is_empty() {
+        return false;
+    }
+    let score: f64 = words
+        .iter()
+        .map(|w| {
+            let duration = w.end - w.start;
+            f64::from(u8::from(w.confidence < 0.15))
+                + (0.133 - duration).max(0.0) * 15.0
+                + (duration - 2.0).max(0.0)
+        })
+        .sum();
+    score >= 3.0 || score + 0.01 >= words.len() as f64
 }
 
 /// Holds every time to the recording and every word to its segment, in order: the model's

@@ -241,3 +241,109 @@ fn header(path: &Path) -> Result<HashMap<String, Vec<usize>>, WeightError> {
     }
     Ok(shapes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::IndexOp;
+
+    /// The Hugging Face name of a CTranslate2 weight, or of its row blocks when it is fused
+    /// (`None` for the key biases, which Hugging Face does not store).
+    fn hugging_face_names(ct2: &str) -> Vec<Option<String>> {
+        let (stack, rest) = ct2.split_once('/').expect("a stack");
+        let name = match rest.split_once('/') {
+            Some((layer, rest))
+                if layer
+                    .strip_prefix("layer_")
+                    .is_some_and(|i| i.parse::<usize>().is_ok()) =>
+            {
+                let i = &layer["layer_".len()..];
+                let (module, param) = rest.rsplit_once('/').expect("a parameter");
+                let param = match param {
+                    "gamma" => "weight",
+                    "beta" => "bias",
+                    other => other,
+                };
+                let fused = |attn: &str, parts: &[&str]| -> Vec<Option<String>> {
+                    parts
+                        .iter()
+                        .map(|p| {
+                            (param == "weight" || *p != "k")
+                                .then(|| format!("{stack}.layers.{i}.{attn}.{p}_proj.{param}"))
+                        })
+                        .collect()
+                };
+                let hf = match module {
+                    "self_attention/linear_0" => return fused("self_attn", &["q", "k", "v"]),
+                    "attention/linear_1" => return fused("encoder_attn", &["k", "v"]),
+                    "self_attention/linear_1" => "self_attn.out_proj",
+                    "self_attention/layer_norm" => "self_attn_layer_norm",
+                    "attention/linear_0" => "encoder_attn.q_proj",
+                    "attention/linear_2" => "encoder_attn.out_proj",
+                    "attention/layer_norm" => "encoder_attn_layer_norm",
+                    "ffn/linear_0" => "fc1",
+                    "ffn/linear_1" => "fc2",
+                    "ffn/layer_norm" => "final_layer_norm",
+                    other => panic!("unknown module {other}"),
+                };
+                format!("{stack}.layers.{i}.{hf}.{param}")
+            }
+            _ => match rest {
+                "embeddings/weight" => format!("{stack}.embed_tokens.weight"),
+                "position_encodings/encodings" => format!("{stack}.embed_positions.weight"),
+                "layer_norm/gamma" => format!("{stack}.layer_norm.weight"),
+                "layer_norm/beta" => format!("{stack}.layer_norm.bias"),
+                conv => format!("{stack}.{}", conv.replace('/', ".")),
+            },
+        };
+        vec![Some(name)]
+    }
+
+    #[test]
+    fn a_hugging_face_export_loads_as_the_same_weights() {
+        let ct2 = super::super::ct2::load(&hark_testkit::speech_model_dir().join("model.bin"))
+            .expect("the CTranslate2 weights");
+        let mut exported = HashMap::new();
+        for (name, tensor) in &ct2 {
+            let names = hugging_face_names(name);
+            let rows = tensor.dim(0).expect("rows") / names.len();
+            for (i, hf) in names.into_iter().enumerate() {
+                if let Some(hf) = hf {
+                    let part = tensor.i(i * rows..(i + 1) * rows).expect("a block of rows");
+                    let part = part.to_dtype(DType::F16).expect("half precision");
+                    exported.insert(format!("model.{hf}"), part);
+                }
+            }
+        }
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("model.safetensors");
+        candle_core::safetensors::save(&exported, &path).expect("saved");
+
+        let table = table(&path).expect("the header reads");
+        let loaded = load(&path).expect("the weights load");
+        assert_eq!(loaded.len(), ct2.len());
+        for (name, tensor) in &ct2 {
+            assert_eq!(table.shapes[name], tensor.dims(), "{name}");
+            let difference = (&loaded[name] - tensor)
+                .and_then(|d| d.abs()?.max_all()?.to_scalar::<f32>())
+                .expect("comparable");
+            // The key biases are zero in both; everything else was stored as it came.
+            assert_eq!(difference, 0.0, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_truncated_file_is_refused() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("model.safetensors");
+        let tensors = HashMap::from([(
+            "encoder.conv1.weight".to_owned(),
+            Tensor::zeros((4, 2, 3), DType::F32, &Device::Cpu).expect("zeros"),
+        )]);
+        candle_core::safetensors::save(&tensors, &path).expect("saved");
+        let bytes = std::fs::read(&path).expect("read");
+        std::fs::write(&path, &bytes[..bytes.len() - 8]).expect("written");
+        let error = header(&path).expect_err("truncated");
+        assert!(error.0.contains("truncated"), "{}", error.0);
+    }
+}
