@@ -86,6 +86,8 @@ set +e
   --exclude-path-regex '^/api/v1/events' \
   --seed "$seed" \
   --max-examples "$examples" \
+  --request-timeout 120 \
+  --max-response-time 120 \
   --header "Authorization: Bearer $token" \
   --workers 1 \
   --suppress-health-check all \

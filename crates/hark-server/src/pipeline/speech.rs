@@ -210,7 +210,9 @@ impl Speech {
                     String::from_utf8_lossy(&output.stderr).trim()
                 )));
             }
-            tokio::fs::write(to, &output.stdout).await?;
+            let mut wav = output.stdout;
+            settle_streamed_wav(&mut wav);
+            tokio::fs::write(to, &wav).await?;
             return Ok(());
         }
         use secrecy::ExposeSecret;
@@ -232,6 +234,26 @@ impl Speech {
         let bytes = response.bytes().await.map_err(|e| failed(e.to_string()))?;
         tokio::fs::write(to, &bytes).await?;
         Ok(())
+    }
+}
+
+/// A WAV written to a pipe cannot go back to fill in its sizes, so its header claims more audio
+/// (often 0xFFFFFFFF bytes) than follows; the sizes are set to what arrived.
+fn settle_streamed_wav(wav: &mut [u8]) {
+    if wav.len() < 12 || &wav[..4] != b"RIFF" || &wav[8..12] != b"WAVE" {
+        return;
+    }
+    let total = u32::try_from(wav.len() - 8).unwrap_or(u32::MAX);
+    wav[4..8].copy_from_slice(&total.to_le_bytes());
+    let mut at = 12;
+    while at + 8 <= wav.len() {
+        let size = u32::from_le_bytes([wav[at + 4], wav[at + 5], wav[at + 6], wav[at + 7]]);
+        if &wav[at..at + 4] == b"data" {
+            let rest = u32::try_from(wav.len() - at - 8).unwrap_or(u32::MAX);
+            wav[at + 4..at + 8].copy_from_slice(&size.min(rest).to_le_bytes());
+            return;
+        }
+        at += 8 + size as usize + (size as usize & 1);
     }
 }
 
@@ -382,5 +404,23 @@ pub struct CancelOnDrop(pub Arc<AtomicBool>);
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::settle_streamed_wav;
+
+    #[test]
+    fn a_streamed_wav_gets_the_sizes_of_what_arrived() {
+        let mut wav =
+            b"RIFF\xff\xff\xff\xffWAVEfmt \x02\x00\x00\x00abdata\xff\xff\xff\xff1234".to_vec();
+        settle_streamed_wav(&mut wav);
+        assert_eq!(&wav[4..8], &(wav.len() as u32 - 8).to_le_bytes());
+        assert_eq!(&wav[26..30], &4u32.to_le_bytes());
+        // Anything else is left alone.
+        let mut other = b"OggS....".to_vec();
+        settle_streamed_wav(&mut other);
+        assert_eq!(other, b"OggS....");
     }
 }

@@ -275,6 +275,60 @@ async fn correction_fixes_the_text_and_cuts_the_pauses(backend: Backend) {
     app.stop().await;
 }
 
+/// With a synthesiser configured, the corrected audio is the corrected text, spoken.
+async fn a_configured_synthesiser_speaks_the_corrected_text(backend: Backend) {
+    const SYNTHESISER: &str = "espeak-ng --stdin --stdout -v en-us";
+    let app = spawn_app_with(backend, |c| {
+        c.speech.model_dir = hark_testkit::speech_model_dir().to_path_buf();
+        c.speech.threads = 2;
+        c.speech.tts.command = SYNTHESISER.into();
+    })
+    .await;
+    let ann = app.user("ann@example.com").await;
+    let mut audio = spoken("She have two cats.");
+    audio.extend(silence(4.0));
+    let note = upload(&ann, &audio, "spoken.wav", true).await;
+    let note = settled(&ann, &note.id).await;
+    assert_eq!(note.status, NoteStatus::Ready, "{:?}", note.failure_reason);
+    let corrected: Transcript = transcript(&ann, &note.id, "?version=corrected")
+        .await
+        .json()
+        .await
+        .expect("corrected");
+    assert!(corrected.text.contains("has"), "{:?}", corrected.text);
+    let rendition = note
+        .renditions
+        .iter()
+        .find(|r| r.name == Rendition::Corrected)
+        .expect("a corrected rendition");
+    // As long as the synthesiser takes to say the corrected text (the pause is gone).
+    let mut parts = SYNTHESISER.split_whitespace();
+    let mut say = std::process::Command::new(parts.next().expect("program"))
+        .args(parts)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("espeak-ng runs");
+    std::io::Write::write_all(
+        &mut say.stdin.take().expect("stdin"),
+        corrected.text.as_bytes(),
+    )
+    .expect("text");
+    let spoken_wav = say.wait_with_output().expect("espeak-ng").stdout;
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("said.wav");
+    std::fs::write(&path, spoken_wav).expect("write");
+    let said = hark_audio::probe_file(&path)
+        .expect("probe")
+        .duration_seconds;
+    assert!(
+        (rendition.duration_seconds - said).abs() < 0.05,
+        "{} against {said}",
+        rendition.duration_seconds
+    );
+    app.stop().await;
+}
+
 async fn correction_can_be_asked_for_later(backend: Backend) {
     let app = speaking_app(backend).await;
     let ann = app.user("ann@example.com").await;
@@ -484,6 +538,7 @@ backend_tests!(
     speech_is_transcribed_searched_and_given_in_every_format,
     correction_fixes_the_text_and_cuts_the_pauses,
     correction_can_be_asked_for_later,
+    a_configured_synthesiser_speaks_the_corrected_text,
     without_a_model_speech_is_skipped,
     the_openai_client_transcribes_through_hark,
     the_openai_route_refuses_what_it_cannot_answer,
