@@ -119,23 +119,18 @@ async fn speech_is_transcribed_searched_and_given_in_every_format(backend: Backe
     assert!(heard.segments.iter().all(|s| !s.words.is_empty()));
     assert_well_formed(&heard);
 
-    let srt = transcript(&ann, &note.id, "?format=srt").await;
-    assert!(
-        srt.headers()["content-type"]
-            .to_str()
-            .expect("type")
-            .starts_with("application/x-subrip")
-    );
-    let srt = srt.text().await.expect("srt");
+    let subtitles = |format: &'static str, mime: &'static str| {
+        let (ann, id) = (&ann, &note.id);
+        async move {
+            let response = transcript(ann, id, &format!("?format={format}")).await;
+            let given = response.headers()["content-type"].to_str().expect("type");
+            assert!(given.starts_with(mime), "{given}");
+            response.text().await.expect("text")
+        }
+    };
+    let srt = subtitles("srt", "application/x-subrip").await;
     assert!(srt.starts_with("1\n00:00:"), "{srt}");
-    let vtt = transcript(&ann, &note.id, "?format=vtt").await;
-    assert!(
-        vtt.headers()["content-type"]
-            .to_str()
-            .expect("type")
-            .starts_with("text/vtt")
-    );
-    let vtt = vtt.text().await.expect("vtt");
+    let vtt = subtitles("vtt", "text/vtt").await;
     assert!(vtt.starts_with("WEBVTT\n\n00:00:"), "{vtt}");
     assert_eq!(srt.matches(" --> ").count(), heard.segments.len());
     assert_eq!(vtt.matches(" --> ").count(), heard.segments.len());

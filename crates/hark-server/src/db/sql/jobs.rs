@@ -268,6 +268,26 @@ where
         Ok(being_deleted)
     }
 
+    /// Locks an owned note's jobs and makes it `pending` again, with the assignments in `also`
+    /// (each followed by a comma); `false` when the owner has no such note.
+    async fn reopen_owned(
+        conn: &mut DB::Connection,
+        note: NoteId,
+        owner: UserId,
+        also: &'static str,
+    ) -> Result<bool, DbError> {
+        Self::lock_jobs(conn, note).await?;
+        let owned: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "UPDATE notes SET {also}status = 'pending', failure_reason = NULL \
+             WHERE id = $1 AND owner_id = $2 RETURNING id"
+        )))
+        .bind(note.to_string())
+        .bind(owner.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+        Ok(owned.is_some())
+    }
+
     /// Replaces the note's transcript of `version` with `made` (none: removes it).
     async fn store_transcript(
         conn: &mut DB::Connection,
@@ -531,16 +551,7 @@ where
 
     async fn restart_jobs(&self, note: NoteId, owner: UserId) -> Result<bool, DbError> {
         let mut tx = self.pool.begin().await?;
-        Self::lock_jobs(&mut tx, note).await?;
-        let owned: Option<String> = sqlx::query_scalar(
-            "UPDATE notes SET status = 'pending', failure_reason = NULL \
-             WHERE id = $1 AND owner_id = $2 RETURNING id",
-        )
-        .bind(note.to_string())
-        .bind(owner.to_string())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if owned.is_none() {
+        if !Self::reopen_owned(&mut tx, note, owner, "").await? {
             return Ok(false);
         }
         Self::commit_effects(&mut tx, &Effects::none().pipeline(note)).await?;
@@ -550,16 +561,7 @@ where
 
     async fn ask_correction(&self, note: NoteId, owner: UserId) -> Result<bool, DbError> {
         let mut tx = self.pool.begin().await?;
-        Self::lock_jobs(&mut tx, note).await?;
-        let owned: Option<String> = sqlx::query_scalar(
-            "UPDATE notes SET correction_asked = 1, status = 'pending', failure_reason = NULL \
-             WHERE id = $1 AND owner_id = $2 RETURNING id",
-        )
-        .bind(note.to_string())
-        .bind(owner.to_string())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if owned.is_none() {
+        if !Self::reopen_owned(&mut tx, note, owner, "correction_asked = 1, ").await? {
             return Ok(false);
         }
         let transcribed: Option<String> = sqlx::query_scalar(
