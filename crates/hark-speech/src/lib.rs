@@ -19,6 +19,7 @@
 mod config;
 mod decode;
 mod error;
+mod int8;
 mod loudness;
 mod mel;
 mod model;

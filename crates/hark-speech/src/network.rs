@@ -6,6 +6,7 @@
 //! weights that stay immutable, so one loaded model serves any number of transcriptions at once.
 //! Activations are rows of `d_model` (a batch of one).
 
+use crate::int8::Int8Rows;
 use crate::softmax::softmax_last_dim;
 use crate::weights::Dims;
 use candle_core::{DType, Device, Module, Result, Tensor};
@@ -214,8 +215,8 @@ struct DecoderLayer {
 
 pub(crate) struct Decoder {
     embeddings: Tensor,
-    /// The embeddings transposed, (d_model, vocab): the output projection shares them.
-    projection: Tensor,
+    /// The output projection, which shares the embeddings.
+    projection: Int8Rows,
     positions: Tensor,
     layers: Vec<DecoderLayer>,
     norm: LayerNorm,
@@ -275,7 +276,7 @@ impl Decoder {
             .collect::<Result<_>>()?;
         let embeddings = w.take("decoder/embeddings/weight")?;
         Ok(Self {
-            projection: embeddings.t()?.contiguous()?,
+            projection: Int8Rows::quantize(&embeddings)?,
             embeddings,
             positions: w.take("decoder/position_encodings/encodings")?,
             layers,
@@ -362,7 +363,7 @@ impl Decoder {
 
     /// The logits over the vocabulary of one hidden state (1, d_model).
     pub fn logits(&self, hidden: &Tensor) -> Result<Vec<f32>> {
-        hidden.matmul(&self.projection)?.squeeze(0)?.to_vec1()
+        Ok(self.projection.products(&hidden.squeeze(0)?.to_vec1()?))
     }
 }
 
