@@ -19,6 +19,7 @@
 mod config;
 mod decode;
 mod error;
+mod gelu;
 mod int8;
 mod loudness;
 mod mel;

@@ -1,7 +1,7 @@
 //! Softmax over the last dimension, with an exponential the compiler vectorises. The encoder's
 //! attention takes a softmax over 13.5 million scores per layer and window; candle's calls the
 //! scalar `expf` for each and took a quarter of the encoder's time. The decoder's log-softmax
-//! over the vocabulary uses the same exponential.
+//! over the vocabulary and the GELU use the same exponential.
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
