@@ -27,9 +27,23 @@ impl CustomOp1 for Gelu {
             candle_core::bail!("gelu takes a contiguous tensor")
         };
         let mut out = values[from..to].to_vec();
+        let arch = pulp::Arch::new();
         out.par_chunks_mut(PER_TASK)
-            .for_each(|chunk| chunk.iter_mut().for_each(|v| *v = gelu_one(*v)));
+            .for_each(|chunk| arch.dispatch(GeluInPlace(chunk)));
         Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+/// Activations to replace by their GELU, with the widest vector instructions the processor has
+/// (see `int8`).
+struct GeluInPlace<'a>(&'a mut [f32]);
+
+impl pulp::WithSimd for GeluInPlace<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        self.0.iter_mut().for_each(|v| *v = gelu_one(*v));
     }
 }
 

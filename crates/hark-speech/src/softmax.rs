@@ -26,11 +26,27 @@ impl CustomOp1 for Softmax {
         };
         let row = layout.dims().last().copied().unwrap_or(1).max(1);
         let mut out = values[from..to].to_vec();
-        out.par_chunks_mut(row).for_each(softmax_row);
+        let arch = pulp::Arch::new();
+        out.par_chunks_mut(row)
+            .for_each(|row| arch.dispatch(SoftmaxRow(row)));
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 }
 
+/// A row to take the softmax of, in place, with the widest vector instructions the processor
+/// has (see `int8`).
+struct SoftmaxRow<'a>(&'a mut [f32]);
+
+impl pulp::WithSimd for SoftmaxRow<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        softmax_row(self.0);
+    }
+}
+
+#[inline(always)]
 fn softmax_row(row: &mut [f32]) {
     let max = lanes_fold(row, f32::NEG_INFINITY, f32::max);
     if max == f32::NEG_INFINITY {
@@ -71,6 +87,7 @@ fn lanes_fold_map(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
 const LANES: usize = 16;
 
 /// Reduces `values` with `op` (associative and commutative) from `identity`.
+#[inline(always)]
 pub(crate) fn lanes_fold(values: &[f32], identity: f32, op: impl Fn(f32, f32) -> f32) -> f32 {
     let mut lanes = [identity; LANES];
     let chunks = values.chunks_exact(LANES);
