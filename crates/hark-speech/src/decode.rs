@@ -6,6 +6,7 @@
 use crate::SpeechError;
 use crate::model::Model;
 use crate::network::{AudioContext, TokenCache};
+use crate::softmax::log_sum_exp;
 use candle_core::Tensor;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -218,14 +219,6 @@ fn argmax(values: &[f32]) -> usize {
             if v > best.1 { (i, v) } else { best }
         })
         .0
-}
-
-fn log_sum_exp(values: &[f32]) -> f32 {
-    let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if max == f32::NEG_INFINITY {
-        return max;
-    }
-    max + values.iter().map(|v| (v - max).exp()).sum::<f32>().ln()
 }
 
 pub(crate) fn log_softmax(values: &[f32]) -> Vec<f32> {

@@ -19,6 +19,8 @@
 mod config;
 mod decode;
 mod error;
+mod gelu;
+mod int8;
 mod loudness;
 mod mel;
 mod model;

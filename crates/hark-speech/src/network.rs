@@ -6,6 +6,8 @@
 //! weights that stay immutable, so one loaded model serves any number of transcriptions at once.
 //! Activations are rows of `d_model` (a batch of one).
 
+use crate::gelu::gelu;
+use crate::int8::Int8Rows;
 use crate::softmax::softmax_last_dim;
 use crate::weights::Dims;
 use candle_core::{DType, Device, Module, Result, Tensor};
@@ -105,7 +107,7 @@ impl FeedForward {
 
     /// `x` plus the block's output.
     fn residual(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.up.forward(&self.norm.forward(x)?)?.gelu_erf()?;
+        let h = gelu(&self.up.forward(&self.norm.forward(x)?)?)?;
         x + self.down.forward(&h)?
     }
 }
@@ -184,8 +186,8 @@ impl Encoder {
 
     /// Encodes a log-mel window (n_mels, frames) into audio features (frames / 2, d_model).
     pub fn forward(&self, mel: &Tensor) -> Result<Tensor> {
-        let x = self.conv1.forward(&mel.unsqueeze(0)?)?.gelu_erf()?;
-        let x = self.conv2.forward(&x)?.gelu_erf()?.squeeze(0)?.t()?;
+        let x = gelu(&self.conv1.forward(&mel.unsqueeze(0)?)?)?;
+        let x = gelu(&self.conv2.forward(&x)?)?.squeeze(0)?.t()?;
         let frames = x.dim(0)?;
         let mut x = (x + self.positions.narrow(0, 0, frames)?)?;
         for layer in &self.layers {
@@ -214,8 +216,8 @@ struct DecoderLayer {
 
 pub(crate) struct Decoder {
     embeddings: Tensor,
-    /// The embeddings transposed, (d_model, vocab): the output projection shares them.
-    projection: Tensor,
+    /// The output projection, which shares the embeddings.
+    projection: Int8Rows,
     positions: Tensor,
     layers: Vec<DecoderLayer>,
     norm: LayerNorm,
@@ -275,7 +277,7 @@ impl Decoder {
             .collect::<Result<_>>()?;
         let embeddings = w.take("decoder/embeddings/weight")?;
         Ok(Self {
-            projection: embeddings.t()?.contiguous()?,
+            projection: Int8Rows::quantize(&embeddings)?,
             embeddings,
             positions: w.take("decoder/position_encodings/encodings")?,
             layers,
@@ -362,7 +364,7 @@ impl Decoder {
 
     /// The logits over the vocabulary of one hidden state (1, d_model).
     pub fn logits(&self, hidden: &Tensor) -> Result<Vec<f32>> {
-        hidden.matmul(&self.projection)?.squeeze(0)?.to_vec1()
+        Ok(self.projection.products(&hidden.squeeze(0)?.to_vec1()?))
     }
 }
 
