@@ -31,10 +31,13 @@ pub fn run(server: ServerArgs, command: ModelCommand) -> anyhow::Result<()> {
     match command {
         ModelCommand::Import { path } => {
             let info = import(&path, &config.speech.model_dir)?;
+            let layout = match info.layout {
+                hark_speech::Layout::Ct2 => "CTranslate2",
+                hark_speech::Layout::SafeTensors => "Hugging Face safetensors",
+            };
             println!(
-                "installed {} ({:?} layout) into {}",
+                "installed {} ({layout}) into {}",
                 info.name,
-                info.layout,
                 config.speech.model_dir.display()
             );
             Ok(())
