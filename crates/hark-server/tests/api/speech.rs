@@ -48,6 +48,13 @@ async fn upload(user: &TestUser, samples: &[f32], name: &str, correct: bool) -> 
     response.json().await.expect("note")
 }
 
+/// The JSON answer of a GET.
+async fn fetch<T: serde::de::DeserializeOwned>(user: &TestUser, path: &str) -> T {
+    let response = user.get(path).send().await.expect("get");
+    assert_eq!(response.status(), 200, "{path}");
+    response.json().await.expect("json")
+}
+
 async fn transcript(user: &TestUser, id: &str, query: &str) -> reqwest::Response {
     user.get(&format!("/api/v1/notes/{id}/transcript{query}"))
         .send()
@@ -163,28 +170,14 @@ async fn speech_is_transcribed_searched_and_given_in_every_format(backend: Backe
             .all(|m| m.start < m.end && m.end <= note.duration_seconds + 1e-6)
     );
     assert!(search(&ann, "parcel%20elephant").await.items.is_empty());
-    let plain: NoteList = ann
-        .get("/api/v1/notes")
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("list");
+    let plain: NoteList = fetch(&ann, "/api/v1/notes").await;
     assert_eq!(plain.items[0].matches, None);
     // Another user finds nothing of Ann's, and cannot read her transcript.
     assert!(search(&bob, "parcel").await.items.is_empty());
     assert_problem(transcript(&bob, &note.id, "").await, 404, "not_found").await;
 
     // Seed 001's presentation: the transcript's segments, 1-based, in milliseconds.
-    let file: PresentationFile = ann
-        .get(&format!("/api/presentation/files/{}", note.id))
-        .send()
-        .await
-        .expect("presentation")
-        .json()
-        .await
-        .expect("file");
+    let file: PresentationFile = fetch(&ann, &format!("/api/presentation/files/{}", note.id)).await;
     assert_eq!(file.segments.len(), heard.segments.len());
     for (n, (shown, segment)) in file.segments.iter().zip(&heard.segments).enumerate() {
         assert_eq!(shown.file_segment_id, n as u64 + 1);
@@ -330,14 +323,7 @@ async fn correction_can_be_asked_for_later(backend: Backend) {
     let bob = app.user("bob@example.com").await;
     let note = upload(&ann, &spoken("i has a apple."), "later.wav", false).await;
     let note = settled(&ann, &note.id).await;
-    let jobs: JobList = ann
-        .get(&format!("/api/v1/notes/{}/jobs", note.id))
-        .send()
-        .await
-        .expect("jobs")
-        .json()
-        .await
-        .expect("jobs");
+    let jobs: JobList = fetch(&ann, &format!("/api/v1/notes/{}/jobs", note.id)).await;
     let correct = jobs
         .items
         .iter()
@@ -394,14 +380,7 @@ async fn without_a_model_speech_is_skipped(backend: Backend) {
         .expect("upload");
     let note = settled(&ann, &note.id).await;
     assert_eq!(note.status, NoteStatus::Ready);
-    let jobs: JobList = ann
-        .get(&format!("/api/v1/notes/{}/jobs", note.id))
-        .send()
-        .await
-        .expect("jobs")
-        .json()
-        .await
-        .expect("jobs");
+    let jobs: JobList = fetch(&ann, &format!("/api/v1/notes/{}/jobs", note.id)).await;
     for step in [JobStep::Transcribe, JobStep::Correct] {
         let job = jobs.items.iter().find(|j| j.step == step).expect("job");
         assert_eq!(job.status, JobStatus::Skipped, "{job:?}");
@@ -474,14 +453,7 @@ async fn the_openai_client_transcribes_through_hark(backend: Backend) {
     );
     assert_eq!(lines[3]["refused"], 400);
     // Transcribed, not stored.
-    let listed: NoteList = ann
-        .get("/api/v1/notes")
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("list");
+    let listed: NoteList = fetch(&ann, "/api/v1/notes").await;
     assert!(listed.items.is_empty());
     // Without a token it is refused as every route is.
     let anonymous = app
