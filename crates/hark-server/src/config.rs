@@ -44,6 +44,7 @@ pub struct Limits {
 pub struct AuthConfig {
     pub jwt_secret: SecretString,
     pub token_ttl_seconds: u64,
+    pub session_ttl_seconds: u64,
     pub open_registration: bool,
     pub max_failures_per_email: u32,
     pub max_failures_per_ip: u32,

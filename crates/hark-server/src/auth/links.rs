@@ -3,12 +3,11 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use hmac::Mac;
+
+use super::{HmacSha256, keyed_mac};
 
 use crate::domain::{NoteId, Timestamp};
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// The signature parameters of a link's query string.
 #[derive(Debug, Clone)]
@@ -24,7 +23,7 @@ pub struct SignedLinks {
 impl SignedLinks {
     /// Link keys are derived from the server secret, so they rotate with it and never equal it.
     pub fn new(secret: &[u8]) -> SignedLinks {
-        let mut mac = HmacSha256::new_from_slice(secret).unwrap_or_else(|_| unreachable_hmac());
+        let mut mac = keyed_mac(secret);
         mac.update(b"hark signed links v1");
         SignedLinks {
             key: mac.finalize().into_bytes().to_vec(),
@@ -32,7 +31,7 @@ impl SignedLinks {
     }
 
     fn mac(&self, note: NoteId, rendition: Option<&str>, expires: i64) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.key).unwrap_or_else(|_| unreachable_hmac());
+        let mut mac = keyed_mac(&self.key);
         mac.update(format!("{note}\n{}\n{expires}", rendition.unwrap_or("")).as_bytes());
         mac
     }
@@ -65,11 +64,6 @@ impl SignedLinks {
             .is_ok();
         genuine && now.unix_seconds() < link.expires
     }
-}
-
-/// HMAC accepts keys of any length.
-fn unreachable_hmac() -> HmacSha256 {
-    unreachable!("HMAC-SHA256 takes keys of any length")
 }
 
 #[cfg(test)]

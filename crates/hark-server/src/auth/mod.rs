@@ -3,6 +3,7 @@
 mod keys;
 mod links;
 mod password;
+mod sessions;
 mod throttle;
 mod tokens;
 
@@ -18,6 +19,7 @@ use crate::domain::{Email, Password, Timestamp, User, UserId};
 
 pub use keys::load_or_create_secret;
 pub use links::{LinkSignature, SignedLinks};
+pub use sessions::{CsrfTokens, SESSION_COOKIE};
 pub use throttle::Throttle;
 pub use tokens::TokenKeys;
 
@@ -104,6 +106,7 @@ pub struct AuthService {
     config: AuthConfig,
     tokens: TokenKeys,
     throttle: Throttle,
+    csrf: CsrfTokens,
     /// Verified against when the email is unknown, so both failures take the same time.
     dummy_hash: String,
 }
@@ -123,6 +126,7 @@ impl AuthService {
         Ok(Arc::new(AuthService {
             repos,
             tokens: TokenKeys::new(secret)?,
+            csrf: CsrfTokens::new(secret),
             config,
             throttle,
             dummy_hash,
@@ -173,6 +177,50 @@ impl AuthService {
         password: &str,
         ip: IpAddr,
     ) -> Result<TokenResponse, AuthError> {
+        let user = self.check_password(email, password, ip).await?;
+        Ok(self.tokens.issue_user(&user, self.config.token_ttl_seconds))
+    }
+
+    /// Signs a browser in, as [`AuthService::sign_in`] does: the session's cookie value.
+    pub async fn sign_in_session(
+        &self,
+        email: &str,
+        password: &str,
+        ip: IpAddr,
+    ) -> Result<String, AuthError> {
+        let user = self.check_password(email, password, ip).await?;
+        Ok(self.session_for(&user))
+    }
+
+    /// A new browser session's cookie value: a user token that lives as long as a session.
+    pub fn session_for(&self, user: &User) -> String {
+        self.tokens
+            .issue_user(user, self.config.session_ttl_seconds)
+            .access_token
+    }
+
+    /// How long a session cookie lasts, in seconds.
+    pub fn session_ttl_seconds(&self) -> u64 {
+        self.config.session_ttl_seconds
+    }
+
+    /// The CSRF token a page of this session sends with every state-changing request.
+    pub fn csrf_token(&self, session: &str) -> String {
+        self.csrf.token(session)
+    }
+
+    pub fn verify_csrf(&self, session: &str, given: &str) -> bool {
+        self.csrf.verify(session, given)
+    }
+
+    /// The user with this email and password. Unknown emails and wrong passwords fail alike;
+    /// repeated failures per email and per IP are throttled.
+    async fn check_password(
+        &self,
+        email: &str,
+        password: &str,
+        ip: IpAddr,
+    ) -> Result<User, AuthError> {
         let normalised = email.trim().to_lowercase();
         self.throttle.attempt(&normalised, ip)?;
         let user = match Email::parse(email) {
@@ -186,7 +234,7 @@ impl AuthService {
         match user {
             Some(user) if valid => {
                 self.throttle.succeeded(&normalised, ip);
-                Ok(self.tokens.issue_user(&user, self.config.token_ttl_seconds))
+                Ok(user)
             }
             _ => Err(AuthError::InvalidCredentials),
         }
@@ -286,6 +334,14 @@ impl AuthService {
         let record = self.repos.api_keys.create_api_key(record).await?;
         Ok(CreatedKey { record, key })
     }
+}
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// An HMAC-SHA256 keyed with `key` (any length is accepted).
+fn keyed_mac(key: &[u8]) -> HmacSha256 {
+    <HmacSha256 as hmac::KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC-SHA256 takes keys of any length"))
 }
 
 /// Hashes a secret for a service client's `secret_hash` (for `hark hash-secret`).

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use hark_api::ProblemCode;
@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::problem::ApiError;
-use crate::auth::{Identified, LinkSignature, Principal, Scope};
+use crate::auth::{Identified, LinkSignature, Principal, SESSION_COOKIE, Scope};
 use crate::domain::{Note, User, UserId};
 use crate::notes::{NoteError, Viewer};
 
@@ -159,20 +159,54 @@ enum Source {
     HeaderOrQuery,
 }
 
-/// The request's credential; 401 when there is none.
-fn credential(parts: &Parts, source: Source) -> Result<String, ApiError> {
-    match (bearer(parts)?, source) {
-        (Some(token), _) => Ok(token.to_owned()),
-        (None, Source::HeaderOrQuery) => UrlCredentials::of(parts)
-            .access_token
-            .ok_or_else(|| ApiError::unauthorized("missing bearer token")),
-        (None, Source::Header) => Err(ApiError::unauthorized("missing bearer token")),
+/// The request's credential; 401 when there is none. A browser's session cookie counts when
+/// the request carries no other, and a state-changing request made with it must also carry
+/// the session's CSRF token in `X-CSRF-Token` (403 otherwise): another site can make a
+/// browser send the cookie, but cannot read the token.
+fn credential(parts: &Parts, state: &AppState, source: Source) -> Result<String, ApiError> {
+    if let Some(token) = bearer(parts)? {
+        return Ok(token.to_owned());
     }
+    if let Source::HeaderOrQuery = source
+        && let Some(token) = UrlCredentials::of(parts).access_token
+    {
+        return Ok(token);
+    }
+    let session = session_cookie(&parts.headers)
+        .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
+    if !parts.method.is_safe() {
+        let given = parts
+            .headers
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !state.auth.verify_csrf(session, given) {
+            return Err(ApiError::forbidden(
+                "a request signed in with the session cookie needs its X-CSRF-Token header",
+            ));
+        }
+    }
+    Ok(session.to_owned())
+}
+
+/// The header a page sends its session's CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The web UI's session cookie, if the request carries one.
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, value)| *name == SESSION_COOKIE && !value.is_empty())
+        .map(|(_, value)| value)
 }
 
 /// Resolves the request's credential to its principal; 401 when there is none or it is bad.
 async fn principal(parts: &Parts, state: &AppState, source: Source) -> Result<Principal, ApiError> {
-    Ok(state.auth.authenticate(&credential(parts, source)?).await?)
+    Ok(state.auth.authenticate(&credential(parts, state, source)?).await?)
 }
 
 /// How a caller sees notes on a route that grants service tokens `scope`: 403 for a service
@@ -226,7 +260,7 @@ impl FromRequestParts<AppState> for Subscriber {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match state
             .auth
-            .identify(&credential(parts, Source::HeaderOrQuery)?)
+            .identify(&credential(parts, state, Source::HeaderOrQuery)?)
             .await?
         {
             Identified::Token(user) => Ok(Subscriber(user)),
@@ -247,7 +281,7 @@ impl FromRequestParts<AppState> for Uploader {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match state
             .auth
-            .identify(&credential(parts, Source::Header)?)
+            .identify(&credential(parts, state, Source::Header)?)
             .await?
         {
             Identified::Token(user) => Ok(Uploader(user)),
@@ -264,7 +298,7 @@ impl FromRequestParts<AppState> for MaybeCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if bearer(parts)?.is_none() {
+        if bearer(parts)?.is_none() && session_cookie(&parts.headers).is_none() {
             return Ok(MaybeCaller(None));
         }
         Ok(MaybeCaller(Some(
@@ -305,7 +339,7 @@ impl FromRequestParts<AppState> for AudioAccess {
                 .map(|(expires, sig)| LinkSignature { expires, sig });
             return Ok(AudioAccess::Link(signature));
         }
-        let token = credential(parts, Source::HeaderOrQuery)?;
+        let token = credential(parts, state, Source::HeaderOrQuery)?;
         Ok(AudioAccess::Reader(
             match state.auth.identify(&token).await? {
                 Identified::Token(user) => Reader {

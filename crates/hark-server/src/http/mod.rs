@@ -7,6 +7,7 @@ mod request_metrics;
 pub mod routes;
 pub mod serve;
 mod timeouts;
+mod ui;
 pub mod views;
 
 use std::sync::Arc;
@@ -154,7 +155,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     (router, document)
 }
 
-/// The whole application: API, docs, and the layers every request passes. The layers that do
+/// The whole application: API, web UI, docs, and the layers every request passes. The layers that do
 /// not need the matched route wrap the router once, as one stack: `Router::layer` boxes each
 /// layer around every route, and every request clones each box.
 pub fn router(state: AppState) -> Router {
@@ -162,6 +163,7 @@ pub fn router(state: AppState) -> Router {
     let timeouts = timeouts::Timeouts::new(&state.config.limits);
     let json_limit = state.config.limits.max_json_bytes;
     let routes = api
+        .merge(ui::router())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { ApiError::new(ProblemCode::NotFound, "no such route") })
         .method_not_allowed_fallback(|| async {

@@ -1,0 +1,256 @@
+//! The web UI: pages rendered here around the signed-in user, small JavaScript modules that
+//! act on the JSON API with the session cookie, and sign-in, registration and sign-out.
+
+mod assets;
+mod pages;
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Query, State};
+use axum::http::header::{LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Router, extract::Path};
+use hark_api::Role;
+use serde::Deserialize;
+
+use super::AppState;
+use super::extract::{ClientIp, session_cookie};
+use crate::auth::{AuthError, Principal, SESSION_COOKIE};
+use crate::domain::User;
+use crate::notes::{NoteError, Viewer};
+use pages::{Page, SignForm};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|s, h| page(s, h, Page::Library)))
+        .route("/upload", get(|s, h| page(s, h, Page::Upload)))
+        .route("/inbox", get(|s, h| page(s, h, Page::Inbox)))
+        .route("/settings", get(|s, h| page(s, h, Page::Settings)))
+        .route("/notes/{id}", get(note_page))
+        .route("/signin", get(sign_in_page).post(sign_in))
+        .route("/register", get(register_page).post(register))
+        .route("/signout", post(sign_out))
+        .route("/ui/{file}", get(assets::serve))
+}
+
+/// The signed-in user of a page request, with their session.
+struct Visitor {
+    user: User,
+    session: String,
+}
+
+impl Visitor {
+    async fn of(state: &AppState, headers: &HeaderMap) -> Option<Visitor> {
+        let session = session_cookie(headers)?;
+        match state.auth.authenticate(session).await {
+            Ok(Principal::User(user)) => Some(Visitor {
+                user,
+                session: session.to_owned(),
+            }),
+            _ => None,
+        }
+    }
+
+    fn view(&self, state: &AppState) -> pages::Visitor<'_> {
+        pages::Visitor {
+            email: self.user.email.as_str(),
+            user_id: self.user.id.to_string(),
+            csrf: state.auth.csrf_token(&self.session),
+        }
+    }
+}
+
+async fn page(State(state): State<AppState>, headers: HeaderMap, page: Page) -> Response {
+    match Visitor::of(&state, &headers).await {
+        Some(visitor) => pages::app(page, &visitor.view(&state), None).into_response(),
+        None => to_sign_in(page.path()),
+    }
+}
+
+/// A note's page; another user's note, or none, is the same not-found page.
+async fn note_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let Some(visitor) = Visitor::of(&state, &headers).await else {
+        return to_sign_in(&format!("/notes/{id}"));
+    };
+    let view = visitor.view(&state);
+    match state.notes.visible(Viewer::User(visitor.user.id), &id).await {
+        Ok(note) => pages::app(Page::Note, &view, Some(&note.id.to_string())).into_response(),
+        Err(NoteError::NotFound(_)) => {
+            (StatusCode::NOT_FOUND, pages::not_found(&view)).into_response()
+        }
+        Err(other) => {
+            tracing::warn!(error = %other, "note page");
+            (StatusCode::SERVICE_UNAVAILABLE, pages::unavailable(&view)).into_response()
+        }
+    }
+}
+
+/// Where to go after signing in: a path of this site only.
+#[derive(Deserialize, Default)]
+struct Next {
+    next: Option<String>,
+}
+
+impl Next {
+    fn path(&self) -> &str {
+        self.next
+            .as_deref()
+            .filter(|p| p.starts_with('/') && !p.starts_with("//") && !p.contains('\\'))
+            .unwrap_or("/")
+    }
+}
+
+fn to_sign_in(from: &str) -> Response {
+    let target = format!(
+        "/signin?next={}",
+        percent_encoding::utf8_percent_encode(from, percent_encoding::NON_ALPHANUMERIC)
+    );
+    redirect(&target)
+}
+
+fn redirect(to: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(location) = HeaderValue::from_str(to) {
+        response.headers_mut().insert(LOCATION, location);
+    }
+    response
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+async fn sign_in_page(State(state): State<AppState>, Query(next): Query<Next>) -> Response {
+    pages::sign_in(&SignForm {
+        next: next.path(),
+        open_registration: state.auth.open_registration(),
+        ..SignForm::default()
+    })
+    .into_response()
+}
+
+async fn sign_in(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Query(next): Query<Next>,
+    form: Result<Form<Credentials>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return redirect("/signin");
+    };
+    match state
+        .auth
+        .sign_in_session(&form.email, &form.password, ip)
+        .await
+    {
+        Ok(session) => signed_in(&state, session, next.path()),
+        Err(error) => {
+            let status = match error {
+                AuthError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+                AuthError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            let form = SignForm {
+                email: &form.email,
+                error: Some(error.to_string()),
+                next: next.path(),
+                open_registration: state.auth.open_registration(),
+            };
+            (status, pages::sign_in(&form)).into_response()
+        }
+    }
+}
+
+async fn register_page(State(state): State<AppState>) -> Response {
+    if !state.auth.open_registration() {
+        return redirect("/signin");
+    }
+    pages::register(&SignForm::default()).into_response()
+}
+
+async fn register(State(state): State<AppState>, form: Result<Form<Credentials>, FormRejection>) -> Response {
+    let Ok(Form(form)) = form else {
+        return redirect("/register");
+    };
+    if !state.auth.open_registration() {
+        return redirect("/signin");
+    }
+    match state
+        .auth
+        .register(&form.email, &form.password, Role::User)
+        .await
+    {
+        Ok(user) => signed_in(&state, state.auth.session_for(&user), "/"),
+        Err(error) => {
+            let status = match error {
+                AuthError::EmailTaken => StatusCode::CONFLICT,
+                AuthError::Invalid(_) => StatusCode::BAD_REQUEST,
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            let form = SignForm {
+                email: &form.email,
+                error: Some(error.to_string()),
+                ..SignForm::default()
+            };
+            (status, pages::register(&form)).into_response()
+        }
+    }
+}
+
+/// Sets the session cookie and goes on to `next`.
+fn signed_in(state: &AppState, session: String, next: &str) -> Response {
+    let secure = if state.config.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        state.auth.session_ttl_seconds()
+    );
+    let mut response = redirect(next);
+    if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(SET_COOKIE, cookie);
+    }
+    response
+}
+
+#[derive(Deserialize)]
+struct SignOut {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// Clears the session cookie. The form carries the session's CSRF token, so another site
+/// cannot sign a user out.
+async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<SignOut>, FormRejection>,
+) -> Response {
+    let given = form.map(|f| f.0.csrf).unwrap_or_default();
+    match session_cookie(&headers) {
+        Some(session) if !state.auth.verify_csrf(session, &given) => (
+            StatusCode::FORBIDDEN,
+            pages::message("Forbidden", "This sign-out did not come from Hark's own page."),
+        )
+            .into_response(),
+        _ => {
+            let mut response = redirect("/signin");
+            let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
+            if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().insert(SET_COOKIE, cookie);
+            }
+            response
+        }
+    }
+}
