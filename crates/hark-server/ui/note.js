@@ -146,6 +146,10 @@ export function start(main) {
   player.addEventListener('play', () => { frame ??= requestAnimationFrame(tick); });
   player.addEventListener('seeked', () => { draw(); highlight(); });
   player.addEventListener('loadedmetadata', draw);
+  // A recipient who plays the note to its end has listened to it.
+  player.addEventListener('ended', () => {
+    if (note && note.owner_id !== me) api('POST', `/api/v1/inbox/${id}/listened`).catch(() => {});
+  });
 
   // Segments start with a time button (for the keyboard); every word seeks on click.
   function segmentsOf(transcript, register) {

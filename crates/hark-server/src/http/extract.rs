@@ -206,7 +206,10 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
 
 /// Resolves the request's credential to its principal; 401 when there is none or it is bad.
 async fn principal(parts: &Parts, state: &AppState, source: Source) -> Result<Principal, ApiError> {
-    Ok(state.auth.authenticate(&credential(parts, state, source)?).await?)
+    Ok(state
+        .auth
+        .authenticate(&credential(parts, state, source)?)
+        .await?)
 }
 
 /// How a caller sees notes on a route that grants service tokens `scope`: 403 for a service

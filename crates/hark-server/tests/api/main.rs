@@ -25,4 +25,5 @@ mod slow_uploads;
 mod speech;
 mod storage;
 mod uploads;
+mod web;
 mod webhooks;

@@ -78,7 +78,11 @@ async fn note_page(
         return to_sign_in(&format!("/notes/{id}"));
     };
     let view = visitor.view(&state);
-    match state.notes.visible(Viewer::User(visitor.user.id), &id).await {
+    match state
+        .notes
+        .visible(Viewer::User(visitor.user.id), &id)
+        .await
+    {
         Ok(note) => pages::app(Page::Note, &view, Some(&note.id.to_string())).into_response(),
         Err(NoteError::NotFound(_)) => {
             (StatusCode::NOT_FOUND, pages::not_found(&view)).into_response()
@@ -177,7 +181,10 @@ async fn register_page(State(state): State<AppState>) -> Response {
     pages::register(&SignForm::default()).into_response()
 }
 
-async fn register(State(state): State<AppState>, form: Result<Form<Credentials>, FormRejection>) -> Response {
+async fn register(
+    State(state): State<AppState>,
+    form: Result<Form<Credentials>, FormRejection>,
+) -> Response {
     let Ok(Form(form)) = form else {
         return redirect("/register");
     };
@@ -241,7 +248,10 @@ async fn sign_out(
     match session_cookie(&headers) {
         Some(session) if !state.auth.verify_csrf(session, &given) => (
             StatusCode::FORBIDDEN,
-            pages::message("Forbidden", "This sign-out did not come from Hark's own page."),
+            pages::message(
+                "Forbidden",
+                "This sign-out did not come from Hark's own page.",
+            ),
         )
             .into_response(),
         _ => {

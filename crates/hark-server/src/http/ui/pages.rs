@@ -202,7 +202,10 @@ fn document(title: &str, signed_in: Option<(Page, &Visitor<'_>)>, main: &str) ->
         REFERRER_POLICY,
         axum::http::HeaderValue::from_static("same-origin"),
     );
-    headers.insert(CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    headers.insert(
+        CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
     response
 }
 
