@@ -3,6 +3,7 @@
 import { api, clock, h, me, say, statusBadge, when } from '/ui/app.js';
 
 const FILTERS = ['name', 'max_duration', 'status', 'q'];
+// Notes per page unless the address names a `limit` (1 to 500, as the API takes).
 const PAGE_SIZE = 50;
 
 export function start(main) {
@@ -43,6 +44,7 @@ export function start(main) {
     }
     const sort = query().get('sort') ?? sortSelect.value;
     if (sort && sort !== '-created_at') params.set('sort', sort);
+    if (query().get('limit')) params.set('limit', query().get('limit'));
     go(params);
   });
 
@@ -102,7 +104,7 @@ export function start(main) {
     fillForm();
     const params = query();
     const request = new URLSearchParams({ limit: String(PAGE_SIZE) });
-    for (const key of [...FILTERS, 'sort', 'cursor']) {
+    for (const key of [...FILTERS, 'sort', 'cursor', 'limit']) {
       const value = params.get(key);
       if (value) request.set(key, value);
     }
