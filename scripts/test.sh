@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests, the audio corpus tests, the integration suite on
-# SQLite and PostgreSQL, and Schemathesis against the OpenAPI document
-# (scripts/schemathesis.sh). Installs what it needs on a fresh Debian machine (as root) and
-# starts PostgreSQL, RabbitMQ and NATS when they are installed but not running.
+# SQLite and PostgreSQL, Schemathesis against the OpenAPI document (scripts/schemathesis.sh)
+# and the browser tests of the web interface (scripts/ui-test.sh). Installs what it needs on a
+# fresh Debian machine (as root) and starts PostgreSQL, RabbitMQ and NATS when they are
+# installed but not running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/build-deps.sh
 
-# Tools the audio corpus is made with, and the browser the renditions are played in.
+# Tools the audio corpus is made with, the browser the renditions are played in and the web
+# interface is tested in, and Node.js with npm, which run the browser tests.
 missing=()
-for tool in espeak-ng sox ffmpeg ffprobe chromium; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for tool in espeak-ng sox ffmpeg ffprobe chromium node npm; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox ffmpeg chromium >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox ffmpeg chromium nodejs npm >/dev/null
   else
-    echo "missing ${missing[*]}: sudo apt-get install espeak-ng sox ffmpeg chromium" >&2; exit 1
+    echo "missing ${missing[*]}: sudo apt-get install espeak-ng sox ffmpeg chromium nodejs npm" >&2; exit 1
   fi
 fi
 
@@ -67,7 +69,8 @@ fi
 export HARK_CORPUS=$(cd "$corpus" && pwd)
 
 # Unit, corpus, integration and CLI tests (doc tests are not used), then the OpenAPI document
-# checked against the running server (counted as one test), then one closing tally.
+# checked against the running server (counted as one test), then the browser tests (which
+# print their own tally line), then one closing tally.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
@@ -80,6 +83,15 @@ if [ "$openapi_status" = 0 ]; then
   echo "test result: ok. 1 passed; 0 failed (schemathesis)" >>"$log"
 else
   echo "test result: FAILED. 0 passed; 1 failed (schemathesis)" >>"$log"
+  status=1
+fi
+set +e
+bash scripts/ui-test.sh 2>&1 | tee -a "$log"
+ui_status=${PIPESTATUS[0]}
+set -e
+if [ "$ui_status" != 0 ]; then
+  # Stopped before its tests ran (say, the server did not start): still one failure.
+  grep -q '^test result: .*(ui)$' "$log" || echo "test result: FAILED. 0 passed; 1 failed (ui)" >>"$log"
   status=1
 fi
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
