@@ -67,7 +67,7 @@ trap cleanup EXIT
 # Exported, so that a test running "$HARK_BIN" (say, `user add --role admin`) reaches the
 # same database as the server.
 export HARK_DATA_DIR=$data HARK_LISTEN=127.0.0.1:0 RUST_LOG=${RUST_LOG:-info} \
-  HARK_SPEECH__MODEL_DIR=$model
+  HARK_SPEECH__MODEL_DIR=$model HARK_WEBHOOKS__ALLOW_PRIVATE_TARGETS=true
 "$hark" serve 2>"$data/server.log" &
 server=$!
 base=
