@@ -8,6 +8,7 @@
 # directory (SQLite), runs the tests one file at a time, and ends with one tally line in the
 # form scripts/test.sh adds up. Exits non-zero when a test failed.
 #
+# Arguments: test files to run (default: all of tests/ui/*.test.mjs).
 # Environment: HARK_BIN (a hark binary to run instead of building one), HARK_CORPUS (the audio
 # corpus, default target/corpus, made by tests/corpus/make_corpus.sh), HARK_SCREENSHOTS (set:
 # the tests write docs/screenshots/*.png).
@@ -86,7 +87,8 @@ fi
 export HARK_URL=$base HARK_BIN=$hark
 
 shopt -s nullglob
-tests=(tests/ui/*.test.mjs)
+tests=("$@")
+[ ${#tests[@]} -gt 0 ] || tests=(tests/ui/*.test.mjs)
 if [ ${#tests[@]} = 0 ]; then
   echo "no browser tests in tests/ui" >&2; exit 1
 fi

@@ -218,3 +218,23 @@ export const SPEECH_OGG_OPUS = join(corpus, 't2_opus24.ogg');
 export const SPEECH_WEBM = join(corpus, 't1_opus.webm');
 /** MP3, 64 kbps CBR, 44.1 kHz mono: "Can you call me back when you have a moment? ..." (t5). */
 export const SPEECH_MP3 = join(corpus, 't5_cbr64.mp3');
+
+// ---- Waiting for the pipeline ---------------------------------------------------------------
+
+/**
+ * Waits until a note's processing has settled (ready or failed, no step queued or running) and
+ * answers the note. Transcription runs the real model, so this can take a few seconds.
+ */
+export async function settled(token, id, timeoutMs = 120_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [note, jobs] = await Promise.all([
+      api(token, 'GET', `/api/v1/notes/${id}`),
+      api(token, 'GET', `/api/v1/notes/${id}/jobs`),
+    ]);
+    const busy = jobs.items.some((j) => j.status === 'queued' || j.status === 'running');
+    if (!busy && (note.status === 'ready' || note.status === 'failed')) return note;
+    if (Date.now() > deadline) throw new Error(`note ${id} still processing: ${JSON.stringify(jobs.items)}`);
+    await new Promise((done) => setTimeout(done, 250));
+  }
+}
