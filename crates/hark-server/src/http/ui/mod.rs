@@ -19,7 +19,7 @@ use super::extract::{ClientIp, session_cookie};
 use crate::auth::{AuthError, Principal, SESSION_COOKIE};
 use crate::domain::User;
 use crate::notes::{NoteError, Viewer};
-use pages::{Page, SignForm};
+use pages::{NoteView, Page, SignForm};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -83,7 +83,11 @@ async fn note_page(
         .visible(Viewer::User(visitor.user.id), &id)
         .await
     {
-        Ok(note) => pages::app(Page::Note, &view, Some(&note.id.to_string())).into_response(),
+        Ok(note) => {
+            let id = note.id.to_string();
+            let title = note.title.as_deref().unwrap_or(&note.name);
+            pages::app(Page::Note, &view, Some(NoteView { id: &id, title })).into_response()
+        }
         Err(NoteError::NotFound(_)) => {
             (StatusCode::NOT_FOUND, pages::not_found(&view)).into_response()
         }

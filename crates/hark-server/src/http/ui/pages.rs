@@ -64,15 +64,27 @@ pub struct Visitor<'a> {
     pub csrf: String,
 }
 
-/// A page of the app, for `note` on the note page.
-pub fn app(page: Page, visitor: &Visitor<'_>, note: Option<&str>) -> Response {
-    let note = note.map_or(String::new(), |id| format!(" data-note=\"{}\"", escape(id)));
+/// A note as its page names it.
+pub struct NoteView<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+}
+
+/// A page of the app; the note page is given its note.
+pub fn app(page: Page, visitor: &Visitor<'_>, note: Option<NoteView<'_>>) -> Response {
+    let (data, title, markup) = match note {
+        Some(note) => (
+            format!(" data-note=\"{}\"", escape(note.id)),
+            note.title,
+            page.markup().replace("{{title}}", &escape(note.title)),
+        ),
+        None => (String::new(), page.title(), page.markup().to_owned()),
+    };
     let main = format!(
-        "<main id=\"main\" data-page=\"{}\"{note}>\n{}</main>",
+        "<main id=\"main\" data-page=\"{}\"{data}>\n{markup}</main>",
         page.name(),
-        page.markup()
     );
-    document(page.title(), Some((page, visitor)), &main)
+    document(title, Some((page, visitor)), &main)
 }
 
 pub fn not_found(visitor: &Visitor<'_>) -> Response {
