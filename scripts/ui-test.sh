@@ -8,12 +8,15 @@
 # directory (SQLite), runs the tests one file at a time, and ends with one tally line in the
 # form scripts/test.sh adds up. Exits non-zero when a test failed.
 #
-# Arguments: test files to run (default: all of tests/ui/*.test.mjs).
+# Arguments: test files to run (default: all of tests/ui/*.test.mjs), or `--bench` to run the
+# library's rendering benchmark (tests/ui/bench.mjs) instead.
 # Environment: HARK_BIN (a hark binary to run instead of building one), HARK_CORPUS (the audio
 # corpus, default target/corpus, made by tests/corpus/make_corpus.sh), HARK_SCREENSHOTS (set:
 # the tests write docs/screenshots/*.png).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bench=
+if [ "${1:-}" = --bench ]; then bench=1; shift; fi
 
 # Node.js 20 or later (playwright-core needs it; the runner's options below are from 20.10)
 # and the browser the tests drive.
@@ -69,6 +72,8 @@ trap cleanup EXIT
 # same database as the server.
 export HARK_DATA_DIR=$data HARK_LISTEN=127.0.0.1:0 RUST_LOG=${RUST_LOG:-info} \
   HARK_SPEECH__MODEL_DIR=$model HARK_WEBHOOKS__ALLOW_PRIVATE_TARGETS=true
+# The benchmark measures pages, not processing: its notes stay queued.
+if [ -n "$bench" ]; then export HARK_JOBS__IN_PROCESS=false; fi
 "$hark" serve 2>"$data/server.log" &
 server=$!
 base=
@@ -85,6 +90,11 @@ if [ -z "$base" ]; then
   exit 1
 fi
 export HARK_URL=$base HARK_BIN=$hark
+
+if [ -n "$bench" ]; then
+  node tests/ui/bench.mjs
+  exit
+fi
 
 shopt -s nullglob
 tests=("$@")

@@ -175,6 +175,14 @@ fn error(form: &SignForm<'_>) -> String {
 
 /// The whole document: head, the navigation when someone is signed in, and `main`.
 fn document(title: &str, signed_in: Option<(Page, &Visitor<'_>)>, main: &str) -> Response {
+    // The page's own module loads beside app.js rather than after it.
+    let preload = match signed_in {
+        Some((page, _)) if main.contains("data-page=") => format!(
+            "<link rel=\"modulepreload\" href=\"/ui/{}.js\">",
+            page.name()
+        ),
+        _ => String::new(),
+    };
     let (meta, header) = match signed_in {
         Some((current, visitor)) => (
             format!(
@@ -197,7 +205,7 @@ fn document(title: &str, signed_in: Option<(Page, &Visitor<'_>)>, main: &str) ->
          <title>{} · Hark</title>{meta}\
          <link rel=\"icon\" href=\"/ui/icon.svg\" type=\"image/svg+xml\">\
          <link rel=\"stylesheet\" href=\"/ui/style.css\">\
-         <script type=\"module\" src=\"/ui/app.js\"></script></head>\
+         <script type=\"module\" src=\"/ui/app.js\"></script>{preload}</head>\
          <body><a class=\"skip\" href=\"#main\">Skip to content</a>{header}\n{main}\n</body></html>\n",
         escape(title)
     );
