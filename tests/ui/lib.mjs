@@ -39,6 +39,8 @@ export function launch(options = {}) {
       // getUserMedia answers with a synthetic tone, so MediaRecorder has something to record.
       '--use-fake-device-for-media-stream',
       '--use-fake-ui-for-media-stream',
+      // A test plays a note's audio from a script, as a click on the player would.
+      '--autoplay-policy=no-user-gesture-required',
     ],
     ...options,
   });
@@ -86,6 +88,28 @@ export async function uploadFile(token, path, query = {}) {
   const params = new URLSearchParams({ name: basename(path), ...query });
   const bytes = await readFile(path);
   return api(token, 'POST', `/api/v1/notes?${params}`, new Uint8Array(bytes));
+}
+
+/**
+ * Calls `check` until it answers something truthy and answers that, for what happens in the
+ * background (processing, deliveries); throws naming `what` after `timeout` ms.
+ */
+export async function eventually(what, check, { timeout = 30_000, every = 200 } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+      last = value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`waited ${timeout} ms for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    }
+    await new Promise((done) => setTimeout(done, every));
+  }
 }
 
 // ---- The page -------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-// The harness itself: the browser starts, reaches the server and has a microphone; and the
-// sign-in page a person starts from.
+// The harness itself: the browser starts, reaches the server and has a microphone.
+// (The sign-in pages are session.test.mjs's.)
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { BASE, launch } from './lib.mjs';
@@ -50,18 +50,6 @@ test('the browser records from a fake microphone', async () => {
     });
     assert.match(recorded.type, /^audio\//);
     assert.ok(recorded.size > 0, 'the recording has bytes');
-  } finally {
-    await page.close();
-  }
-});
-
-test('sign in page has labelled fields', async () => {
-  const page = await browser.newPage();
-  try {
-    await page.goto(`${BASE}/signin`);
-    await page.getByLabel('Email').waitFor({ state: 'visible', timeout: 5000 });
-    await page.getByLabel('Password').waitFor({ state: 'visible', timeout: 5000 });
-    await page.getByRole('button', { name: 'Sign in' }).waitFor({ state: 'visible', timeout: 5000 });
   } finally {
     await page.close();
   }
