@@ -75,11 +75,12 @@ test('a channel is made, gains a member who gets its notes, and loses them again
     await channel.getByLabel('Member email').fill(bob.email);
     await channel.getByRole('button', { name: 'Add member' }).click();
     await page.getByText(`${bob.email} added to ${name}.`).waitFor();
-    // The API lists members by id.
+    // Members are shown by email; the API lists their ids beside.
     const members = page.getByRole('list', { name: `Members of ${name}` });
-    await members.getByRole('listitem').filter({ hasText: bob.id }).waitFor();
+    await members.getByRole('listitem').filter({ hasText: bob.email }).waitFor();
     const listed = await api(ann.token, 'GET', '/api/v1/channels');
     assert.deepEqual(listed.items.find((c) => c.name === name).members, [bob.id]);
+    assert.deepEqual(listed.items.find((c) => c.name === name).member_emails, [bob.email]);
 
     const note = await uploadFile(ann.token, SPEECH_WAV, { title: 'For the crew', channel: name });
     const { items } = await api(bob.token, 'GET', '/api/v1/inbox');
@@ -87,8 +88,8 @@ test('a channel is made, gains a member who gets its notes, and loses them again
     assert.ok(received, 'the member got the channel note');
     assert.equal(received.channel, name);
 
-    await members.getByRole('button', { name: `Remove ${bob.id} from ${name}` }).click();
-    await page.getByText('Member removed.').waitFor();
+    await members.getByRole('button', { name: `Remove ${bob.email} from ${name}` }).click();
+    await page.getByText(`${bob.email} removed.`).waitFor();
     await channel.getByText('No members yet.').waitFor();
     const after = await api(ann.token, 'GET', '/api/v1/channels');
     assert.deepEqual(after.items.find((c) => c.name === name).members, []);
@@ -208,7 +209,7 @@ test('settings with a channel, a webhook and a key are accessible and fit a phon
   const { context, page } = await openSettings(ann);
   try {
     await page.getByRole('heading', { name: theirs, level: 3 }).waitFor();
-    await page.getByText('You are a member of this channel.').waitFor();
+    await page.getByText(`Managed by ${bob.email}.`).waitFor();
     await checkA11y(page, '/settings');
     await assertNoHorizontalScroll(page);
     await screenshot(page, 'settings');

@@ -26,8 +26,11 @@ pub struct NewChannel {
 pub struct Channel {
     pub name: String,
     pub creator_id: String,
+    pub creator_email: String,
     /// The members' user ids, in the order they were added.
     pub members: Vec<String>,
+    /// The members' emails, in the order of `members`.
+    pub member_emails: Vec<String>,
     /// RFC 3339, UTC.
     pub created_at: String,
 }

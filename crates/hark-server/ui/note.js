@@ -212,6 +212,7 @@ export function start(main) {
       const audio = note.renditions.find((r) => r.name === 'corrected');
       if (audio) box.append(h('audio', { controls: true, preload: 'none', src: audio.url, 'aria-label': 'Corrected audio' }));
       correctedShown = true;
+      say($('#correct-status'), '');
     } catch {
       // Not there yet.
     }

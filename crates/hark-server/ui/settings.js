@@ -24,11 +24,14 @@ function channels($) {
   function render(channel) {
     const mine = channel.creator_id === me;
     const members = h('ul', { 'aria-label': `Members of ${channel.name}` },
-      channel.members.map((member) => h('li', {}, member === me ? 'You' : member, ' ',
-        mine ? h('button', {
-          type: 'button', class: 'link', 'aria-label': `Remove ${member} from ${channel.name}`,
-          onclick: () => act(() => api('DELETE', `/api/v1/channels/${channel.name}/members/${encodeURIComponent(member)}`), 'Member removed.'),
-        }, 'Remove') : null)));
+      channel.members.map((member, i) => {
+        const email = channel.member_emails[i];
+        return h('li', {}, member === me ? 'You' : email, ' ',
+          mine ? h('button', {
+            type: 'button', class: 'link', 'aria-label': `Remove ${email} from ${channel.name}`,
+            onclick: () => act(() => api('DELETE', `/api/v1/channels/${channel.name}/members/${encodeURIComponent(member)}`), `${email} removed.`),
+          }, 'Remove') : null);
+      }));
     const field = `member-${channel.name}`;
     const add = mine ? h('form', {
       class: 'fields',
@@ -40,7 +43,7 @@ function channels($) {
     },
     h('div', {}, h('label', { for: field }, 'Member email'),
       h('input', { id: field, name: 'member', type: 'email', required: true, autocomplete: 'off' })),
-    h('button', { type: 'submit' }, 'Add member')) : h('p', { class: 'hint' }, 'You are a member of this channel.');
+    h('button', { type: 'submit' }, 'Add member')) : h('p', { class: 'hint' }, `Managed by ${channel.creator_email}.`);
     return h('li', {}, h('h3', {}, channel.name),
       h('p', { class: 'hint' }, 'Created ', when(channel.created_at)),
       channel.members.length ? members : h('p', { class: 'hint' }, 'No members yet.'),

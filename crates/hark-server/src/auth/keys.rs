@@ -1,4 +1,4 @@
-//! Secrets: the server's signing secret and personal API keys.
+//! Secrets: the server's signing secret, personal API keys and browser sessions.
 
 use std::path::Path;
 
@@ -38,16 +38,26 @@ pub fn load_or_create_secret(configured: &str, data_dir: &Path) -> std::io::Resu
 }
 
 pub fn generate_api_key() -> String {
+    format!("{API_KEY_PREFIX}{}", random_token())
+}
+
+/// A browser session's secret, the value of its cookie.
+pub fn generate_session() -> String {
+    random_token()
+}
+
+/// 256 random bits, URL-safe.
+fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 pub fn is_api_key(bearer: &str) -> bool {
     bearer.starts_with(API_KEY_PREFIX)
 }
 
-/// Keys carry 256 random bits, so a plain SHA-256 is a safe, fast lookup hash.
-pub fn hash_api_key(key: &str) -> String {
+/// Keys and sessions carry 256 random bits, so a plain SHA-256 is a safe, fast lookup hash.
+pub fn lookup_hash(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }

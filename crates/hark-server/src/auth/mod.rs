@@ -13,7 +13,7 @@ use std::sync::Arc;
 use hark_api::{Role, TokenClaims, TokenResponse};
 
 use crate::config::{AuthConfig, ServiceClient};
-use crate::db::{DbError, NewApiKeyRecord, NewUser, Repos};
+use crate::db::{DbError, NewApiKeyRecord, NewSession, NewUser, Repos};
 use crate::domain::ids::ApiKeyId;
 use crate::domain::{Email, Password, Timestamp, User, UserId};
 
@@ -51,6 +51,15 @@ pub enum Principal {
         client_id: String,
         scopes: Vec<String>,
     },
+}
+
+/// A credential as a request carries it.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// A token or a personal API key, from `Authorization` or `?access_token=`.
+    Bearer(String),
+    /// A browser session's secret, from its cookie.
+    Session(String),
 }
 
 /// A verified credential, before its account is loaded.
@@ -189,14 +198,33 @@ impl AuthService {
         ip: IpAddr,
     ) -> Result<String, AuthError> {
         let user = self.check_password(email, password, ip).await?;
-        Ok(self.session_for(&user))
+        self.start_session(&user).await
     }
 
-    /// A new browser session's cookie value: a user token that lives as long as a session.
-    pub fn session_for(&self, user: &User) -> String {
-        self.tokens
-            .issue_user(user, self.config.session_ttl_seconds)
-            .access_token
+    /// A new browser session for `user`: its secret, the cookie's value.
+    pub async fn start_session(&self, user: &User) -> Result<String, AuthError> {
+        let secret = keys::generate_session();
+        let now = Timestamp::now();
+        let ttl = i64::try_from(self.config.session_ttl_seconds).unwrap_or(i64::MAX / 2_000_000);
+        self.repos
+            .sessions
+            .create_session(NewSession {
+                id_hash: keys::lookup_hash(&secret),
+                user_id: user.id,
+                created_at: now,
+                expires_at: now.plus_seconds(ttl),
+            })
+            .await?;
+        Ok(secret)
+    }
+
+    /// Ends a browser session: its cookie no longer signs anyone in, wherever it was copied.
+    pub async fn end_session(&self, secret: &str) -> Result<(), AuthError> {
+        Ok(self
+            .repos
+            .sessions
+            .delete_session(&keys::lookup_hash(secret))
+            .await?)
     }
 
     /// How long a session cookie lasts, in seconds.
@@ -276,9 +304,9 @@ impl AuthService {
         self.tokens.verify(token)
     }
 
-    /// Resolves a bearer credential (a token or a personal API key) to its principal.
-    pub async fn authenticate(&self, bearer: &str) -> Result<Principal, AuthError> {
-        match self.identify(bearer).await? {
+    /// Resolves a credential (a token, a personal API key or a session) to its principal.
+    pub async fn authenticate(&self, credential: &Credential) -> Result<Principal, AuthError> {
+        match self.identify(credential).await? {
             Identified::Token(id) => Ok(Principal::User(self.account(id).await?)),
             Identified::Principal(principal) => Ok(principal),
         }
@@ -286,12 +314,27 @@ impl AuthService {
 
     /// Verifies a bearer credential without loading a token's account, which a route can
     /// often prove to exist at no cost (see [`Identified::Token`]).
-    pub async fn identify(&self, bearer: &str) -> Result<Identified, AuthError> {
+    pub async fn identify(&self, credential: &Credential) -> Result<Identified, AuthError> {
+        let bearer = match credential {
+            Credential::Bearer(bearer) => bearer,
+            Credential::Session(secret) => {
+                let user = self
+                    .repos
+                    .sessions
+                    .user_by_session(&keys::lookup_hash(secret), Timestamp::now())
+                    .await?;
+                return user
+                    .map(|user| Identified::Principal(Principal::User(user)))
+                    .ok_or_else(|| {
+                        AuthError::InvalidToken("the session has ended; sign in again".into())
+                    });
+            }
+        };
         if keys::is_api_key(bearer) {
             let user = self
                 .repos
                 .api_keys
-                .user_by_api_key(&keys::hash_api_key(bearer))
+                .user_by_api_key(&keys::lookup_hash(bearer))
                 .await?;
             return user
                 .map(|user| Identified::Principal(Principal::User(user)))
@@ -328,7 +371,7 @@ impl AuthService {
             user_id: user,
             name: trimmed.to_owned(),
             prefix: key.chars().take(12).collect(),
-            key_hash: keys::hash_api_key(&key),
+            key_hash: keys::lookup_hash(&key),
             created_at: Timestamp::now(),
         };
         let record = self.repos.api_keys.create_api_key(record).await?;

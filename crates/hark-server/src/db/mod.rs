@@ -202,6 +202,24 @@ pub trait ApiKeyRepo: Send + Sync {
     async fn user_by_api_key(&self, key_hash: &str) -> Result<Option<User>, DbError>;
 }
 
+/// A browser session to record: its secret's hash, never the secret.
+pub struct NewSession {
+    pub id_hash: String,
+    pub user_id: UserId,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+#[async_trait]
+pub trait SessionRepo: Send + Sync {
+    /// Records a session, and drops the user's expired ones.
+    async fn create_session(&self, session: NewSession) -> Result<(), DbError>;
+    /// The user of a session that has not expired by `now`.
+    async fn user_by_session(&self, id_hash: &str, now: Timestamp)
+    -> Result<Option<User>, DbError>;
+    async fn delete_session(&self, id_hash: &str) -> Result<(), DbError>;
+}
+
 #[async_trait]
 pub trait NoteRepo: Send + Sync {
     /// In one transaction: takes a reference on the blob (creating its row if new), inserts the
@@ -555,6 +573,7 @@ pub trait Health: Send + Sync {
 pub struct Repos {
     pub users: Arc<dyn UserRepo>,
     pub api_keys: Arc<dyn ApiKeyRepo>,
+    pub sessions: Arc<dyn SessionRepo>,
     pub notes: Arc<dyn NoteRepo>,
     pub blobs: Arc<dyn BlobIndex>,
     pub events: Arc<dyn EventLog>,
@@ -572,6 +591,7 @@ impl Repos {
     where
         B: UserRepo
             + ApiKeyRepo
+            + SessionRepo
             + NoteRepo
             + BlobIndex
             + EventLog
@@ -587,6 +607,7 @@ impl Repos {
         Repos {
             users: backend.clone(),
             api_keys: backend.clone(),
+            sessions: backend.clone(),
             notes: backend.clone(),
             blobs: backend.clone(),
             events: backend.clone(),

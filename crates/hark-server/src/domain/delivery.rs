@@ -8,8 +8,11 @@ use super::{Note, NoteId, Timestamp, UserId};
 pub struct Channel {
     pub name: String,
     pub creator_id: UserId,
+    pub creator_email: String,
     pub created_at: Timestamp,
     pub members: Vec<UserId>,
+    /// The members' emails, in the order of `members`.
+    pub member_emails: Vec<String>,
 }
 
 impl Channel {
@@ -115,8 +118,10 @@ mod tests {
         let channel = Channel {
             name: "job-1".into(),
             creator_id: creator,
+            creator_email: "creator@example.com".into(),
             created_at: Timestamp::now(),
             members: vec![ann, bob],
+            member_emails: vec!["ann@example.com".into(), "bob@example.com".into()],
         };
         let sorted = |mut users: Vec<UserId>| {
             users.sort_unstable();

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::problem::ApiError;
-use crate::auth::{Identified, LinkSignature, Principal, SESSION_COOKIE, Scope};
+use crate::auth::{Credential, Identified, LinkSignature, Principal, SESSION_COOKIE, Scope};
 use crate::domain::{Note, User, UserId};
 use crate::notes::{NoteError, Viewer};
 
@@ -163,14 +163,14 @@ enum Source {
 /// the request carries no other, and a state-changing request made with it must also carry
 /// the session's CSRF token in `X-CSRF-Token` (403 otherwise): another site can make a
 /// browser send the cookie, but cannot read the token.
-fn credential(parts: &Parts, state: &AppState, source: Source) -> Result<String, ApiError> {
+fn credential(parts: &Parts, state: &AppState, source: Source) -> Result<Credential, ApiError> {
     if let Some(token) = bearer(parts)? {
-        return Ok(token.to_owned());
+        return Ok(Credential::Bearer(token.to_owned()));
     }
     if let Source::HeaderOrQuery = source
         && let Some(token) = UrlCredentials::of(parts).access_token
     {
-        return Ok(token);
+        return Ok(Credential::Bearer(token));
     }
     let session = session_cookie(&parts.headers)
         .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
@@ -186,7 +186,7 @@ fn credential(parts: &Parts, state: &AppState, source: Source) -> Result<String,
             ));
         }
     }
-    Ok(session.to_owned())
+    Ok(Credential::Session(session.to_owned()))
 }
 
 /// The header a page sends its session's CSRF token in.

@@ -322,6 +322,33 @@ async fn signing_out_needs_the_pages_token_and_clears_the_cookie(backend: Backen
         cleared.starts_with("hark_session=;") && cleared.contains("Max-Age=0"),
         "{cleared}"
     );
+
+    // The session is over on the server too: a copy of the cookie no longer signs anyone in.
+    let copied = browser()
+        .get(app.url("/api/v1/users/me"))
+        .header(COOKIE, &session.cookie)
+        .send()
+        .await
+        .expect("me");
+    assert_problem(copied, 401, "unauthorized").await;
+    let page = browser()
+        .get(app.url("/"))
+        .header(COOKIE, &session.cookie)
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), StatusCode::SEE_OTHER);
+
+    // A post without the cookie (another site's form: SameSite=Lax leaves it out) clears nothing.
+    let cookieless = browser()
+        .post(app.url("/signout"))
+        .header(CONTENT_TYPE, FORM)
+        .body("csrf=")
+        .send()
+        .await
+        .expect("sign out");
+    assert_eq!(cookieless.status(), StatusCode::SEE_OTHER);
+    assert!(cookieless.headers().get(SET_COOKIE).is_none());
     app.stop().await;
 }
 
@@ -394,7 +421,28 @@ async fn assets_are_embedded_and_revalidate_by_etag(backend: Backend) {
     app.stop().await;
 }
 
+async fn a_deleted_users_session_ends_with_the_account(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ann = app.user("ann@example.com").await;
+    let session = sign_in(&app, "ann@example.com").await;
+    let deleted = ann
+        .delete(&format!("/api/v1/users/{}", ann.id))
+        .send()
+        .await
+        .expect("delete");
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    let me = browser()
+        .get(app.url("/api/v1/users/me"))
+        .header(COOKIE, &session.cookie)
+        .send()
+        .await
+        .expect("me");
+    assert_problem(me, 401, "unauthorized").await;
+    app.stop().await;
+}
+
 backend_tests!(
+    a_deleted_users_session_ends_with_the_account,
     pages_without_a_session_send_the_browser_to_sign_in,
     signing_in_sets_an_http_only_same_site_cookie_and_goes_on,
     the_session_cookie_reads_the_api_and_changes_it_only_with_its_csrf_token,

@@ -38,12 +38,10 @@ where
                     missing_reference(e.into())
                 }
             })?;
-        Ok(Channel {
-            name: name.to_owned(),
-            creator_id: creator,
-            created_at,
-            members: Vec::new(),
-        })
+        // Read back with the creator's email.
+        self.channel(name)
+            .await?
+            .ok_or_else(|| DbError::Corrupt(format!("channel {name} just made is missing")))
     }
 
     async fn channel(&self, name: &str) -> Result<Option<Channel>, DbError> {
@@ -199,31 +197,38 @@ where
         condition: &str,
         value: String,
     ) -> Result<Vec<Channel>, DbError> {
-        let rows: Vec<(String, String, i64, Option<String>)> =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT c.name, c.creator_id, c.created_at, m.user_id FROM channels c \
-                 LEFT JOIN channel_members m ON m.channel = c.name \
-                 WHERE {condition} ORDER BY c.name, m.added_at, m.user_id"
-            )))
-            .bind(value)
-            .fetch_all(&self.pool)
-            .await?;
+        type Row = (String, String, String, i64, Option<String>, Option<String>);
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT c.name, c.creator_id, cu.email, c.created_at, m.user_id, mu.email \
+             FROM channels c JOIN users cu ON cu.id = c.creator_id \
+             LEFT JOIN channel_members m ON m.channel = c.name \
+             LEFT JOIN users mu ON mu.id = m.user_id \
+             WHERE {condition} ORDER BY c.name, m.added_at, m.user_id"
+        )))
+        .bind(value)
+        .fetch_all(&self.pool)
+        .await?;
         let mut channels: Vec<Channel> = Vec::new();
-        for (name, creator, created_at, member) in rows {
+        for (name, creator, creator_email, created_at, member, member_email) in rows {
             if channels.last().is_none_or(|c| c.name != name) {
                 let creator_id = UserId::parse(&creator)
                     .ok_or_else(|| DbError::Corrupt(format!("channel creator {creator}")))?;
                 channels.push(Channel {
                     name,
                     creator_id,
+                    creator_email,
                     created_at: Timestamp(created_at),
                     members: Vec::new(),
+                    member_emails: Vec::new(),
                 });
             }
-            if let (Some(channel), Some(member)) = (channels.last_mut(), member) {
+            if let (Some(channel), Some(member), Some(email)) =
+                (channels.last_mut(), member, member_email)
+            {
                 let member = UserId::parse(&member)
                     .ok_or_else(|| DbError::Corrupt(format!("channel member {member}")))?;
                 channel.members.push(member);
+                channel.member_emails.push(email);
             }
         }
         Ok(channels)

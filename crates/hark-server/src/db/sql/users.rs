@@ -7,7 +7,8 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Type};
 use super::{Backend, SqlRepo, unique_violation};
 use crate::db::rows::{ApiKeyRow, NoteRow, UserRow};
 use crate::db::{
-    ApiKeyRecord, ApiKeyRepo, DbError, DeletedNote, EffectsOf, NewApiKeyRecord, NewUser, UserRepo,
+    ApiKeyRecord, ApiKeyRepo, DbError, DeletedNote, EffectsOf, NewApiKeyRecord, NewSession,
+    NewUser, SessionRepo, UserRepo,
 };
 use crate::domain::ids::ApiKeyId;
 use crate::domain::{Effects, NoteId, Timestamp, User, UserId};
@@ -203,5 +204,63 @@ where
         .fetch_optional(&self.pool)
         .await?;
         row.map(TryInto::try_into).transpose()
+    }
+}
+
+#[async_trait]
+impl<DB> SessionRepo for SqlRepo<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'r> UserRow: FromRow<'r, DB::Row>,
+{
+    async fn create_session(&self, session: NewSession) -> Result<(), DbError> {
+        let user = session.user_id.to_string();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND expires_at <= $2")
+            .bind(user.clone())
+            .bind(session.created_at.micros())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(session.id_hash)
+        .bind(user)
+        .bind(session.created_at.micros())
+        .bind(session.expires_at.micros())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn user_by_session(
+        &self,
+        id_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<User>, DbError> {
+        let row: Option<UserRow> = sqlx::query_as(
+            "SELECT u.id, u.email, u.password_hash, u.role, u.created_at \
+             FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.id_hash = $1 AND s.expires_at > $2",
+        )
+        .bind(id_hash.to_owned())
+        .bind(now.micros())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> Result<(), DbError> {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+            .bind(id_hash.to_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }

@@ -206,7 +206,9 @@ fn channel_view(channel: &Channel) -> hark_api::Channel {
     hark_api::Channel {
         name: channel.name.clone(),
         creator_id: channel.creator_id.to_string(),
+        creator_email: channel.creator_email.clone(),
         members: channel.members.iter().map(ToString::to_string).collect(),
+        member_emails: channel.member_emails.clone(),
         created_at: channel.created_at.to_rfc3339(),
     }
 }

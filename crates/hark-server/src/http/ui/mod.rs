@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::extract::{ClientIp, session_cookie};
-use crate::auth::{AuthError, Principal, SESSION_COOKIE};
+use crate::auth::{AuthError, Credential, Principal, SESSION_COOKIE};
 use crate::domain::User;
 use crate::notes::{NoteError, Viewer};
 use pages::{NoteView, Page, SignForm};
@@ -43,7 +43,11 @@ struct Visitor {
 impl Visitor {
     async fn of(state: &AppState, headers: &HeaderMap) -> Option<Visitor> {
         let session = session_cookie(headers)?;
-        match state.auth.authenticate(session).await {
+        match state
+            .auth
+            .authenticate(&Credential::Session(session.to_owned()))
+            .await
+        {
             Ok(Principal::User(user)) => Some(Visitor {
                 user,
                 session: session.to_owned(),
@@ -169,7 +173,7 @@ async fn sign_in(
             };
             let form = SignForm {
                 email: &form.email,
-                error: Some(error.to_string()),
+                error: Some(said(status, &error)),
                 next: next.path(),
                 open_registration: state.auth.open_registration(),
             };
@@ -200,7 +204,13 @@ async fn register(
         .register(&form.email, &form.password, Role::User)
         .await
     {
-        Ok(user) => signed_in(&state, state.auth.session_for(&user), "/"),
+        Ok(user) => match state.auth.start_session(&user).await {
+            Ok(session) => signed_in(&state, session, "/"),
+            Err(error) => {
+                tracing::warn!(%error, "session after registration");
+                redirect("/signin")
+            }
+        },
         Err(error) => {
             let status = match error {
                 AuthError::EmailTaken => StatusCode::CONFLICT,
@@ -209,11 +219,21 @@ async fn register(
             };
             let form = SignForm {
                 email: &form.email,
-                error: Some(error.to_string()),
+                error: Some(said(status, &error)),
                 ..SignForm::default()
             };
             (status, pages::register(&form)).into_response()
         }
+    }
+}
+
+/// What a form says of a failure: the reason when it is the visitor's, else no internals.
+fn said(status: StatusCode, error: &AuthError) -> String {
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        tracing::warn!(%error, "sign-in form");
+        "Hark cannot do this just now. Try again in a moment.".to_owned()
+    } else {
+        error.to_string()
     }
 }
 
@@ -249,22 +269,36 @@ async fn sign_out(
     form: Result<Form<SignOut>, FormRejection>,
 ) -> Response {
     let given = form.map(|f| f.0.csrf).unwrap_or_default();
-    match session_cookie(&headers) {
-        Some(session) if !state.auth.verify_csrf(session, &given) => (
+    // Without the cookie (none set, or a cross-site post, which SameSite=Lax strips) there is
+    // nothing to clear, and a clearing header would let another site sign the user out.
+    let Some(session) = session_cookie(&headers) else {
+        return redirect("/signin");
+    };
+    if !state.auth.verify_csrf(session, &given) {
+        return (
             StatusCode::FORBIDDEN,
             pages::message(
                 "Forbidden",
                 "This sign-out did not come from Hark's own page.",
             ),
         )
-            .into_response(),
-        _ => {
-            let mut response = redirect("/signin");
-            let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
-            if let Ok(cookie) = HeaderValue::from_str(&cookie) {
-                response.headers_mut().insert(SET_COOKIE, cookie);
-            }
-            response
-        }
+            .into_response();
     }
+    if let Err(error) = state.auth.end_session(session).await {
+        tracing::warn!(%error, "sign-out");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            pages::message(
+                "Unavailable",
+                "Hark could not sign you out just now. Try again.",
+            ),
+        )
+            .into_response();
+    }
+    let mut response = redirect("/signin");
+    let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
+    if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(SET_COOKIE, cookie);
+    }
+    response
 }

@@ -139,7 +139,7 @@ pub fn sign_in(form: &SignForm<'_>) -> Response {
          <button type=\"submit\">Sign in</button></form>{register}</main>",
         error(form),
         escape(&action),
-        credential_fields(form.email, "current-password"),
+        credential_fields(form.email, "current-password", ""),
     );
     document("Sign in", None, &main)
 }
@@ -152,17 +152,22 @@ pub fn register(form: &SignForm<'_>) -> Response {
          <button type=\"submit\">Register</button></form>\
          <p>Have an account? <a href=\"/signin\">Sign in</a></p></main>",
         error(form),
-        credential_fields(form.email, "new-password"),
+        credential_fields(
+            form.email,
+            "new-password",
+            " minlength=\"8\" aria-describedby=\"password-hint\""
+        ),
     );
     document("Register", None, &main)
 }
 
-fn credential_fields(email: &str, password_kind: &str) -> String {
+/// The email and password fields; `password_attributes` are added to the password input.
+fn credential_fields(email: &str, password_kind: &str, password_attributes: &str) -> String {
     format!(
         "<label for=\"email\">Email</label>\
          <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\" required value=\"{}\">\
          <label for=\"password\">Password</label>\
-         <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"{password_kind}\" required>",
+         <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"{password_kind}\" required{password_attributes}>",
         escape(email)
     )
 }
