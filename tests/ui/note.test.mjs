@@ -148,6 +148,18 @@ test('Send delivers to a recipient, and Delete removes the note', async () => {
   const inbox = await api(bob.token, 'GET', '/api/v1/inbox');
   assert.deepEqual(inbox.items.map((i) => i.note.id), [note.id]);
 
+  // Or to a channel: everyone in it but the sender.
+  const cat = await newUser();
+  const crew = `crew-${Date.now()}`;
+  await api(ann.token, 'POST', '/api/v1/channels', { name: crew });
+  await api(ann.token, 'PUT', `/api/v1/channels/${crew}/members/${encodeURIComponent(cat.email)}`);
+  await page.reload();
+  await page.getByLabel('Channel').selectOption(crew);
+  await page.getByRole('button', { name: 'Send' }).click();
+  await page.getByText('Sent to 1 recipient.').waitFor();
+  const cats = await api(cat.token, 'GET', '/api/v1/inbox');
+  assert.deepEqual(cats.items.map((i) => [i.note.id, i.channel]), [[note.id, crew]]);
+
   // A recipient sees the note but neither sends nor deletes it.
   const bobs = await openNote(bob, note.id);
   await bobs.page.getByRole('heading', { name: note.name }).waitFor();

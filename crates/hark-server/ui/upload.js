@@ -72,7 +72,7 @@ export function start(main) {
       say(recorderStatus, `The microphone is not available: ${error.message}`, true);
       return;
     }
-    const type = ['audio/webm;codecs=opus', 'audio/ogg;codecs=opus', 'audio/webm']
+    const type = ['audio/webm;codecs=opus', 'audio/ogg;codecs=opus', 'audio/webm', 'audio/mp4']
       .find((t) => MediaRecorder.isTypeSupported(t));
     recorder = new MediaRecorder(stream, type ? { mimeType: type } : {});
     const chunks = [];
@@ -83,7 +83,8 @@ export function start(main) {
       clearInterval(ticking);
       timer.textContent = '';
       const mime = (recorder.mimeType || 'audio/webm').split(';')[0];
-      const extension = mime === 'audio/ogg' ? 'ogg' : 'webm';
+      // Safari records AAC in MP4; the others Opus in WebM (or Ogg).
+      const extension = { 'audio/ogg': 'ogg', 'audio/mp4': 'm4a' }[mime] ?? 'webm';
       const stamp = new Date().toISOString().slice(0, 19).replace('T', ' ').replaceAll(':', '.');
       const file = new File(chunks, `Recording ${stamp}.${extension}`, { type: mime });
       add(file);
