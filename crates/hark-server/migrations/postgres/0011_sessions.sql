@@ -6,4 +6,5 @@ CREATE TABLE sessions (
     created_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL
 );
-CREATE INDEX sessions_user ON sessions (user_id, expires_at);
+CREATE INDEX sessions_user ON sessions (user_id);
+CREATE INDEX sessions_expiry ON sessions (expires_at);

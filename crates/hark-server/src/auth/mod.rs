@@ -175,7 +175,10 @@ impl AuthService {
     pub async fn set_password(&self, user: UserId, password: &str) -> Result<bool, AuthError> {
         let password = Password::parse(password).map_err(AuthError::Invalid)?;
         let hash = password::hash(password.expose()).await?;
-        Ok(self.repos.users.set_password(user, &hash).await?)
+        let changed = self.repos.users.set_password(user, &hash).await?;
+        // A new password signs every browser out.
+        self.repos.sessions.delete_sessions_of(user).await?;
+        Ok(changed)
     }
 
     /// Checks an email and password and issues a user token. Unknown emails and wrong
@@ -205,7 +208,8 @@ impl AuthService {
     pub async fn start_session(&self, user: &User) -> Result<String, AuthError> {
         let secret = keys::generate_session();
         let now = Timestamp::now();
-        let ttl = i64::try_from(self.config.session_ttl_seconds).unwrap_or(i64::MAX / 2_000_000);
+        // Browsers keep a cookie for 400 days at most.
+        let ttl = self.config.session_ttl_seconds.min(400 * 86_400) as i64;
         self.repos
             .sessions
             .create_session(NewSession {

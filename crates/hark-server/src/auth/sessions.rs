@@ -1,12 +1,13 @@
-//! Browser sessions: the web UI's cookie carries a user token, and every state-changing request
-//! made with it must also carry the session's CSRF token, an HMAC of the cookie that a page of
-//! this origin can read and another site cannot.
+//! CSRF tokens of browser sessions. The web UI's cookie carries a session's random secret
+//! (kept hashed on the server); every state-changing request made with it must also carry
+//! the session's CSRF token, an HMAC of that secret that a page of this origin can read and
+//! another site cannot.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::Mac;
 
-use super::keyed_mac as hmac;
+use super::keyed_mac;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "hark_session";
@@ -18,7 +19,7 @@ pub struct CsrfTokens {
 impl CsrfTokens {
     /// The key is derived from the server secret, so it rotates with it and never equals it.
     pub fn new(secret: &[u8]) -> CsrfTokens {
-        let mut mac = hmac(secret);
+        let mut mac = keyed_mac(secret);
         mac.update(b"hark csrf v1");
         CsrfTokens {
             key: mac.finalize().into_bytes().to_vec(),
@@ -27,7 +28,7 @@ impl CsrfTokens {
 
     /// The CSRF token of a session.
     pub fn token(&self, session: &str) -> String {
-        let mut mac = hmac(&self.key);
+        let mut mac = keyed_mac(&self.key);
         mac.update(session.as_bytes());
         URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
@@ -37,7 +38,7 @@ impl CsrfTokens {
         let Ok(given) = URL_SAFE_NO_PAD.decode(given) else {
             return false;
         };
-        let mut mac = hmac(&self.key);
+        let mut mac = keyed_mac(&self.key);
         mac.update(session.as_bytes());
         mac.verify_slice(&given).is_ok()
     }

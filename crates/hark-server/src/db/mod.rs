@@ -212,12 +212,13 @@ pub struct NewSession {
 
 #[async_trait]
 pub trait SessionRepo: Send + Sync {
-    /// Records a session, and drops the user's expired ones.
+    /// Records a session, and drops every expired one.
     async fn create_session(&self, session: NewSession) -> Result<(), DbError>;
     /// The user of a session that has not expired by `now`.
     async fn user_by_session(&self, id_hash: &str, now: Timestamp)
     -> Result<Option<User>, DbError>;
     async fn delete_session(&self, id_hash: &str) -> Result<(), DbError>;
+    async fn delete_sessions_of(&self, user: UserId) -> Result<(), DbError>;
 }
 
 #[async_trait]

@@ -174,6 +174,13 @@ fn credential(parts: &Parts, state: &AppState, source: Source) -> Result<Credent
     }
     let session = session_cookie(&parts.headers)
         .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
+    // The cookie is for the web UI's own pages. A WebSocket or a link from another origin
+    // (even a sibling subdomain, which SameSite=Lax lets through) gets nothing with it.
+    if cross_site(&parts.headers) {
+        return Err(ApiError::forbidden(
+            "the session cookie works only from Hark's own pages",
+        ));
+    }
     if !parts.method.is_safe() {
         let given = parts
             .headers
@@ -192,16 +199,27 @@ fn credential(parts: &Parts, state: &AppState, source: Source) -> Result<Credent
 /// The header a page sends its session's CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-/// The web UI's session cookie, if the request carries one.
+/// The web UI's session cookie, if the request carries exactly one: two mean another site
+/// (a sibling subdomain) planted one beside ours, and neither is to be trusted.
 pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
-    headers
+    let mut sessions = headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, value)| *name == SESSION_COOKIE && !value.is_empty())
-        .map(|(_, value)| value)
+        .filter(|(name, value)| *name == SESSION_COOKIE && !value.is_empty())
+        .map(|(_, value)| value);
+    let session = sessions.next()?;
+    sessions.next().is_none().then_some(session)
+}
+
+/// Whether the browser says the request comes from another origin (`Sec-Fetch-Site`; an
+/// address typed or bookmarked says `none`). Clients that are not browsers send no such header.
+pub fn cross_site(headers: &HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-site")
+        .is_some_and(|site| !matches!(site.as_bytes(), b"same-origin" | b"none"))
 }
 
 /// Resolves the request's credential to its principal; 401 when there is none or it is bad.

@@ -142,6 +142,9 @@ async fn signing_in_sets_an_http_only_same_site_cookie_and_goes_on(backend: Back
         "%2F%2Fevil.example",
         "https%3A%2F%2Fevil.example",
         "%2F%5Cevil.example",
+        "%2F%09%2Fevil.example",
+        "%2F%0A%2Fevil.example",
+        "%2F%C3%A9",
     ] {
         let response = browser()
             .post(app.url(&format!("/signin?next={next}")))
@@ -441,7 +444,58 @@ async fn a_deleted_users_session_ends_with_the_account(backend: Backend) {
     app.stop().await;
 }
 
+async fn the_cookie_works_only_from_the_sites_own_pages(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.user("ann@example.com").await;
+    let session = sign_in(&app, "ann@example.com").await;
+    let me = |site: Option<&'static str>| {
+        let mut request = browser()
+            .get(app.url("/api/v1/users/me"))
+            .header(COOKIE, &session.cookie);
+        if let Some(site) = site {
+            request = request.header("Sec-Fetch-Site", site);
+        }
+        request.send()
+    };
+    for site in [None, Some("same-origin"), Some("none")] {
+        assert_eq!(
+            me(site).await.expect("me").status(),
+            StatusCode::OK,
+            "{site:?}"
+        );
+    }
+    // A sibling subdomain is the same site to SameSite=Lax, but not this origin.
+    for site in ["same-site", "cross-site"] {
+        assert_problem(me(Some(site)).await.expect("me"), 403, "forbidden").await;
+    }
+
+    // Another site's forms neither sign a browser in nor register one.
+    for path in ["/signin", "/register"] {
+        let response = browser()
+            .post(app.url(path))
+            .header(CONTENT_TYPE, FORM)
+            .header("Sec-Fetch-Site", "cross-site")
+            .body(form("eve@example.com", PASSWORD))
+            .send()
+            .await
+            .expect("form");
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
+        assert!(session_cookie(&response).is_none(), "{path}");
+    }
+
+    // Two session cookies (one planted by a sibling subdomain) mean no session.
+    let planted = browser()
+        .get(app.url("/api/v1/users/me"))
+        .header(COOKIE, format!("hark_session=planted; {}", session.cookie))
+        .send()
+        .await
+        .expect("me");
+    assert_problem(planted, 401, "unauthorized").await;
+    app.stop().await;
+}
+
 backend_tests!(
+    the_cookie_works_only_from_the_sites_own_pages,
     a_deleted_users_session_ends_with_the_account,
     pages_without_a_session_send_the_browser_to_sign_in,
     signing_in_sets_an_http_only_same_site_cookie_and_goes_on,

@@ -221,8 +221,8 @@ where
     async fn create_session(&self, session: NewSession) -> Result<(), DbError> {
         let user = session.user_id.to_string();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND expires_at <= $2")
-            .bind(user.clone())
+        // Sign-ins are rare next to reads: a good moment to forget ended sessions.
+        sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
             .bind(session.created_at.micros())
             .execute(&mut *tx)
             .await?;
@@ -259,6 +259,14 @@ where
     async fn delete_session(&self, id_hash: &str) -> Result<(), DbError> {
         sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
             .bind(id_hash.to_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_sessions_of(&self, user: UserId) -> Result<(), DbError> {
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user.to_string())
             .execute(&self.pool)
             .await?;
         Ok(())

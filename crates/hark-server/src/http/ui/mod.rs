@@ -15,7 +15,7 @@ use hark_api::Role;
 use serde::Deserialize;
 
 use super::AppState;
-use super::extract::{ClientIp, session_cookie};
+use super::extract::{ClientIp, cross_site, session_cookie};
 use crate::auth::{AuthError, Credential, Principal, SESSION_COOKIE};
 use crate::domain::User;
 use crate::notes::{NoteError, Viewer};
@@ -109,12 +109,22 @@ struct Next {
 }
 
 impl Next {
+    /// `next` when it is a path of this site; anything a browser could read as another
+    /// origin (`//host`, `/\host`, a tab or newline it would strip) goes to the library.
     fn path(&self) -> &str {
         self.next
             .as_deref()
-            .filter(|p| p.starts_with('/') && !p.starts_with("//") && !p.contains('\\'))
+            .filter(|p| local_path(p))
             .unwrap_or("/")
     }
+}
+
+fn local_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@%/?".contains(&b))
 }
 
 fn to_sign_in(from: &str) -> Response {
@@ -126,11 +136,22 @@ fn to_sign_in(from: &str) -> Response {
 }
 
 fn redirect(to: &str) -> Response {
+    let location = HeaderValue::from_str(to).unwrap_or(HeaderValue::from_static("/"));
     let mut response = StatusCode::SEE_OTHER.into_response();
-    if let Ok(location) = HeaderValue::from_str(to) {
-        response.headers_mut().insert(LOCATION, location);
-    }
+    response.headers_mut().insert(LOCATION, location);
     response
+}
+
+/// Sign-in, registration and sign-out forms are this site's own: a form another site posts
+/// could sign a browser into an account of the other site's choosing.
+fn from_elsewhere(headers: &HeaderMap) -> Option<Response> {
+    cross_site(headers).then(|| {
+        (
+            StatusCode::FORBIDDEN,
+            pages::message("Forbidden", "This form did not come from Hark's own page."),
+        )
+            .into_response()
+    })
 }
 
 #[derive(Deserialize)]
@@ -153,9 +174,13 @@ async fn sign_in_page(State(state): State<AppState>, Query(next): Query<Next>) -
 async fn sign_in(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     Query(next): Query<Next>,
     form: Result<Form<Credentials>, FormRejection>,
 ) -> Response {
+    if let Some(refused) = from_elsewhere(&headers) {
+        return refused;
+    }
     let Ok(Form(form)) = form else {
         return redirect("/signin");
     };
@@ -191,8 +216,12 @@ async fn register_page(State(state): State<AppState>) -> Response {
 
 async fn register(
     State(state): State<AppState>,
+    headers: HeaderMap,
     form: Result<Form<Credentials>, FormRejection>,
 ) -> Response {
+    if let Some(refused) = from_elsewhere(&headers) {
+        return refused;
+    }
     let Ok(Form(form)) = form else {
         return redirect("/register");
     };
@@ -230,7 +259,7 @@ async fn register(
 /// What a form says of a failure: the reason when it is the visitor's, else no internals.
 fn said(status: StatusCode, error: &AuthError) -> String {
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        tracing::warn!(%error, "sign-in form");
+        tracing::warn!(%error, "sign-in or registration form");
         "Hark cannot do this just now. Try again in a moment.".to_owned()
     } else {
         error.to_string()
@@ -248,8 +277,11 @@ fn signed_in(state: &AppState, session: String, next: &str) -> Response {
         "{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
         state.auth.session_ttl_seconds()
     );
-    let mut response = redirect(next);
-    if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+    with_cookie(redirect(next), &cookie)
+}
+
+fn with_cookie(mut response: Response, cookie: &str) -> Response {
+    if let Ok(cookie) = HeaderValue::from_str(cookie) {
         response.headers_mut().insert(SET_COOKIE, cookie);
     }
     response
@@ -268,6 +300,9 @@ async fn sign_out(
     headers: HeaderMap,
     form: Result<Form<SignOut>, FormRejection>,
 ) -> Response {
+    if let Some(refused) = from_elsewhere(&headers) {
+        return refused;
+    }
     let given = form.map(|f| f.0.csrf).unwrap_or_default();
     // Without the cookie (none set, or a cross-site post, which SameSite=Lax strips) there is
     // nothing to clear, and a clearing header would let another site sign the user out.
@@ -295,10 +330,8 @@ async fn sign_out(
         )
             .into_response();
     }
-    let mut response = redirect("/signin");
-    let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
-    if let Ok(cookie) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(SET_COOKIE, cookie);
-    }
-    response
+    with_cookie(
+        redirect("/signin"),
+        &format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+    )
 }

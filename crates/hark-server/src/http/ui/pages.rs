@@ -1,11 +1,14 @@
 //! The pages' HTML: one shell around each page's markup (ui/*.html), which its script module
 //! (ui/*.js) brings to life, and the sign-in forms, which work without any script.
 
-use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY};
+use axum::http::HeaderValue;
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
+};
 use axum::response::{Html, IntoResponse, Response};
 
 /// Pages of the signed-in app.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Page {
     Library,
     Upload,
@@ -15,14 +18,14 @@ pub enum Page {
 }
 
 impl Page {
-    /// Where the page is, for the way back after signing in.
+    /// Where the page is (a note's page is under `/notes/`).
     pub fn path(self) -> &'static str {
         match self {
             Page::Library => "/",
             Page::Upload => "/upload",
             Page::Inbox => "/inbox",
             Page::Settings => "/settings",
-            Page::Note => "/",
+            Page::Note => "/notes/",
         }
     }
 
@@ -84,20 +87,20 @@ pub fn app(page: Page, visitor: &Visitor<'_>, note: Option<NoteView<'_>>) -> Res
         "<main id=\"main\" data-page=\"{}\"{data}>\n{markup}</main>",
         page.name(),
     );
-    document(title, Some((page, visitor)), &main)
+    document(title, Some((Some(page), visitor)), &main)
 }
 
 pub fn not_found(visitor: &Visitor<'_>) -> Response {
     let main = "<main id=\"main\"><h1>Not found</h1>\
         <p>There is no such note, or it is not yours to see.</p>\
         <p><a href=\"/\">Back to the library</a></p></main>";
-    document("Not found", Some((Page::Library, visitor)), main)
+    document("Not found", Some((None, visitor)), main)
 }
 
 pub fn unavailable(visitor: &Visitor<'_>) -> Response {
     let main = "<main id=\"main\"><h1>Unavailable</h1>\
         <p>Hark cannot reach its database just now. Try again in a moment.</p></main>";
-    document("Unavailable", Some((Page::Library, visitor)), main)
+    document("Unavailable", Some((None, visitor)), main)
 }
 
 /// A page with a heading and one paragraph, for a signed-out visitor.
@@ -178,11 +181,12 @@ fn error(form: &SignForm<'_>) -> String {
     })
 }
 
-/// The whole document: head, the navigation when someone is signed in, and `main`.
-fn document(title: &str, signed_in: Option<(Page, &Visitor<'_>)>, main: &str) -> Response {
+/// The whole document: head, the navigation when someone is signed in (with the page of the
+/// app it shows, if any), and `main`.
+fn document(title: &str, signed_in: Option<(Option<Page>, &Visitor<'_>)>, main: &str) -> Response {
     // The page's own module loads beside app.js rather than after it.
     let preload = match signed_in {
-        Some((page, _)) if main.contains("data-page=") => format!(
+        Some((Some(page), _)) => format!(
             "<link rel=\"modulepreload\" href=\"/ui/{}.js\">",
             page.name()
         ),
@@ -218,25 +222,20 @@ fn document(title: &str, signed_in: Option<(Page, &Visitor<'_>)>, main: &str) ->
     let headers = response.headers_mut();
     headers.insert(
         CONTENT_SECURITY_POLICY,
-        axum::http::HeaderValue::from_static(
+        HeaderValue::from_static(
             "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; \
              object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
         ),
     );
-    headers.insert(
-        REFERRER_POLICY,
-        axum::http::HeaderValue::from_static("same-origin"),
-    );
-    headers.insert(
-        CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
-    );
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     response
 }
 
-fn navigation(current: Page, visitor: &Visitor<'_>) -> String {
+fn navigation(current: Option<Page>, visitor: &Visitor<'_>) -> String {
     let link = |page: Page| {
-        let here = if page.name() == current.name() {
+        let here = if Some(page) == current {
             " aria-current=\"page\""
         } else {
             ""
