@@ -110,7 +110,7 @@ test('a webhook shows its secret once, logs its deliveries and is deleted', asyn
     assert.deepEqual(ticked.sort(), ['note.ready', 'note.received']);
     await page.getByRole('button', { name: 'Add webhook' }).click();
 
-    const secret = (await page.locator('#webhook-status code.secret').innerText()).trim();
+    const secret = (await page.locator('#webhook-secret code.secret').innerText()).trim();
     assert.match(secret, /^whsec_[A-Za-z0-9+/=_-]{16,}$/);
     const hook = page.getByRole('list', { name: 'Your webhooks' }).getByRole('listitem').filter({ hasText: receiver.url });
     await hook.waitFor();

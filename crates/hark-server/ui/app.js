@@ -14,6 +14,14 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * A page whose session ended (signed out, or in again, from another tab) holds a CSRF token
+ * the server no longer takes: reloading gets the current one, or the sign-in page.
+ */
+function staleSession(status, problem) {
+  if (status === 403 && /X-CSRF-Token/.test(problem?.detail ?? '')) location.reload();
+}
+
 function signInAgain() {
   const here = location.pathname + location.search;
   location.assign(`/signin?next=${encodeURIComponent(here)}`);
@@ -32,6 +40,7 @@ export async function api(method, path, body) {
   if (response.status === 401) signInAgain();
   if (!response.ok) {
     const problem = await response.json().catch(() => ({}));
+    staleSession(response.status, problem);
     throw new ApiError(response.status, problem);
   }
   if (response.status === 204) return null;
@@ -51,31 +60,73 @@ export function upload(file, name, query, onProgress) {
     request.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded / e.total);
     request.onload = () => {
       if (request.status === 401) signInAgain();
-      if (request.status === 201) resolve(request.response);
-      else reject(new ApiError(request.status, request.response));
+      if (request.status === 201) {
+        resolve(request.response);
+      } else {
+        staleSession(request.status, request.response);
+        reject(new ApiError(request.status, request.response));
+      }
     };
     request.onerror = () => reject(new ApiError(0, { detail: 'the connection failed' }));
     request.send(file);
   });
 }
 
+/** Every event type, as the server names them. */
+export const EVENT_TYPES = ['note.created', 'note.received', 'note.ready', 'note.failed', 'note.listened', 'note.deleted'];
+
 /**
- * Follows the signed-in user's events over SSE (reconnecting from the last one seen), calling
- * `onEvent({type, data})` for each. Returns a function that stops following.
+ * Follows the signed-in user's events over SSE, calling `onEvent({type, data})` for each. The
+ * browser resumes a dropped stream by itself; one the server refused (a restart, an ended
+ * session) is opened again after a pause, and `onEvent({type: 'reconnected'})` tells the page
+ * to reload what it shows, since events may have been missed. Returns a function that stops.
  */
 export function follow(onEvent) {
-  const source = new EventSource('/api/v1/events');
-  const types = ['note.created', 'note.received', 'note.ready', 'note.failed', 'note.listened', 'note.deleted'];
-  for (const type of types) {
-    source.addEventListener(type, (message) => {
-      try {
-        onEvent(JSON.parse(message.data));
-      } catch (error) {
-        console.warn('unreadable event', error);
-      }
+  let source = null;
+  let pause = 1000;
+  let stopped = false;
+  const open = () => {
+    source = new EventSource('/api/v1/events');
+    source.addEventListener('open', () => { pause = 1000; });
+    source.addEventListener('error', () => {
+      if (stopped || source.readyState !== EventSource.CLOSED) return;
+      setTimeout(() => {
+        if (stopped) return;
+        open();
+        onEvent({ type: 'reconnected' });
+      }, pause);
+      pause = Math.min(pause * 2, 30_000);
     });
+    for (const type of EVENT_TYPES) {
+      source.addEventListener(type, (message) => {
+        try {
+          onEvent(JSON.parse(message.data));
+        } catch (error) {
+          console.warn('unreadable event', error);
+        }
+      });
+    }
+  };
+  open();
+  return () => {
+    stopped = true;
+    source.close();
+  };
+}
+
+/** Emails or user ids from a comma-separated field. */
+export function recipients(text) {
+  return text.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+/** Adds the caller's channels to a <select> as options. */
+export async function fillChannels(select) {
+  try {
+    const channels = await api('GET', '/api/v1/channels');
+    for (const c of channels.items) select.append(h('option', { value: c.name }, c.name));
+  } catch {
+    // Without channels the select offers None alone.
   }
-  return () => source.close();
 }
 
 /** An element with attributes (`on*` functions become listeners) and children. */
@@ -119,9 +170,9 @@ export function statusBadge(status) {
   return h('span', { class: `status ${status}` }, status);
 }
 
-/** Shows `text` in a status element (an error when `error`). */
+/** Shows `text` in a status element (an error when `error`); the same text is not said again. */
 export function say(element, text, error = false) {
-  element.textContent = text;
+  if (element.textContent !== text) element.textContent = text;
   element.classList.toggle('error', error);
 }
 

@@ -11,7 +11,11 @@ export function start(main) {
   // Items already on the page keep their element, so a playing note keeps playing.
   const shown = new Map();
 
+  // Loads can overlap (an event, a note played to its end); only the latest one is shown.
+  let latest = 0;
+
   async function load() {
+    const mine = ++latest;
     let page;
     let unlistened;
     try {
@@ -20,9 +24,10 @@ export function start(main) {
         api('GET', '/api/v1/inbox?unlistened=true&limit=500'),
       ]);
     } catch (error) {
-      say(unread, `Could not load the inbox: ${error.message}`, true);
+      if (mine === latest) say(unread, `Could not load the inbox: ${error.message}`, true);
       return;
     }
+    if (mine !== latest) return;
     const count = unlistened.items.length;
     const more = count === 500 ? '+' : '';
     document.title = count ? `(${count}${more}) Inbox · Hark` : 'Inbox · Hark';
@@ -39,8 +44,17 @@ export function start(main) {
       return entry.element;
     });
     const keep = new Set(page.items.map((item) => item.note.id));
-    for (const id of shown.keys()) if (!keep.has(id)) shown.delete(id);
-    list.replaceChildren(...items);
+    for (const [id, entry] of shown) {
+      if (!keep.has(id)) {
+        entry.element.remove();
+        shown.delete(id);
+      }
+    }
+    // Only new or moved items are inserted: one that stays where it is keeps its focus and
+    // its playing audio.
+    items.forEach((element, i) => {
+      if (list.children[i] !== element) list.insertBefore(element, list.children[i] ?? null);
+    });
   }
 
   function render(item) {
@@ -83,7 +97,10 @@ export function start(main) {
   // Bursts of events make one reload.
   let pending = null;
   follow((event) => {
-    if (!['note.received', 'note.listened', 'note.deleted', 'note.ready'].includes(event.type)) return;
+    const about = event.data?.note_id;
+    const relevant = event.type === 'reconnected' || event.type === 'note.received'
+      || (['note.listened', 'note.deleted', 'note.ready'].includes(event.type) && shown.has(about));
+    if (!relevant) return;
     clearTimeout(pending);
     pending = setTimeout(load, 100);
   });

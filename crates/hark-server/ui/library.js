@@ -81,7 +81,8 @@ export function start(main) {
     const params = query();
     params.set('cursor', next.dataset.cursor);
     go(params);
-    main.querySelector('h1').focus?.();
+    // The button may vanish on the last page: the reader goes on from the top of the table.
+    main.querySelector('h1').focus();
   });
 
   window.addEventListener('popstate', load);
@@ -100,7 +101,11 @@ export function start(main) {
     return senders;
   }
 
+  // Quick clicks can overlap loads; only the latest one is shown.
+  let latest = 0;
+
   async function load() {
+    const mine = ++latest;
     fillForm();
     const params = query();
     const request = new URLSearchParams({ limit: String(PAGE_SIZE) });
@@ -111,8 +116,9 @@ export function start(main) {
     say(summary, 'Loading…');
     try {
       const [list, names] = await Promise.all([api('GET', `/api/v1/notes?${request}`), senderNames()]);
-      render(list, names, params);
+      if (mine === latest) render(list, names, params);
     } catch (error) {
+      if (mine !== latest) return;
       body.replaceChildren();
       say(summary, `Could not list notes: ${error.message}`, true);
     }

@@ -1,7 +1,9 @@
 // A note: the player with its waveform, live processing status, the transcript whose words
 // seek and light up while playing, the corrected transcript with its edits, Share, Send and
 // Delete.
-import { ApiError, api, clock, copy, follow, h, me, say, statusBadge, when } from '/ui/app.js';
+import {
+  ApiError, api, clock, copy, fillChannels, follow, h, me, recipients, say, statusBadge, when,
+} from '/ui/app.js';
 
 export function start(main) {
   const id = main.dataset.note;
@@ -14,7 +16,10 @@ export function start(main) {
   let peaks = null;
   let words = [];
   let current = null;
-  let transcriptShown = false;
+  // Each part is fetched once; the flags are set before the fetch so that refreshes running
+  // side by side do not fetch it twice, and cleared again if it fails.
+  let waveformAsked = false;
+  let original = null;
   let correctedShown = false;
 
   player.src = `${base}/audio`;
@@ -34,14 +39,16 @@ export function start(main) {
         stopFollowing();
         return;
       }
-      say(status, `Could not load the note: ${error.message}`, true);
+      say(status, `Could not load the note: ${error.message}. Trying again…`, true);
+      clearTimeout(polling);
+      polling = setTimeout(refresh, 5000);
       return;
     }
     showNote(jobs.items);
     const step = (name) => jobs.items.find((j) => j.step === name)?.status;
-    if (!peaks && step('waveform') === 'done') loadWaveform();
-    if (!transcriptShown && step('transcribe') === 'done') loadTranscript();
-    if (!correctedShown && step('correct') === 'done') loadCorrected();
+    if (!waveformAsked && step('waveform') === 'done') loadWaveform();
+    if (!original && step('transcribe') === 'done') await loadTranscript();
+    if (!correctedShown && original && step('correct') === 'done') loadCorrected();
     const transcribed = step('transcribe') === 'done';
     const correctable = transcribed && ['skipped', 'failed'].includes(step('correct')) && note.owner_id === me;
     $('#correct').hidden = !correctable;
@@ -80,11 +87,12 @@ export function start(main) {
 
   // The waveform: drawn from /waveform, played part shaded, click or arrow keys to seek.
   async function loadWaveform() {
+    waveformAsked = true;
     try {
       peaks = (await api('GET', `${base}/waveform`)).bars;
       draw();
     } catch {
-      peaks = null;
+      waveformAsked = false;
     }
   }
 
@@ -173,12 +181,13 @@ export function start(main) {
   async function loadTranscript() {
     try {
       const transcript = await api('GET', `${base}/transcript`);
+      if (original) return;
+      original = transcript;
       words = [];
       const box = $('#transcript');
       box.replaceChildren(...(transcript.segments.length
         ? segmentsOf(transcript, true)
         : [h('p', { class: 'hint' }, 'Nothing was said in this note.')]));
-      transcriptShown = true;
       highlight();
     } catch {
       // Not there yet: the next refresh tries again.
@@ -187,11 +196,9 @@ export function start(main) {
 
   // The corrected text: the original with each edit marked, removed words struck through.
   async function loadCorrected() {
+    correctedShown = true;
     try {
-      const [original, corrected] = await Promise.all([
-        api('GET', `${base}/transcript`),
-        api('GET', `${base}/transcript?version=corrected`),
-      ]);
+      const corrected = await api('GET', `${base}/transcript?version=corrected`);
       const chars = Array.from(original.text);
       const parts = [];
       let at = 0;
@@ -211,10 +218,9 @@ export function start(main) {
       );
       const audio = note.renditions.find((r) => r.name === 'corrected');
       if (audio) box.append(h('audio', { controls: true, preload: 'none', src: audio.url, 'aria-label': 'Corrected audio' }));
-      correctedShown = true;
       say($('#correct-status'), '');
     } catch {
-      // Not there yet.
+      correctedShown = false;
     }
   }
 
@@ -247,17 +253,12 @@ export function start(main) {
     }
   });
 
-  api('GET', '/api/v1/channels')
-    .then((channels) => {
-      const select = $('#send-channel');
-      for (const c of channels.items) select.append(h('option', { value: c.name }, c.name));
-    })
-    .catch(() => {});
+  fillChannels($('#send-channel'));
 
   $('#send-form').addEventListener('submit', async (event) => {
     event.preventDefault();
     const sendStatus = $('#send-status');
-    const to = $('#send-to').value.split(',').map((s) => s.trim()).filter(Boolean);
+    const to = recipients($('#send-to').value);
     const channel = $('#send-channel').value || undefined;
     if (to.length === 0 && !channel) {
       say(sendStatus, 'Name at least one recipient or a channel.', true);
@@ -284,7 +285,7 @@ export function start(main) {
   });
 
   const stopFollowing = follow((event) => {
-    if (event.data?.note_id === id) refresh();
+    if (event.type === 'reconnected' || event.data?.note_id === id) refresh();
   });
 
   refresh();

@@ -1,8 +1,6 @@
 // Settings: channels and their members, webhooks and their deliveries, personal API keys
 // (a key's secret is shown once, when it is made).
-import { api, copy, h, me, say, when } from '/ui/app.js';
-
-const EVENTS = ['note.created', 'note.received', 'note.ready', 'note.failed', 'note.listened', 'note.deleted'];
+import { EVENT_TYPES, api, copy, h, me, say, when } from '/ui/app.js';
 
 export function start(main) {
   const $ = (selector) => main.querySelector(selector);
@@ -50,21 +48,24 @@ function channels($) {
       add);
   }
 
+  /** Makes a change and shows the channels again; false when it was refused. */
   async function act(change, done) {
     try {
       await change();
-      say(status, done);
-      await load();
     } catch (error) {
       say(status, error.message, true);
+      return false;
     }
+    say(status, done);
+    await load().catch(() => {});
+    return true;
   }
 
   $('#channel-form').addEventListener('submit', (event) => {
     event.preventDefault();
     const name = event.target.elements.name.value.trim();
     act(() => api('POST', '/api/v1/channels', { name }), `Channel ${name} created.`)
-      .then(() => { event.target.reset(); });
+      .then((made) => { if (made) event.target.reset(); });
   });
   load().catch((error) => say(status, `Could not load channels: ${error.message}`, true));
 }
@@ -74,7 +75,7 @@ function webhooks($) {
   const status = $('#webhook-status');
   const form = $('#webhook-form');
   const legend = form.querySelector('fieldset');
-  for (const type of EVENTS) {
+  for (const type of EVENT_TYPES) {
     const id = `event-${type.replace('.', '-')}`;
     legend.append(h('span', {},
       h('input', { type: 'checkbox', id, name: 'events', value: type, checked: type === 'note.ready' || type === 'note.received' }),
@@ -100,6 +101,8 @@ function webhooks($) {
         }
         try {
           const answer = await api('GET', `/api/v1/webhooks/${hook.id}/deliveries?limit=50`);
+          // Closed again while the list was on its way.
+          if (show.getAttribute('aria-expanded') !== 'true') return;
           deliveries.replaceChildren(answer.items.length
             ? h('table', {},
               h('caption', { class: 'visually-hidden' }, `Deliveries to ${hook.url}`),
@@ -136,11 +139,12 @@ function webhooks($) {
     event.preventDefault();
     const url = form.elements.url.value.trim();
     const events = [...form.querySelectorAll('input[name="events"]:checked')].map((c) => c.value);
+    $('#webhook-secret').replaceChildren();
     try {
       const hook = await api('POST', '/api/v1/webhooks', { url, events });
-      status.replaceChildren('Webhook added. Its signing secret, shown only now: ',
-        h('code', { class: 'secret' }, hook.secret));
-      status.classList.remove('error');
+      // The secret stays out of the live region: a screen reader should not read it out.
+      say(status, 'Webhook added. Its signing secret is below; it is shown only now.');
+      $('#webhook-secret').replaceChildren(h('code', { class: 'secret' }, hook.secret));
       form.elements.url.value = '';
       await load();
     } catch (error) {
@@ -178,13 +182,12 @@ function keys($) {
   $('#key-form').addEventListener('submit', async (event) => {
     event.preventDefault();
     const name = event.target.elements.name.value.trim();
+    $('#key-secret').replaceChildren();
     try {
       const key = await api('POST', '/api/v1/api-keys', { name });
       const copied = await copy(key.key);
-      status.replaceChildren(
-        `Key ${key.name} created${copied ? ' and copied to the clipboard' : ''}. It is shown only now: `,
-        h('code', { class: 'secret', id: 'new-key' }, key.key));
-      status.classList.remove('error');
+      say(status, `Key ${key.name} created${copied ? ' and copied to the clipboard' : ''}. It is below; it is shown only now.`);
+      $('#key-secret').replaceChildren(h('code', { class: 'secret', id: 'new-key' }, key.key));
       event.target.reset();
       await load();
     } catch (error) {

@@ -1,6 +1,6 @@
 // Upload: files dropped or chosen, or recorded from the microphone (WebM Opus), each sent
 // with a progress bar, with the title, recipients and channel of the form.
-import { api, clock, h, say, upload } from '/ui/app.js';
+import { clock, fillChannels, h, recipients, say, upload } from '/ui/app.js';
 
 export function start(main) {
   const form = main.querySelector('#upload-form');
@@ -15,25 +15,25 @@ export function start(main) {
   const recorderStatus = main.querySelector('#recorder-status');
   const queue = [];
 
-  api('GET', '/api/v1/channels')
-    .then((channels) => {
-      for (const c of channels.items) channel.append(h('option', { value: c.name }, c.name));
-    })
-    .catch(() => {});
+  fillChannels(channel);
 
-  function add(file, name = file.name) {
+  /** Adds a file to the list; a recording gets a player to hear it before it is sent. */
+  function add(file, { recorded = false } = {}) {
+    const name = file.name;
     const progress = h('progress', { max: '1', value: '0', 'aria-label': `Upload of ${name}` });
     const status = h('p', { class: 'hint', role: 'status' }, 'Ready to upload');
-    const preview = file.type.startsWith('audio/') && name.startsWith('Recording')
-      ? h('audio', { controls: true, src: URL.createObjectURL(file), 'aria-label': `Preview of ${name}` })
+    const previewUrl = recorded ? URL.createObjectURL(file) : null;
+    const preview = previewUrl
+      ? h('audio', { controls: true, src: previewUrl, 'aria-label': `Preview of ${name}` })
       : null;
-    const item = { file, name, progress, status, state: 'waiting' };
+    const item = { file, name, progress, status, state: 'waiting', previewUrl };
     const remove = h('button', {
       type: 'button', class: 'link', 'aria-label': `Remove ${name}`,
       onclick: () => {
-        if (item.state === 'uploading') return;
+        if (item.state === 'queued' || item.state === 'uploading') return;
         queue.splice(queue.indexOf(item), 1);
         item.li.remove();
+        if (previewUrl) URL.revokeObjectURL(previewUrl);
         empty.hidden = queue.length > 0;
       },
     }, 'Remove');
@@ -65,16 +65,19 @@ export function start(main) {
   let recorder = null;
   let ticking = null;
   record.addEventListener('click', async () => {
+    record.disabled = true;
     let stream;
     try {
       stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      const type = ['audio/webm;codecs=opus', 'audio/ogg;codecs=opus', 'audio/webm', 'audio/mp4']
+        .find((t) => MediaRecorder.isTypeSupported(t));
+      recorder = new MediaRecorder(stream, type ? { mimeType: type } : {});
     } catch (error) {
+      stream?.getTracks().forEach((track) => track.stop());
+      record.disabled = false;
       say(recorderStatus, `The microphone is not available: ${error.message}`, true);
       return;
     }
-    const type = ['audio/webm;codecs=opus', 'audio/ogg;codecs=opus', 'audio/webm', 'audio/mp4']
-      .find((t) => MediaRecorder.isTypeSupported(t));
-    recorder = new MediaRecorder(stream, type ? { mimeType: type } : {});
     const chunks = [];
     const began = Date.now();
     recorder.addEventListener('dataavailable', (event) => event.data.size && chunks.push(event.data));
@@ -87,7 +90,7 @@ export function start(main) {
       const extension = { 'audio/ogg': 'ogg', 'audio/mp4': 'm4a' }[mime] ?? 'webm';
       const stamp = new Date().toISOString().slice(0, 19).replace('T', ' ').replaceAll(':', '.');
       const file = new File(chunks, `Recording ${stamp}.${extension}`, { type: mime });
-      add(file);
+      add(file, { recorded: true });
       say(recorderStatus, `Recorded ${clock((Date.now() - began) / 1000)}. Press Upload to send it.`);
       record.disabled = false;
       stop.disabled = true;
@@ -95,7 +98,6 @@ export function start(main) {
       record.focus();
     });
     recorder.start(250);
-    record.disabled = true;
     stop.disabled = false;
     stop.focus();
     say(recorderStatus, 'Recording…');
@@ -103,6 +105,7 @@ export function start(main) {
   });
   stop.addEventListener('click', () => recorder?.stop());
 
+  const submit = main.querySelector('#upload');
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const waiting = queue.filter((item) => item.state === 'waiting' || item.state === 'failed');
@@ -110,20 +113,27 @@ export function start(main) {
       say(recorderStatus, 'Choose, drop or record a file first.', true);
       return;
     }
+    // Taken at once, so a second press cannot send them again.
+    for (const item of waiting) item.state = 'queued';
     const query = {};
     const title = form.elements.title.value.trim();
-    const to = form.elements.to.value.split(',').map((s) => s.trim()).filter(Boolean).join(',');
+    const to = recipients(form.elements.to.value).join(',');
     if (title) query.title = title;
     if (to) query.to = to;
     if (channel.value) query.channel = channel.value;
-    // Two at a time: enough to fill the connection without starving the first.
-    const running = new Set();
-    for (const item of waiting) {
-      const job = send(item, query).finally(() => running.delete(job));
-      running.add(job);
-      if (running.size >= 2) await Promise.race(running);
+    submit.disabled = true;
+    try {
+      // Two at a time: enough to fill the connection without starving the first.
+      const running = new Set();
+      for (const item of waiting) {
+        const job = send(item, query).finally(() => running.delete(job));
+        running.add(job);
+        if (running.size >= 2) await Promise.race(running);
+      }
+      await Promise.all(running);
+    } finally {
+      submit.disabled = false;
     }
-    await Promise.all(running);
   });
 
   async function send(item, query) {
@@ -136,6 +146,11 @@ export function start(main) {
       });
       item.state = 'done';
       item.progress.value = 1;
+      // Uploaded: its page plays it now, so the local copy can go.
+      if (item.previewUrl) {
+        item.li.querySelector('audio')?.remove();
+        URL.revokeObjectURL(item.previewUrl);
+      }
       item.status.replaceChildren('Uploaded. ', h('a', { href: `/notes/${note.id}` }, `Open ${note.title ?? note.name}`));
     } catch (error) {
       item.state = 'failed';
