@@ -78,6 +78,14 @@ test('the waveform and the words seek, and the word being said lights up', async
   const word = page.locator('#transcript .word', { hasText: /^building/i });
   await word.click();
   assert.ok(Math.abs((await currentTime(page)) - target.start) < 0.3, 'playback starts at the word');
+  // And from the keyboard: one Tab stop, arrows between words, Enter plays from one.
+  await page.locator('#player').evaluate((audio) => audio.pause());
+  const first = page.locator('#transcript .word').first();
+  assert.equal(await first.getAttribute('tabindex'), '0');
+  await first.focus();
+  await page.keyboard.press('ArrowRight');
+  await page.keyboard.press('Enter');
+  assert.ok(Math.abs((await currentTime(page)) - words[1].start) < 0.3, 'Enter plays from the focused word');
   await page.locator('#player').evaluate((audio) => audio.pause());
   await page.locator('#player').evaluate((audio) => { audio.currentTime = 0.001; });
   await page.waitForFunction(() => document.querySelector('#player').seeking === false);

@@ -169,7 +169,7 @@ export function start(main) {
       segment.words.length
         ? segment.words.flatMap((word) => {
           const element = h('span', {
-            class: 'word', title: clock(word.start), dataset: { start: String(word.start) },
+            class: 'word', title: clock(word.start), tabindex: '-1', dataset: { start: String(word.start) },
             onclick: () => { seek(word.start); player.play(); },
           }, word.word.trim());
           if (register) words.push({ start: word.start, end: word.end, element });
@@ -189,10 +189,30 @@ export function start(main) {
         ? segmentsOf(transcript, true)
         : [h('p', { class: 'hint' }, 'Nothing was said in this note.')]));
       highlight();
+      box.querySelector('.word')?.setAttribute('tabindex', '0');
     } catch {
       // Not there yet: the next refresh tries again.
     }
   }
+
+  // The words are one stop for the Tab key: arrows move between them, Enter plays from one.
+  $('#transcript').addEventListener('keydown', (event) => {
+    const word = event.target.closest('.word');
+    if (!word) return;
+    const all = [...$('#transcript').querySelectorAll('.word')];
+    const at = all.indexOf(word);
+    const to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: all.length - 1 }[event.key];
+    if (to !== undefined && all[to]) {
+      word.setAttribute('tabindex', '-1');
+      all[to].setAttribute('tabindex', '0');
+      all[to].focus();
+    } else if (event.key === 'Enter' || event.key === ' ') {
+      word.click();
+    } else {
+      return;
+    }
+    event.preventDefault();
+  });
 
   // The corrected text: the original with each edit marked, removed words struck through.
   async function loadCorrected() {

@@ -78,6 +78,7 @@ async fn pages_without_a_session_send_the_browser_to_sign_in(backend: Backend) {
     for (path, next) in [
         ("/", "%2F"),
         ("/inbox", "%2Finbox"),
+        ("/?status=ready&q=door", "%2F%3Fstatus%3Dready%26q%3Ddoor"),
         ("/notes/nope", "%2Fnotes%2Fnope"),
     ] {
         let response = browser().get(app.url(path)).send().await.expect("page");

@@ -7,7 +7,7 @@ mod pages;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Query, State};
 use axum::http::header::{LOCATION, SET_COOKIE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Router, extract::Path};
@@ -23,10 +23,10 @@ use pages::{NoteView, Page, SignForm};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(|s, h| page(s, h, Page::Library)))
-        .route("/upload", get(|s, h| page(s, h, Page::Upload)))
-        .route("/inbox", get(|s, h| page(s, h, Page::Inbox)))
-        .route("/settings", get(|s, h| page(s, h, Page::Settings)))
+        .route("/", get(|s, h, u| page(s, h, u, Page::Library)))
+        .route("/upload", get(|s, h, u| page(s, h, u, Page::Upload)))
+        .route("/inbox", get(|s, h, u| page(s, h, u, Page::Inbox)))
+        .route("/settings", get(|s, h, u| page(s, h, u, Page::Settings)))
         .route("/notes/{id}", get(note_page))
         .route("/signin", get(sign_in_page).post(sign_in))
         .route("/register", get(register_page).post(register))
@@ -41,18 +41,33 @@ struct Visitor {
 }
 
 impl Visitor {
-    async fn of(state: &AppState, headers: &HeaderMap) -> Option<Visitor> {
-        let session = session_cookie(headers)?;
+    /// The visitor, `None` when not signed in, or the page to show when the database cannot
+    /// tell.
+    async fn of(state: &AppState, headers: &HeaderMap) -> Result<Option<Visitor>, Response> {
+        let Some(session) = session_cookie(headers) else {
+            return Ok(None);
+        };
         match state
             .auth
             .authenticate(&Credential::Session(session.to_owned()))
             .await
         {
-            Ok(Principal::User(user)) => Some(Visitor {
+            Ok(Principal::User(user)) => Ok(Some(Visitor {
                 user,
                 session: session.to_owned(),
-            }),
-            _ => None,
+            })),
+            Err(AuthError::Db(error)) => {
+                tracing::warn!(%error, "session lookup");
+                Err((
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    pages::message(
+                        "Unavailable",
+                        "Hark cannot reach its database just now. Try again in a moment.",
+                    ),
+                )
+                    .into_response())
+            }
+            _ => Ok(None),
         }
     }
 
@@ -65,10 +80,12 @@ impl Visitor {
     }
 }
 
-async fn page(State(state): State<AppState>, headers: HeaderMap, page: Page) -> Response {
+async fn page(State(state): State<AppState>, headers: HeaderMap, uri: Uri, page: Page) -> Response {
     match Visitor::of(&state, &headers).await {
-        Some(visitor) => pages::app(page, &visitor.view(&state), None).into_response(),
-        None => to_sign_in(page.path()),
+        Ok(Some(visitor)) => pages::app(page, &visitor.view(&state), None),
+        // Back to this very address (the library's filters too) once signed in.
+        Ok(None) => to_sign_in(uri.path_and_query().map_or(page.path(), |p| p.as_str())),
+        Err(unavailable) => unavailable,
     }
 }
 
@@ -78,8 +95,10 @@ async fn note_page(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let Some(visitor) = Visitor::of(&state, &headers).await else {
-        return to_sign_in(&format!("/notes/{id}"));
+    let visitor = match Visitor::of(&state, &headers).await {
+        Ok(Some(visitor)) => visitor,
+        Ok(None) => return to_sign_in(&format!("/notes/{id}")),
+        Err(unavailable) => return unavailable,
     };
     let view = visitor.view(&state);
     match state
