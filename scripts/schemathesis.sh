@@ -12,6 +12,7 @@
 # report of the run; none when unset).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/start-server.sh
 
 version=4.32.5
 examples=${SCHEMATHESIS_EXAMPLES:-50}
@@ -49,20 +50,7 @@ trap cleanup EXIT
 # Webhook targets the hooks make valid point at this machine.
 export HARK_DATA_DIR=$data HARK_LISTEN=127.0.0.1:0 RUST_LOG=${RUST_LOG:-warn} \
   HARK_WEBHOOKS__ALLOW_PRIVATE_TARGETS=true HARK_SPEECH__MODEL_DIR=$model
-"$hark" serve 2>"$data/server.log" &
-server=$!
-base=
-for _ in $(seq 100); do
-  base=$(sed -n 's/^hark: listening on \(http:[^ ]*\)$/\1/p' "$data/server.log")
-  [ -n "$base" ] && break
-  kill -0 "$server" 2>/dev/null || break
-  sleep 0.1
-done
-if [ -z "$base" ]; then
-  echo "hark serve did not start:" >&2
-  cat "$data/server.log" >&2
-  exit 1
-fi
+start_server || exit 1
 
 email=schemathesis@example.com
 password=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')

@@ -15,6 +15,7 @@
 # the tests write docs/screenshots/*.png).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/start-server.sh
 bench=
 if [ "${1:-}" = --bench ]; then bench=1; shift; fi
 
@@ -74,21 +75,7 @@ export HARK_DATA_DIR=$data HARK_LISTEN=127.0.0.1:0 RUST_LOG=${RUST_LOG:-info} \
   HARK_SPEECH__MODEL_DIR=$model HARK_WEBHOOKS__ALLOW_PRIVATE_TARGETS=true
 # The benchmark measures pages, not processing: its notes stay queued.
 if [ -n "$bench" ]; then export HARK_JOBS__IN_PROCESS=false; fi
-"$hark" serve 2>"$data/server.log" &
-server=$!
-base=
-for _ in $(seq 100); do
-  base=$(sed -n 's/^hark: listening on \(http:[^ ]*\)$/\1/p' "$data/server.log")
-  [ -n "$base" ] && break
-  kill -0 "$server" 2>/dev/null || break
-  sleep 0.1
-done
-if [ -z "$base" ]; then
-  echo "hark serve did not start:" >&2
-  cat "$data/server.log" >&2
-  echo "test result: FAILED. 0 passed; 1 failed (ui)"
-  exit 1
-fi
+start_server || { echo "test result: FAILED. 0 passed; 1 failed (ui)"; exit 1; }
 export HARK_URL=$base HARK_BIN=$hark
 
 if [ -n "$bench" ]; then

@@ -1,19 +1,13 @@
 // The inbox: notes sent to someone arrive on their open page over live events, unlistened
 // ones are marked and counted in the title, and playing one to its end marks it listened.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
-  BASE, SPEECH_OGG_OPUS, SPEECH_WAV, api, assertNoHorizontalScroll, checkA11y, eventually, launch, newUser,
+  BASE, SPEECH_OGG_OPUS, SPEECH_WAV, api, assertNoHorizontalScroll, checkA11y, eventually, useBrowser, newUser,
   screenshot, signIn, uploadFile,
 } from './lib.mjs';
 
-let browser;
-before(async () => {
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = useBrowser();
 
 /** Waits until the document's title is `title`, saying what it was instead. */
 async function titleBecomes(page, title) {

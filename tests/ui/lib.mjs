@@ -11,6 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -44,6 +45,24 @@ export function launch(options = {}) {
     ],
     ...options,
   });
+}
+
+/**
+ * The browser of a test file: launched before its tests, closed after them. Call it at the
+ * top level of the file.
+ */
+export function useBrowser() {
+  let browser;
+  before(async () => {
+    browser = await launch();
+  });
+  after(async () => {
+    await browser?.close();
+  });
+  return {
+    newContext: (options) => browser.newContext(options),
+    newPage: (options) => browser.newPage(options),
+  };
 }
 
 // ---- Arranging data over the JSON API -------------------------------------------------------

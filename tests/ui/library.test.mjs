@@ -1,26 +1,22 @@
 // The library: the caller's notes as a table, filtered by name, duration, status and the words
 // said in them, sorted by clicking a column, paged by cursor, each downloadable.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import {
-  BASE, SPEECH_MP3, SPEECH_OGG_OPUS, SPEECH_WAV, api, assertNoHorizontalScroll, checkA11y, launch,
+  BASE, SPEECH_MP3, SPEECH_OGG_OPUS, SPEECH_WAV, api, assertNoHorizontalScroll, checkA11y, useBrowser,
   newUser, screenshot, settled, signIn, uploadFile,
 } from './lib.mjs';
 
-let browser;
+const browser = useBrowser();
 let ann;
 const notes = {};
 before(async () => {
-  browser = await launch();
   ann = await newUser();
   // 4.9 s, 4.5 s and 4.5 s of speech (texts t1, t2 and t5 of the corpus).
   notes.alpha = await uploadFile(ann.token, SPEECH_WAV, { name: 'alpha.wav' });
   notes.bravo = await uploadFile(ann.token, SPEECH_OGG_OPUS, { name: 'bravo.ogg', title: 'Front door' });
   notes.charlie = await uploadFile(ann.token, SPEECH_MP3, { name: 'charlie.mp3' });
   for (const note of Object.values(notes)) await settled(ann.token, note.id);
-});
-after(async () => {
-  await browser?.close();
 });
 
 /** The names in the table's rows, top to bottom. */

@@ -5,19 +5,13 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
-  BASE, SPEECH_OGG_OPUS, SPEECH_WAV, api, assertNoHorizontalScroll, checkA11y, launch, newUser,
+  BASE, SPEECH_OGG_OPUS, SPEECH_WAV, api, assertNoHorizontalScroll, checkA11y, useBrowser, newUser,
   screenshot, settled, signIn, uploadFile,
 } from './lib.mjs';
 
-let browser;
-before(async () => {
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = useBrowser();
 
 async function openNote(user, id, options = {}) {
   const context = await browser.newContext(options);

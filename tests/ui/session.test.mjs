@@ -5,19 +5,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
-  BASE, SPEECH_WAV, api, assertNoHorizontalScroll, checkA11y, launch, newUser, screenshot, signIn,
+  BASE, SPEECH_WAV, api, assertNoHorizontalScroll, checkA11y, useBrowser, newUser, screenshot, signIn,
   uploadFile,
 } from './lib.mjs';
 
-let browser;
-before(async () => {
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = useBrowser();
 
 /** A fresh browser context (its own cookies) and a page in it. */
 async function fresh() {

@@ -3,19 +3,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
-  BASE, SPEECH_WAV, api, assertNoHorizontalScroll, checkA11y, eventually, launch, newUser, screenshot,
+  BASE, SPEECH_WAV, api, assertNoHorizontalScroll, checkA11y, eventually, useBrowser, newUser, screenshot,
   signIn, uploadFile,
 } from './lib.mjs';
 
-let browser;
-before(async () => {
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = useBrowser();
 
 /** `user` signed in on /settings in a browser context of their own. */
 async function openSettings(user) {

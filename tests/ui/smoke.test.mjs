@@ -1,16 +1,10 @@
 // The harness itself: the browser starts, reaches the server and has a microphone.
 // (The sign-in pages are session.test.mjs's.)
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { BASE, launch } from './lib.mjs';
+import { test } from 'node:test';
+import { BASE, useBrowser } from './lib.mjs';
 
-let browser;
-before(async () => {
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = useBrowser();
 
 test('the browser loads the health check and the API docs', async () => {
   const page = await browser.newPage();

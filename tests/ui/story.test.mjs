@@ -2,16 +2,10 @@
 // phone-sized screen and sends it; the recipient, already looking at their inbox, sees it
 // arrive and listens to it to the end.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { BASE, api, launch, newUser } from './lib.mjs';
+import { test } from 'node:test';
+import { BASE, api, useBrowser, newUser } from './lib.mjs';
 
-let browser;
-before(async () => {
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = useBrowser();
 
 test('a newcomer records a note and sends it, and the recipient hears it', async () => {
   const bob = await newUser();

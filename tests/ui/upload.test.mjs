@@ -2,19 +2,13 @@
 // recipients with a title; and a note recorded from the microphone.
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
-  SPEECH_MP3, SPEECH_WAV, api, assertNoHorizontalScroll, checkA11y, launch, newUser, screenshot,
+  SPEECH_MP3, SPEECH_WAV, api, assertNoHorizontalScroll, checkA11y, useBrowser, newUser, screenshot,
   settled, signIn,
 } from './lib.mjs';
 
-let browser;
-before(async () => {
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = useBrowser();
 
 async function openUpload(user) {
   const context = await browser.newContext();
