@@ -111,5 +111,15 @@ test('Record and Stop make a WebM Opus note from the microphone', async () => {
   assert.equal(note.format, 'webm');
   assert.equal(note.codec, 'opus');
   assert.ok(note.duration_seconds > 1.5 && note.duration_seconds < 4, `${note.duration_seconds} s recorded`);
+
+  // Its page seeks by the waveform, though a recording tells the player no duration.
+  await item.getByRole('link', { name: /^Open / }).click();
+  await page.getByText('Ready.').waitFor();
+  await page.waitForFunction(() => document.querySelector('#player').readyState >= 1);
+  const waveform = page.getByRole('slider', { name: /Waveform/ });
+  const box = await waveform.boundingBox();
+  await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+  const at = await page.locator('#player').evaluate((audio) => audio.currentTime);
+  assert.ok(Math.abs(at - note.duration_seconds / 2) < 0.3, `the middle is ${note.duration_seconds / 2} s, not ${at} s`);
   await context.close();
 });

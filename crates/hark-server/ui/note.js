@@ -48,6 +48,9 @@ export function start(main) {
     const step = (name) => jobs.items.find((j) => j.step === name)?.status;
     if (!waveformAsked && step('waveform') === 'done') loadWaveform();
     if (!original && step('transcribe') === 'done') await loadTranscript();
+    if (step('transcribe') === 'skipped') {
+      say($('#transcript'), 'This server has no speech model installed, so notes are not transcribed.');
+    }
     if (!correctedShown && original && step('correct') === 'done') loadCorrected();
     const transcribed = step('transcribe') === 'done';
     const correctable = transcribed && ['skipped', 'failed'].includes(step('correct')) && note.owner_id === me;
@@ -85,6 +88,12 @@ export function start(main) {
     for (const section of ['#send-form', '#delete']) $(section).closest('section').hidden = !owner;
   }
 
+  // A browser's own recording (WebM from MediaRecorder) carries no duration: the player says
+  // Infinity until it has read the whole file, so the measured one stands in.
+  function length() {
+    return Number.isFinite(player.duration) ? player.duration : note?.duration_seconds ?? 0;
+  }
+
   // The waveform: drawn from /waveform, played part shaded, click or arrow keys to seek.
   async function loadWaveform() {
     waveformAsked = true;
@@ -101,7 +110,7 @@ export function start(main) {
     const { width, height } = canvas;
     context.clearRect(0, 0, width, height);
     const bars = peaks ?? [];
-    const duration = player.duration || note?.duration_seconds || 0;
+    const duration = length();
     const played = duration ? player.currentTime / duration : 0;
     const step = width / Math.max(bars.length, 1);
     bars.forEach((value, i) => {
@@ -115,7 +124,7 @@ export function start(main) {
   }
 
   function seek(seconds) {
-    const duration = player.duration || note?.duration_seconds || 0;
+    const duration = length();
     player.currentTime = Math.min(Math.max(0, seconds), duration);
     draw();
     highlight();
@@ -123,7 +132,7 @@ export function start(main) {
 
   canvas.addEventListener('click', (event) => {
     const box = canvas.getBoundingClientRect();
-    const duration = player.duration || note?.duration_seconds || 0;
+    const duration = length();
     seek(((event.clientX - box.left) / box.width) * duration);
   });
   canvas.addEventListener('keydown', (event) => {
