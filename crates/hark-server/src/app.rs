@@ -69,7 +69,7 @@ impl App {
         let auth = AuthService::new(repos.clone(), config.auth.clone(), &secret)?;
         let collector = Arc::new(Notify::new());
         let ingest = Ingest {
-            committer: Committer::start(repos.notes.clone()),
+            committer: Committer::start(repos.notes.clone(), store.clone()),
             repos: repos.clone(),
             store: store.clone(),
             tmp_dir: config.tmp_dir(),

@@ -103,6 +103,14 @@ impl BlobStore for CachedBlobStore {
         self.inner.put_file(key, source).await
     }
 
+    async fn put_file_unsynced(&self, key: &BlobKey, source: &Path) -> Result<(), BlobError> {
+        self.inner.put_file_unsynced(key, source).await
+    }
+
+    async fn sync(&self) -> Result<(), BlobError> {
+        self.inner.sync().await
+    }
+
     /// Asks the store itself: the reconciler must learn of bytes gone missing.
     async fn exists(&self, key: &BlobKey) -> Result<bool, BlobError> {
         self.inner.exists(key).await

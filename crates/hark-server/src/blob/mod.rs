@@ -85,11 +85,21 @@ pub type EntryStream<'a> = BoxStream<'a, Result<BlobEntry, BlobError>>;
 /// Where audio bytes live.
 #[async_trait]
 pub trait BlobStore: Send + Sync {
-    /// Stores the bytes of the file at `source`, which the caller MUST have made durable
-    /// (fsynced), under `key`. MUST be atomic (a reader sees all the bytes or no blob), durable
-    /// when it returns, idempotent (the key names the content, so an existing blob is kept),
+    /// Stores the bytes of the file at `source` under `key`. MUST be atomic (a reader sees all
+    /// the bytes or no blob), durable when it returns (the store flushes `source` itself if it
+    /// adopts the file), idempotent (the key names the content, so an existing blob is kept),
     /// and MUST leave the file at `source` in place.
     async fn put_file(&self, key: &BlobKey, source: &Path) -> Result<(), BlobError>;
+    /// As [`BlobStore::put_file`], except that the blob is durable only once a later
+    /// [`BlobStore::sync`] returns: uploads committed together share one flush, as they share
+    /// one transaction. A store without a cheaper way keeps the default, a durable put.
+    async fn put_file_unsynced(&self, key: &BlobKey, source: &Path) -> Result<(), BlobError> {
+        self.put_file(key, source).await
+    }
+    /// Makes durable every blob that `put_file_unsynced` stored before the call.
+    async fn sync(&self) -> Result<(), BlobError> {
+        Ok(())
+    }
     async fn exists(&self, key: &BlobKey) -> Result<bool, BlobError>;
     /// The whole blob in memory: for blobs the caller knows to be small.
     async fn read(&self, key: &BlobKey) -> Result<Bytes, BlobError>;

@@ -3,11 +3,15 @@
 //! and answers each caller with its own note's outcome; while a batch commits, the next one
 //! gathers. A caller hears back only once its batch has committed (or failed), so nothing is
 //! acknowledged before it is durable, and one note's failure is that note's alone.
+//!
+//! The batch's blobs were put unsynced; one flush of the blob store makes them all durable just
+//! before the transaction that names them commits.
 
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::blob::BlobStore;
 use crate::db::{DbError, InsertOutcome, NoteInsert, NoteRepo};
 
 /// Notes committed in one transaction at most.
@@ -28,13 +32,14 @@ pub struct Committer {
 
 impl Committer {
     /// Starts the committer task on the current runtime.
-    pub fn start(notes: Arc<dyn NoteRepo>) -> Committer {
+    pub fn start(notes: Arc<dyn NoteRepo>, store: Arc<dyn BlobStore>) -> Committer {
         let (queue, pending) = mpsc::unbounded_channel();
-        tokio::spawn(run(notes, pending));
+        tokio::spawn(run(notes, store, pending));
         Committer { queue }
     }
 
-    /// Commits `insert` with whatever else is waiting; answers once its batch is durable.
+    /// Commits `insert` with whatever else is waiting; answers once its batch is durable. The
+    /// note's blob MUST have been put (unsynced is enough) before.
     pub async fn commit(&self, insert: NoteInsert) -> Outcome {
         let (done, outcome) = oneshot::channel();
         self.queue
@@ -46,14 +51,25 @@ impl Committer {
     }
 }
 
-async fn run(notes: Arc<dyn NoteRepo>, mut pending: mpsc::UnboundedReceiver<Pending>) {
+async fn run(
+    notes: Arc<dyn NoteRepo>,
+    store: Arc<dyn BlobStore>,
+    mut pending: mpsc::UnboundedReceiver<Pending>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (inserts, callers): (Vec<_>, Vec<_>) =
             batch.drain(..).map(|p| (p.insert, p.done)).unzip();
-        let notes = notes.clone();
+        let (notes, store) = (notes.clone(), store.clone());
         // Its own task: a panic fails this batch's callers, not the committer.
-        let committed = tokio::spawn(async move { notes.insert_notes(&inserts).await }).await;
+        let committed = tokio::spawn(async move {
+            store
+                .sync()
+                .await
+                .map_err(|e| DbError::Batch(format!("flushing the batch's blobs: {e}")))?;
+            notes.insert_notes(&inserts).await
+        })
+        .await;
         match committed {
             Ok(Ok(outcomes)) if outcomes.len() == callers.len() => {
                 for (caller, outcome) in callers.into_iter().zip(outcomes) {

@@ -1,6 +1,6 @@
 //! Ingest: an upload becomes a note. Spool to a temporary file (size caps, hash), verify the
-//! client's digest, probe the bytes, then commit: blob first (durable), then the row with its
-//! event. Any failure on the way leaves no note, and the spool file goes when dropped.
+//! client's digest, probe the bytes, then commit: blob first (durable before the row), then the
+//! row with its event. Any failure on the way leaves no note, and the spool file goes when dropped.
 
 mod committer;
 mod spool;
@@ -142,7 +142,8 @@ impl Ingest {
         }
         let new = self.new_note(&request, &spooled, info)?;
         let key = BlobKey::parse(&sha256)?;
-        self.store.put_file(&key, &spooled.path).await?;
+        // Durable with the rest of its batch, before the batch's transaction commits.
+        self.store.put_file_unsynced(&key, &spooled.path).await?;
         let insert = NoteInsert {
             effects: effects(&new),
             note: new,

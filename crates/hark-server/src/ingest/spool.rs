@@ -1,6 +1,6 @@
 //! Spooling an upload body to a temporary file: bounded memory, SHA-256 on the way, the size
 //! cap enforced while streaming (after gzip decompression, so a small bomb fails fast), the
-//! file fsynced at the end, ready to be linked into the blob store, and probed.
+//! file ready to be linked into the blob store, and probed.
 
 use std::fs::File;
 use std::io::{ErrorKind, Write};
@@ -112,13 +112,12 @@ async fn write_capped<R: AsyncRead + Unpin>(
             file = write_blocking(file, pending.split().freeze()).await?;
         }
     }
-    // The last write, the fsync (the blob store links the file in as it is) and the probe in
-    // one blocking call: each hop to the blocking pool costs two context switches.
+    // The last write and the probe in one blocking call: each hop to the blocking pool costs
+    // two context switches. The blob store makes the bytes durable when it adopts the file.
     let (to, last) = (path.to_path_buf(), pending.freeze());
     let audio = tokio::task::spawn_blocking(move || {
         let mut file = file;
         file.write_all(&last)?;
-        file.sync_all()?;
         Ok::<_, std::io::Error>(hark_audio::probe_file(&to))
     })
     .await

@@ -3,6 +3,7 @@
 //! `hark serve` and in `hark worker` processes on other machines alike: the queue in the
 //! database is all they share, so a worker that dies leaves only a lease that expires.
 
+mod background;
 pub mod speech;
 mod steps;
 

@@ -114,11 +114,11 @@ impl Speech {
             prompt,
             cancel: Some(cancel),
         };
-        tokio::task::spawn_blocking(move || {
+        super::background::run("transcribe", move || {
             transcribe_file(&model, &path, duration_seconds, options)
         })
         .await
-        .map_err(|e| SpeechFailure::Transient(format!("transcription stopped: {e}")))?
+        .map_err(SpeechFailure::Transient)?
     }
 
     /// The corrected transcript of `original`.
@@ -128,9 +128,9 @@ impl Speech {
     ) -> Result<StoredTranscript, SpeechFailure> {
         let corrector = self.corrector();
         let original = original.clone();
-        tokio::task::spawn_blocking(move || corrected(&corrector, &original))
+        super::background::run("correct", move || corrected(&corrector, &original))
             .await
-            .map_err(|e| SpeechFailure::Transient(format!("correction stopped: {e}")))
+            .map_err(SpeechFailure::Transient)
     }
 
     /// The corrected audio as an Ogg Opus file in `dir`: the synthesiser speaking `text` when
@@ -148,9 +148,9 @@ impl Speech {
         if !tts.command.trim().is_empty() || !tts.url.trim().is_empty() {
             let spoken = dir.join("spoken");
             self.synthesise(text, &spoken).await?;
-            return tokio::task::spawn_blocking(move || reencode(&spoken, &out))
+            return super::background::run("reencode", move || reencode(&spoken, &out))
                 .await
-                .map_err(|e| SpeechFailure::Transient(e.to_string()))?;
+                .map_err(SpeechFailure::Transient)?;
         }
         let words: Vec<(String, f64, f64)> = transcript
             .segments
@@ -163,7 +163,7 @@ impl Speech {
             transcript.duration_seconds,
             self.settings.max_pause_seconds,
         );
-        tokio::task::spawn_blocking(move || {
+        super::background::run("cut", move || {
             let timed: Vec<TimedWord<'_>> = words
                 .iter()
                 .map(|(word, start, end)| TimedWord {
@@ -176,7 +176,7 @@ impl Speech {
             cut(&audio, &out, &keep)
         })
         .await
-        .map_err(|e| SpeechFailure::Transient(e.to_string()))?
+        .map_err(SpeechFailure::Transient)?
     }
 
     /// Writes the synthesiser's audio for `text` to `to`.

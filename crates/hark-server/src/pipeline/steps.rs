@@ -316,9 +316,9 @@ async fn pass(
     let original = files.original.clone();
     let steps = steps.to_vec();
     let out = files.dir.path().to_path_buf();
-    let made = tokio::task::spawn_blocking(move || decode(&original, &out, &steps))
+    let made = super::background::run("pass", move || decode(&original, &out, &steps))
         .await
-        .map_err(|e| PassError::Transient(format!("the pass stopped: {e}")))??;
+        .map_err(PassError::Transient)??;
     let mut renditions = Vec::with_capacity(made.renditions.len());
     for rendition in made.renditions {
         let Some(name) = Rendition::parse(rendition.name) else {
@@ -345,7 +345,7 @@ async fn store_rendition(
     name: Rendition,
     rendition: &hark_audio::process::Rendition,
 ) -> Result<StoredRendition, PassError> {
-    let sha256 = durable_digest(&rendition.path).await?;
+    let sha256 = digest(&rendition.path).await?;
     store
         .put_file(&BlobKey::parse(&sha256)?, &rendition.path)
         .await?;
@@ -445,14 +445,13 @@ fn stored_waveform(waveform: &hark_audio::process::Waveform) -> StoredWaveform {
     }
 }
 
-/// The file's SHA-256, once it is on disk for good (the store adopts it as it is).
-async fn durable_digest(path: &Path) -> Result<String, PassError> {
+/// The file's SHA-256.
+async fn digest(path: &Path) -> Result<String, PassError> {
     let path = path.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut file = std::fs::File::open(&path)?;
         let mut hasher = Sha256::new();
         std::io::copy(&mut file, &mut HashWriter(&mut hasher))?;
-        file.sync_all()?;
         Ok::<_, std::io::Error>(hex::encode(hasher.finalize()))
     })
     .await
