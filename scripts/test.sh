@@ -11,13 +11,18 @@ bash scripts/build-deps.sh
 
 # Tools the audio corpus is made with, the browser the renditions are played in and the web
 # interface is tested in, and Node.js with npm, which run the browser tests.
+# Only the missing ones: a machine's own Node.js (from NodeSource, say) bundles npm and
+# conflicts with Debian's npm package.
 missing=()
-for tool in espeak-ng sox ffmpeg ffprobe chromium node npm; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for tool in espeak-ng:espeak-ng sox:sox ffmpeg:ffmpeg ffprobe:ffmpeg chromium:chromium node:nodejs npm:npm; do
+  command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
+done
 if [ ${#missing[@]} -gt 0 ]; then
+  packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox ffmpeg chromium nodejs npm >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $packages >/dev/null
   else
-    echo "missing ${missing[*]}: sudo apt-get install espeak-ng sox ffmpeg chromium nodejs npm" >&2; exit 1
+    echo "missing tools: sudo apt-get install $packages" >&2; exit 1
   fi
 fi
 
