@@ -10,8 +10,8 @@
 //!
 //! A durable put flushes the file, then each directory that gained an entry: two or three
 //! flushes. An unsynced put flushes nothing; [`BlobStore::sync`] then flushes the whole
-//! filesystem once (`syncfs`), for every upload of a group commit together. Flushes, not CPU,
-//! are most of what an upload costs.
+//! filesystem once (`syncfs`), for every upload of a group commit together: on disks where a
+//! flush costs milliseconds, that is most of what an upload costs.
 
 use std::io::ErrorKind;
 use std::ops::Range;
@@ -58,6 +58,15 @@ impl LocalBlobStore {
 
     fn file(&self, key: &BlobKey) -> PathBuf {
         self.root.join(key.path())
+    }
+
+    async fn put(&self, key: &BlobKey, source: &Path, flush: Flush) -> Result<(), BlobError> {
+        let (source, target) = (source.to_owned(), self.file(key));
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || put_blocking(&root, &source, &target, flush))
+            .await
+            .map_err(std::io::Error::other)??;
+        Ok(())
     }
 }
 
@@ -134,22 +143,12 @@ fn create_dirs(root: &Path, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 #[async_trait]
 impl BlobStore for LocalBlobStore {
     async fn put_file(&self, key: &BlobKey, source: &Path) -> Result<(), BlobError> {
-        let (source, target) = (source.to_owned(), self.file(key));
-        let root = self.root.clone();
-        tokio::task::spawn_blocking(move || put_blocking(&root, &source, &target, Flush::Now))
-            .await
-            .map_err(std::io::Error::other)??;
-        Ok(())
+        self.put(key, source, Flush::Now).await
     }
 
     #[cfg(target_os = "linux")]
     async fn put_file_unsynced(&self, key: &BlobKey, source: &Path) -> Result<(), BlobError> {
-        let (source, target) = (source.to_owned(), self.file(key));
-        let root = self.root.clone();
-        tokio::task::spawn_blocking(move || put_blocking(&root, &source, &target, Flush::Later))
-            .await
-            .map_err(std::io::Error::other)??;
-        Ok(())
+        self.put(key, source, Flush::Later).await
     }
 
     /// Flushes the filesystem the blobs are on: their bytes and their directories' entries.
