@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use axum::Router;
 use axum::body::Bytes;
 use axum::http::StatusCode;
@@ -85,6 +86,11 @@ async fn main() -> anyhow::Result<()> {
             "{:<52} {uploads:>10.1} {peer_uploads:>10.1} {:>6.2}x",
             "uploads/s, 100 KB Ogg Opus, unique, 16 clients",
             uploads / peer_uploads
+        );
+        let committed = group_commits(&client, &hark).await?;
+        println!(
+            "  hark's group commits: {:.1} notes a batch; per batch {:.2} ms flushing blobs, {:.2} ms in the transaction",
+            committed.notes_per_batch, committed.flush_ms, committed.transaction_ms
         );
     }
 
@@ -373,6 +379,35 @@ async fn start_peer(dir: std::path::PathBuf) -> anyhow::Result<String> {
     let base = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(base)
+}
+
+/// What the server's group committer did, from its metrics: the committer is serial, so its
+/// time per batch bounds the upload rate at `notes_per_batch / (flush + transaction)`.
+struct GroupCommits {
+    notes_per_batch: f64,
+    flush_ms: f64,
+    transaction_ms: f64,
+}
+
+async fn group_commits(client: &reqwest::Client, hark: &str) -> anyhow::Result<GroupCommits> {
+    let text = client
+        .get(format!("{hark}/metrics"))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    let value = |name: &str| -> anyhow::Result<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .with_context(|| format!("{name} in /metrics"))
+    };
+    let batches = value("hark_commit_batch_notes_count")?.max(1.0);
+    Ok(GroupCommits {
+        notes_per_batch: value("hark_commit_batch_notes_sum")? / batches,
+        flush_ms: value("hark_commit_flush_seconds_sum")? * 1000.0 / batches,
+        transaction_ms: value("hark_commit_transaction_seconds_sum")? * 1000.0 / batches,
+    })
 }
 
 /// Runs `workers` loops sending requests for `phase`; returns successful requests per second.

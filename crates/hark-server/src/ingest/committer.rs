@@ -8,11 +8,13 @@
 //! before the transaction that names them commits.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::blob::BlobStore;
 use crate::db::{DbError, InsertOutcome, NoteInsert, NoteRepo};
+use crate::metrics::{COMMIT_BATCH_NOTES, COMMIT_FLUSH_DURATION, COMMIT_TRANSACTION_DURATION};
 
 /// Notes committed in one transaction at most.
 const MAX_BATCH: usize = 128;
@@ -60,14 +62,20 @@ async fn run(
     while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (inserts, callers): (Vec<_>, Vec<_>) =
             batch.drain(..).map(|p| (p.insert, p.done)).unzip();
+        metrics::histogram!(COMMIT_BATCH_NOTES).record(inserts.len() as f64);
         let (notes, store) = (notes.clone(), store.clone());
         // Its own task: a panic fails this batch's callers, not the committer.
         let committed = tokio::spawn(async move {
+            let started = Instant::now();
             store
                 .sync()
                 .await
                 .map_err(|e| DbError::Batch(format!("flushing the batch's blobs: {e}")))?;
-            notes.insert_notes(&inserts).await
+            let flushed = Instant::now();
+            metrics::histogram!(COMMIT_FLUSH_DURATION).record(flushed - started);
+            let outcomes = notes.insert_notes(&inserts).await;
+            metrics::histogram!(COMMIT_TRANSACTION_DURATION).record(flushed.elapsed());
+            outcomes
         })
         .await;
         match committed {

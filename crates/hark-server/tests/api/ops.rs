@@ -66,6 +66,14 @@ async fn metrics_count_requests_by_route_and_status(backend: Backend) {
     );
     assert!(text.contains("hark_http_request_duration_seconds_bucket"));
     assert!(text.contains("hark_upload_bytes_total"));
+    // The group committer's batches, in buckets of their own scale.
+    for committed in [
+        "hark_commit_batch_notes_bucket{le=\"1\"}",
+        "hark_commit_flush_seconds_bucket{le=\"0.0005\"}",
+        "hark_commit_transaction_seconds_bucket{le=\"0.0005\"}",
+    ] {
+        assert!(text.contains(committed), "{committed} in {text}");
+    }
     app.stop().await;
 }
 
