@@ -93,13 +93,10 @@ async fn run(base: &str, pid: u32, waiters: usize) -> anyhow::Result<()> {
                     anyhow::bail!("the server closed the connection mid-answer");
                 }
             }
-            let answered = Instant::now();
-            let head = String::from_utf8_lossy(&response[..head_end]);
-            anyhow::ensure!(head.starts_with("HTTP/1.1 200"), "answered {head}");
-            let page: InboxPage = serde_json::from_slice(&response[head_end..])?;
-            // The connection stays open until every waiter has its answer, as a client's would
-            // for its next long-poll.
-            Ok::<_, anyhow::Error>((answered, page.items.len(), stream))
+            // Checked once every waiter has its answer: the client shares the server's cores.
+            // The connection stays open until then too, as a client's would for its next
+            // long-poll.
+            Ok::<_, anyhow::Error>((Instant::now(), response, head_end, stream))
         }));
     }
     // Until every request is waiting at the server (none may answer before the note).
@@ -118,11 +115,20 @@ async fn run(base: &str, pid: u32, waiters: usize) -> anyhow::Result<()> {
     let sent = Instant::now();
     let mut latencies = Vec::with_capacity(waiters);
     let mut connections = Vec::with_capacity(waiters);
+    let mut answers = Vec::with_capacity(waiters);
     for task in tasks {
-        let (answered, items, connection) = task.await??;
+        let (answered, response, head_end, connection) = task.await??;
         connections.push(connection);
-        anyhow::ensure!(items == 1, "a waiter got {items} notes, not the one sent");
         latencies.push(answered.saturating_duration_since(sent).as_secs_f64() * 1000.0);
+        answers.push((response, head_end));
+    }
+    for (response, head_end) in answers {
+        let head = String::from_utf8_lossy(&response[..head_end]);
+        anyhow::ensure!(head.starts_with("HTTP/1.1 200"), "answered {head}");
+        let items = serde_json::from_slice::<InboxPage>(&response[head_end..])?
+            .items
+            .len();
+        anyhow::ensure!(items == 1, "a waiter got {items} notes, not the one sent");
     }
     latencies.sort_by(f64::total_cmp);
     let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
