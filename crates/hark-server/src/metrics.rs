@@ -27,17 +27,6 @@ pub const COMMIT_FLUSH_DURATION: &str = "hark_commit_flush_seconds";
 /// Time a batch's transaction took, from its start to its durable commit.
 pub const COMMIT_TRANSACTION_DURATION: &str = "hark_commit_transaction_seconds";
 
-/// Buckets of request and job durations.
-const SECONDS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
-/// Buckets of the group committer's steps, which take milliseconds.
-const COMMIT_SECONDS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
-];
-/// Buckets of batch sizes, up to the committer's largest batch.
-const BATCH_NOTES: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
-
 /// Reads of the shared cache, by `result`: hit, miss (the database answered and the answer was
 /// stored) or unavailable (Redis down, slow or not trusted: the database answered).
 pub const CACHE_READS: &str = "hark_cache_reads_total";
@@ -70,12 +59,23 @@ pub async fn upkeep(handle: PrometheusHandle, stop: tokio_util::sync::Cancellati
     }
 }
 
+/// Buckets of request and job durations.
+const SECONDS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+/// Buckets of the group committer's steps, which take milliseconds.
+const COMMIT_SECONDS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+/// Buckets of batch sizes, up to the committer's largest batch.
+const BATCH_NOTES: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
+
 /// The recorder's buckets (only an empty list of buckets is refused).
 fn with_buckets() -> Result<PrometheusBuilder, BuildError> {
-    let commit = |name: &str| Matcher::Full(name.to_owned());
+    let named = |name: &str| Matcher::Full(name.to_owned());
     PrometheusBuilder::new()
         .set_buckets(SECONDS)?
-        .set_buckets_for_metric(commit(COMMIT_FLUSH_DURATION), COMMIT_SECONDS)?
-        .set_buckets_for_metric(commit(COMMIT_TRANSACTION_DURATION), COMMIT_SECONDS)?
-        .set_buckets_for_metric(commit(COMMIT_BATCH_NOTES), BATCH_NOTES)
+        .set_buckets_for_metric(named(COMMIT_FLUSH_DURATION), COMMIT_SECONDS)?
+        .set_buckets_for_metric(named(COMMIT_TRANSACTION_DURATION), COMMIT_SECONDS)?
+        .set_buckets_for_metric(named(COMMIT_BATCH_NOTES), BATCH_NOTES)
 }
