@@ -442,11 +442,13 @@ pub trait WebhookRepo: Send + Sync {
     /// The webhook's newest `limit` attempts, newest first.
     async fn attempts(&self, webhook: WebhookId, limit: u32)
     -> Result<Vec<AttemptRecord>, DbError>;
-    /// In one transaction: reads up to `limit` events after the position of `consumer` (a new
-    /// consumer starts at the log's end), makes a pending delivery of each to every webhook
-    /// that wants its type and whose owner is in its audience, and moves the position past
-    /// them. MUST make no delivery twice, however often it runs over the same events, and
-    /// MUST be safe to run from several processes at once.
+    /// Reads up to `limit` events after the position of `consumer` (a new consumer starts at
+    /// the log's end) and, in one transaction, makes a pending delivery of each to every
+    /// webhook that wants its type and whose owner is in its audience, and moves the position
+    /// past them. When they make no delivery and are fewer than `limit`, it may leave the
+    /// position where it is (the next pass reads them again). MUST make no delivery twice,
+    /// however often it runs over the same events, and MUST be safe to run from several
+    /// processes at once.
     async fn dispatch_events(&self, consumer: &str, limit: i64) -> Result<Dispatched, DbError>;
     /// Makes the pending deliveries of the one event with this `seq` and `id`, exactly as
     /// `dispatch_events` does for each event it reads, moving no position: for events that

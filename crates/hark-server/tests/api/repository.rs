@@ -803,9 +803,68 @@ async fn an_event_from_elsewhere_gets_the_rows_the_dispatchers_would_make(backen
     }
 }
 
+async fn a_dispatcher_writes_only_when_it_makes_rows_or_a_batch_is_behind(backend: Backend) {
+    let (url, pg, _dir) = test_database(backend).await;
+    let repos = db::connect(&url, true).await.expect("connect");
+    let (ann, bob) = users_and_api_keys(&repos).await;
+    let consumer = hark_server::webhooks::CONSUMER;
+    let (positions, webhooks) = (repos.positions.as_ref(), repos.webhooks.as_ref());
+    let position = || async { positions.open_position(consumer).await.expect("position") };
+    let dispatch = |limit: i64| async move {
+        let dispatched = webhooks
+            .dispatch_events(consumer, limit)
+            .await
+            .expect("dispatch");
+        (dispatched.events, dispatched.deliveries)
+    };
+    let start = position().await;
+
+    // Events for no webhook: read, and read again next time, but nothing written.
+    for _ in 0..3 {
+        append_deleted(&repos, bob).await;
+    }
+    assert_eq!(dispatch(10).await, (3, 0));
+    assert_eq!(
+        position().await,
+        start,
+        "nothing to make: the position stays"
+    );
+
+    // A delivery to make: made, and the position moves past every event read.
+    let webhook = Webhook {
+        id: WebhookId::generate(),
+        owner_id: ann,
+        url: "https://example.com/hook".into(),
+        events: vec![EventType::NoteDeleted],
+        created_at: Timestamp::now(),
+    };
+    repos
+        .webhooks
+        .create_webhook(&webhook, "whsec_c2VjcmV0")
+        .await
+        .expect("webhook");
+    append_deleted(&repos, ann).await;
+    assert_eq!(dispatch(10).await, (4, 1));
+    assert_eq!(position().await, start + 4);
+    assert_eq!(dispatch(10).await, (0, 0));
+
+    // A whole batch with nothing to make moves the position too, so passes stay short.
+    for _ in 0..3 {
+        append_deleted(&repos, bob).await;
+    }
+    assert_eq!(dispatch(2).await, (2, 0));
+    assert_eq!(position().await, start + 6);
+    assert_eq!(dispatch(2).await, (1, 0));
+    assert_eq!(position().await, start + 6, "one event, less than a batch");
+    if let Some(name) = pg {
+        drop_pg_database(&name).await;
+    }
+}
+
 backend_tests!(
     every_repository_method_keeps_its_contract,
     a_reader_of_the_event_log_never_skips_an_event_that_commits_late,
     a_leased_position_has_one_holder_at_a_time,
     an_event_from_elsewhere_gets_the_rows_the_dispatchers_would_make,
+    a_dispatcher_writes_only_when_it_makes_rows_or_a_batch_is_behind,
 );

@@ -1,7 +1,10 @@
 //! Consumers' durable positions in the event log. Webhook deliveries and push messages are
 //! made by one pass each, which reads the events after its position and moves it past them in
 //! the transaction that makes their rows; the same rows of one event can be made apart from the
-//! log (for an event that comes from the broker) without moving a position. A consumer that
+//! log (for an event that comes from the broker) without moving a position. A pass that would
+//! make no rows writes nothing until a whole batch of events is behind it: most events are for
+//! no webhook and no subscription, and a write per pass would take SQLite's one write lock,
+//! and a WAL sync, from the uploads that made those events. A consumer that
 //! must run once at a time (the broker relay) holds its position under a lease, taken with one
 //! conditional `UPDATE`, never a transaction held open while the holder works: on SQLite that
 //! would hold the one write lock, and every upload with it.
@@ -12,6 +15,29 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 use super::{Backend, SqlRepo};
 use crate::db::{DbError, Dispatched, PositionLeases};
 use crate::domain::Timestamp;
+
+/// A consumer's fan-out: `rows` is a `SELECT` of the rows to make of the events it picks, with
+/// `$3` now; `into` is the table and columns they go to. Making them MUST ignore rows that
+/// exist already, so that running it again over the same events makes nothing more.
+pub(super) struct FanOut {
+    pub into: &'static str,
+    pub rows: String,
+}
+
+impl FanOut {
+    /// The statement that makes the rows.
+    fn insert(&self) -> String {
+        format!(
+            "INSERT INTO {} {} ON CONFLICT DO NOTHING",
+            self.into, self.rows
+        )
+    }
+
+    /// A query answering 1 when there is a row to make, else 0.
+    fn any(&self) -> String {
+        format!("SELECT COUNT(*) FROM ({} LIMIT 1) fan_out", self.rows)
+    }
+}
 
 impl<DB> SqlRepo<DB>
 where
@@ -60,33 +86,48 @@ where
         Err(DbError::Corrupt(format!("no position for {consumer}")))
     }
 
-    /// In one transaction: reads up to `limit` events after the consumer's position, runs
-    /// `fan_out` over them and moves the position past them. `fan_out` is an `INSERT` of the
-    /// consumer's rows for the events with `$1 < seq <= $2`, due at `$3` (now); it MUST
-    /// ignore rows that exist already.
-    pub(super) async fn dispatch_from_log(
-        &self,
-        consumer: &str,
+    /// Up to `limit` events after `position`: the last one's `seq` and how many.
+    async fn batch_after<'e, E>(
+        executor: E,
+        position: i64,
         limit: i64,
-        fan_out: &str,
-    ) -> Result<Dispatched, DbError> {
-        let mut tx = self.pool.begin().await?;
-        let position = Self::lock_position(&mut tx, consumer).await?;
-        // Every event up to `last` is committed already (the log never lets a later commit
-        // take a lower seq), so the next statement sees them all.
-        let (last, events): (Option<i64>, i64) = sqlx::query_as(
+    ) -> Result<(Option<i64>, i64), DbError>
+    where
+        E: Executor<'e, Database = DB>,
+    {
+        Ok(sqlx::query_as(
             "SELECT MAX(seq), COUNT(*) FROM \
              (SELECT seq FROM events WHERE seq > $1 ORDER BY seq LIMIT $2) batch",
         )
         .bind(position)
         .bind(limit)
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_one(executor)
+        .await?)
+    }
+
+    /// Reads up to `limit` events after the consumer's position and, in one transaction, makes
+    /// their rows by `fan_out` (over the events with `$1 < seq <= $2`) and moves the position
+    /// past them. When they make no rows and are fewer than `limit`, it only reads: the next
+    /// pass reads them again, until rows are to be made or a whole batch is behind.
+    pub(super) async fn dispatch_from_log(
+        &self,
+        consumer: &str,
+        limit: i64,
+        fan_out: &FanOut,
+    ) -> Result<Dispatched, DbError> {
+        if let Some(read) = self.read_ahead(consumer, limit, fan_out).await? {
+            return Ok(read);
+        }
+        let mut tx = self.pool.begin().await?;
+        let position = Self::lock_position(&mut tx, consumer).await?;
+        // Every event up to `last` is committed already (the log never lets a later commit
+        // take a lower seq), so the next statement sees them all.
+        let (last, events) = Self::batch_after(&mut *tx, position, limit).await?;
         let Some(last) = last else {
             tx.rollback().await?;
             return Ok(Dispatched::default());
         };
-        let made = sqlx::query(sqlx::AssertSqlSafe(fan_out.to_owned()))
+        let made = sqlx::query(sqlx::AssertSqlSafe(fan_out.insert()))
             .bind(position)
             .bind(last)
             .bind(Timestamp::now().micros())
@@ -104,6 +145,41 @@ where
         })
     }
 
+    /// The pass, when it may only read: the events after the position are fewer than `limit`
+    /// and make no rows. `None` when it must write (or the consumer has no position yet).
+    async fn read_ahead(
+        &self,
+        consumer: &str,
+        limit: i64,
+        fan_out: &FanOut,
+    ) -> Result<Option<Dispatched>, DbError> {
+        let position: Option<i64> =
+            sqlx::query_scalar("SELECT seq FROM consumer_positions WHERE name = $1")
+                .bind(consumer.to_owned())
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(position) = position else {
+            return Ok(None);
+        };
+        let (last, events) = Self::batch_after(&self.pool, position, limit).await?;
+        let Some(last) = last else {
+            return Ok(Some(Dispatched::default()));
+        };
+        if events >= limit {
+            return Ok(None);
+        }
+        let any: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(fan_out.any()))
+            .bind(position)
+            .bind(last)
+            .bind(Timestamp::now().micros())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((any == 0).then(|| Dispatched {
+            events: u64::try_from(events).unwrap_or_default(),
+            deliveries: 0,
+        }))
+    }
+
     /// Runs `fan_out` for the one event with this `seq` and `id`, moving no position: the
     /// consumer's `INSERT` as `dispatch_from_log` runs it, but of the event with `seq = $1`
     /// and `id = $2`, due at `$3` (now). Answers how many rows it made: none when they exist
@@ -112,9 +188,9 @@ where
         &self,
         seq: i64,
         id: &str,
-        fan_out: &str,
+        fan_out: &FanOut,
     ) -> Result<u64, DbError> {
-        let made = sqlx::query(sqlx::AssertSqlSafe(fan_out.to_owned()))
+        let made = sqlx::query(sqlx::AssertSqlSafe(fan_out.insert()))
             .bind(seq)
             .bind(id.to_owned())
             .bind(Timestamp::now().micros())

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use hark_api::{EventData, EventType};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
+use super::positions::FanOut;
 use super::{Backend, SqlRepo, missing_reference};
 use crate::db::rows::corrupt;
 use crate::db::{DbError, Dispatched, PushRepo};
@@ -32,23 +33,24 @@ type ClaimRow = (
     i64,
 );
 
-/// The statement that makes a pending message of each event `events` picks (`$3` is now), when
-/// it is of the `types`, to every subscription of each user in its audience made before it;
-/// once each, however often it runs. `None` for no types.
-fn messages_of(types: &[EventType], events: &str) -> Option<String> {
+/// A pending message of each event `events` picks (`$3` is now), when it is of the `types`, to
+/// every subscription of each user in its audience made before it. `None` for no types.
+fn messages_of(types: &[EventType], events: &str) -> Option<FanOut> {
     if types.is_empty() {
         return None;
     }
     // The type names are the server's own constants, never input.
     let types: Vec<String> = types.iter().map(|t| format!("'{}'", t.as_str())).collect();
-    Some(format!(
-        "INSERT INTO push_messages (subscription_id, seq, status, attempts, next_attempt_at) \
-         SELECT s.id, e.seq, 'pending', 0, $3 FROM events e \
-         JOIN event_audience a ON a.seq = e.seq \
-         JOIN push_subscriptions s ON s.user_id = a.user_id AND s.after_seq < e.seq \
-         WHERE {events} AND e.type IN ({}) ON CONFLICT DO NOTHING",
-        types.join(", ")
-    ))
+    Some(FanOut {
+        into: "push_messages (subscription_id, seq, status, attempts, next_attempt_at)",
+        rows: format!(
+            "SELECT s.id, e.seq, 'pending', 0, $3 FROM events e \
+             JOIN event_audience a ON a.seq = e.seq \
+             JOIN push_subscriptions s ON s.user_id = a.user_id AND s.after_seq < e.seq \
+             WHERE {events} AND e.type IN ({})",
+            types.join(", ")
+        ),
+    })
 }
 
 fn subscription(row: SubscriptionRow) -> Result<PushSubscription, DbError> {

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use hark_api::{AttemptState, EventData, EventType};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Type};
 
+use super::positions::FanOut;
 use super::{Backend, SqlRepo, missing_reference};
 use crate::db::rows::corrupt;
 use crate::db::{DbError, Dispatched, WebhookRepo};
@@ -22,18 +23,19 @@ const CLAIMABLE: &str = "d.status = 'pending' AND d.next_attempt_at <= $3 \
      AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.webhook_id = d.webhook_id \
      AND p.status = 'pending' AND p.seq < d.seq)";
 
-/// The statement that makes a pending delivery of each event `events` picks (`$3` is now) to
-/// every webhook that wants its type, whose owner is in its audience, and that existed before
-/// it; once each, however often it runs.
-fn deliveries_of(events: &str) -> String {
-    format!(
-        "INSERT INTO webhook_deliveries (webhook_id, seq, status, attempts, next_attempt_at) \
-         SELECT w.id, e.seq, 'pending', 0, $3 FROM events e \
-         JOIN event_audience a ON a.seq = e.seq \
-         JOIN webhooks w ON w.user_id = a.user_id AND w.after_seq < e.seq \
-         JOIN webhook_event_types t ON t.webhook_id = w.id AND t.event_type = e.type \
-         WHERE {events} ON CONFLICT DO NOTHING"
-    )
+/// A pending delivery of each event `events` picks (`$3` is now) to every webhook that wants
+/// its type, whose owner is in its audience, and that existed before it.
+fn deliveries_of(events: &str) -> FanOut {
+    FanOut {
+        into: "webhook_deliveries (webhook_id, seq, status, attempts, next_attempt_at)",
+        rows: format!(
+            "SELECT w.id, e.seq, 'pending', 0, $3 FROM events e \
+             JOIN event_audience a ON a.seq = e.seq \
+             JOIN webhooks w ON w.user_id = a.user_id AND w.after_seq < e.seq \
+             JOIN webhook_event_types t ON t.webhook_id = w.id AND t.event_type = e.type \
+             WHERE {events}"
+        ),
+    }
 }
 
 /// A webhook's row joined with one of its event types.
