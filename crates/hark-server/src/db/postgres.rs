@@ -81,6 +81,10 @@ impl Backend for Postgres {
     /// `pg_trgm` serves `LIKE` from a GIN index; the planner weighs it against the sort order.
     const NAME_TRIGRAMS: Option<&'static str> = None;
 
+    /// `LIKE '%mü%'` was estimated at 21 of 500,000 notes where 9,004 match: the plan read
+    /// every note (116 ms) instead of walking the page's 51 off the creation index.
+    const POSITION_OF: Option<&'static str> = Some("strpos");
+
     const TRANSCRIPT_MATCH: (&'static str, &'static str) = (
         "n.id IN (SELECT note_id FROM transcripts WHERE version = 'original' \
          AND search @@ plainto_tsquery('simple', ",

@@ -43,6 +43,9 @@ impl Backend for Sqlite {
 
     const NAME_TRIGRAMS: Option<&'static str> = Some("note_names");
 
+    /// Without statistics, SQLite's planner walks the sort order's index whatever the `LIKE`.
+    const POSITION_OF: Option<&'static str> = None;
+
     const TRANSCRIPT_MATCH: (&'static str, &'static str) = (
         "n.name_key IN (SELECT rowid FROM transcript_words WHERE transcript_words MATCH ",
         ")",

@@ -22,6 +22,9 @@ use crate::db::{DbError, NoteFilter, SortKey};
 /// walked note a check).
 const FEW_MATCHES: i64 = 2_000;
 
+/// Characters in a trigram: a shorter substring has none, and no trigram index serves it.
+const TRIGRAM: usize = 3;
+
 /// A substring to find in the name index.
 pub(super) struct NameSearch {
     table: &'static str,
@@ -183,9 +186,16 @@ fn push_list_conditions<DB>(
             .push_bind(min);
     }
     if let Some(name) = filter.name_contains.as_ref().filter(|_| !matched.name) {
-        qb.push(" AND n.name_folded LIKE ")
-            .push_bind(like_pattern(name))
-            .push(" ESCAPE '\\'");
+        match DB::POSITION_OF.filter(|_| name.chars().count() < TRIGRAM) {
+            Some(position_of) => qb
+                .push(format_args!(" AND {position_of}(n.name_folded, "))
+                .push_bind(name.to_lowercase())
+                .push(") > 0"),
+            None => qb
+                .push(" AND n.name_folded LIKE ")
+                .push_bind(like_pattern(name))
+                .push(" ESCAPE '\\'"),
+        };
     }
     if let Some(sender) = filter.sender {
         qb.push(" AND n.owner_id = ").push_bind(sender.to_string());
@@ -365,7 +375,7 @@ where
 fn name_search<DB: Backend>(filter: &NoteFilter) -> Option<NameSearch> {
     let table = DB::NAME_TRIGRAMS?;
     let folded = filter.name_contains.as_ref()?.to_lowercase();
-    (folded.chars().count() >= 3).then(|| NameSearch {
+    (folded.chars().count() >= TRIGRAM).then(|| NameSearch {
         table,
         phrase: format!("\"{}\"", folded.replace('"', "\"\"")),
     })

@@ -53,6 +53,13 @@ pub trait Backend: Database {
     /// substrings are matched with `LIKE` and the engine's planner picks the index.
     const NAME_TRIGRAMS: Option<&'static str>;
 
+    /// The function that finds where a substring occurs (1-based, 0 for nowhere), when name
+    /// substrings too short for trigrams are to be matched with it rather than with `LIKE`.
+    /// A planner that estimates such a `LIKE` to keep almost no row reads the whole table
+    /// and sorts what it keeps; a function's condition gets its default estimate, and the
+    /// list walks the sort order's index, stopping at the end of the page.
+    const POSITION_OF: Option<&'static str>;
+
     /// A condition on a list's note `n`: its original transcript holds every word of the
     /// search, bound between the two parts as [`Backend::transcript_search`] renders it.
     const TRANSCRIPT_MATCH: (&'static str, &'static str);
