@@ -616,6 +616,23 @@ async fn append_deleted(repos: &Repos, audience: UserId) {
     repos.events.append(&effects).await.expect("append");
 }
 
+/// A webhook of `owner`'s for `note.deleted`.
+async fn webhook_for_deletions(repos: &Repos, owner: UserId) -> Webhook {
+    let webhook = Webhook {
+        id: WebhookId::generate(),
+        owner_id: owner,
+        url: "https://example.com/hook".into(),
+        events: vec![EventType::NoteDeleted],
+        created_at: Timestamp::now(),
+    };
+    repos
+        .webhooks
+        .create_webhook(&webhook, "whsec_c2VjcmV0")
+        .await
+        .expect("webhook");
+    webhook
+}
+
 async fn a_leased_position_has_one_holder_at_a_time(backend: Backend) {
     let (url, pg, _dir) = test_database(backend).await;
     let repos = db::connect(&url, true).await.expect("connect");
@@ -693,18 +710,7 @@ async fn an_event_from_elsewhere_gets_the_rows_the_dispatchers_would_make(backen
     let (url, pg, _dir) = test_database(backend).await;
     let repos = db::connect(&url, true).await.expect("connect");
     let (ann, bob) = users_and_api_keys(&repos).await;
-    let webhook = Webhook {
-        id: WebhookId::generate(),
-        owner_id: ann,
-        url: "https://example.com/hook".into(),
-        events: vec![EventType::NoteDeleted],
-        created_at: Timestamp::now(),
-    };
-    repos
-        .webhooks
-        .create_webhook(&webhook, "whsec_c2VjcmV0")
-        .await
-        .expect("webhook");
+    let webhook = webhook_for_deletions(&repos, ann).await;
     let subscription = repos
         .push
         .save_push_subscription(&PushSubscription {
@@ -831,18 +837,7 @@ async fn a_dispatcher_writes_only_when_it_makes_rows_or_a_batch_is_behind(backen
     );
 
     // A delivery to make: made, and the position moves past every event read.
-    let webhook = Webhook {
-        id: WebhookId::generate(),
-        owner_id: ann,
-        url: "https://example.com/hook".into(),
-        events: vec![EventType::NoteDeleted],
-        created_at: Timestamp::now(),
-    };
-    repos
-        .webhooks
-        .create_webhook(&webhook, "whsec_c2VjcmV0")
-        .await
-        .expect("webhook");
+    webhook_for_deletions(&repos, ann).await;
     append_deleted(&repos, ann).await;
     assert_eq!(dispatch(10).await, (4, 1));
     assert_eq!(position().await, start + 4);
