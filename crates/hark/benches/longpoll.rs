@@ -111,6 +111,7 @@ async fn run(base: &str, pid: u32, waiters: usize) -> anyhow::Result<()> {
         channel: Some("bench".into()),
         ..Default::default()
     };
+    let cpu_before = (cpu_ms(pid)?, cpu_ms(std::process::id())?);
     sender.upload_bytes(wav(), &options).await?;
     let sent = Instant::now();
     let mut latencies = Vec::with_capacity(waiters);
@@ -122,6 +123,10 @@ async fn run(base: &str, pid: u32, waiters: usize) -> anyhow::Result<()> {
         latencies.push(answered.saturating_duration_since(sent).as_secs_f64() * 1000.0);
         answers.push((response, head_end));
     }
+    let cpu = (
+        cpu_ms(pid)? - cpu_before.0,
+        cpu_ms(std::process::id())? - cpu_before.1,
+    );
     for (response, head_end) in answers {
         let head = String::from_utf8_lossy(&response[..head_end]);
         anyhow::ensure!(head.starts_with("HTTP/1.1 200"), "answered {head}");
@@ -140,6 +145,13 @@ async fn run(base: &str, pid: u32, waiters: usize) -> anyhow::Result<()> {
         at(0.5),
         at(0.99),
         at(1.0)
+    );
+    println!(
+        "CPU from the upload to the last answer: server {:.0} ms ({:.1} µs an answer), \
+         client {:.0} ms",
+        cpu.0,
+        cpu.0 * 1000.0 / waiters as f64,
+        cpu.1
     );
     println!(
         "server memory: {:.0} MB before the waiters, {:.0} MB with them waiting, peak {:.0} MB",
@@ -198,6 +210,22 @@ fn response_head(response: &[u8]) -> anyhow::Result<Option<(usize, usize)>> {
         })
         .context("a Content-Length")?;
     Ok(Some((end + 4, length)))
+}
+
+/// The CPU time a process's threads have had so far, in ms (`/proc/<pid>/task/*/schedstat`).
+fn cpu_ms(pid: u32) -> anyhow::Result<f64> {
+    let mut nanos = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        // A thread that ends meanwhile has no file left to read.
+        if let Ok(stat) = std::fs::read_to_string(task?.path().join("schedstat")) {
+            nanos += stat
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .context("a schedstat")?;
+        }
+    }
+    Ok(nanos as f64 / 1e6)
 }
 
 /// A line of /proc/<pid>/status, in kB.

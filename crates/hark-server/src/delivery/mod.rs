@@ -96,11 +96,22 @@ impl Recipients {
 
 /// One inbox answer: entries newest first, and the position to ask `since` next time.
 pub struct InboxPage {
-    pub entries: Vec<InboxEntry>,
+    /// The notes read from the inbox; none when one `arrived`.
+    read: Vec<InboxEntry>,
     pub cursor: i64,
     /// When the page is the one note a long-poll waited for: the event that brought it, whose
-    /// rendered answer every waiter it woke can share.
+    /// entry and rendered answer every waiter it woke shares.
     pub arrived: Option<Arc<HubEvent>>,
+}
+
+impl InboxPage {
+    /// The page's notes, newest first.
+    pub fn entries(&self) -> &[InboxEntry] {
+        match &self.arrived {
+            Some(event) => event.received.as_slice(),
+            None => &self.read,
+        }
+    }
 }
 
 /// An inbox request, as parsed from the query string.
@@ -312,9 +323,8 @@ impl DeliveryService {
                     Err(_elapsed) => break,
                     Ok(Ok(event)) if !received_by(&event.event, &query, since) => continue,
                     // The first note since the read: the whole answer, read once for every
-                    // waiter by the hub.
+                    // waiter by the hub, and shared with them rather than copied for each.
                     Ok(Ok(event)) if event.received.is_some() => {
-                        entries.extend(event.received.clone());
                         arrived = Some(event);
                         break;
                     }
@@ -329,16 +339,17 @@ impl DeliveryService {
                 }
             }
         }
-        let cursor = match (entries.first(), query.since) {
+        let mut page = InboxPage {
+            read: entries,
+            cursor: 0,
+            arrived,
+        };
+        page.cursor = match (page.entries().first(), query.since) {
             (Some(newest), _) => newest.seq,
             (None, Some(since)) => since,
             (None, None) => self.repos.delivery.inbox_position(recipient).await?,
         };
-        Ok(InboxPage {
-            entries,
-            cursor,
-            arrived,
-        })
+        Ok(page)
     }
 
     /// Records that `listener` listened to a note they received; the sender gets

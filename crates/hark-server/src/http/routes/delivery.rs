@@ -170,7 +170,7 @@ pub async fn inbox(
     };
     let page = state.delivery.inbox(user.id, request).await?;
     let answer = || InboxPage {
-        items: page.entries.iter().map(inbox_item).collect(),
+        items: page.entries().iter().map(inbox_item).collect(),
         cursor: page.cursor.to_string(),
     };
     let Some(arrived) = &page.arrived else {
