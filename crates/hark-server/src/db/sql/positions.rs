@@ -1,13 +1,15 @@
 //! Consumers' durable positions in the event log. Webhook deliveries and push messages are
 //! made by one pass each, which reads the events after its position and moves it past them in
 //! the transaction that makes their rows; the same rows of one event can be made apart from the
-//! log (for an event that comes from the broker) without moving a position. A pass that would
-//! make no rows writes nothing until a whole batch of events is behind it: most events are for
-//! no webhook and no subscription, and a write per pass would take SQLite's one write lock,
-//! and a WAL sync, from the uploads that made those events. A consumer that
-//! must run once at a time (the broker relay) holds its position under a lease, taken with one
-//! conditional `UPDATE`, never a transaction held open while the holder works: on SQLite that
-//! would hold the one write lock, and every upload with it.
+//! log (for an event that comes from the broker) without moving a position.
+//!
+//! A pass that would make no rows writes nothing until a whole batch of events is behind it:
+//! most events are for no webhook and no subscription, and a write per pass would take
+//! SQLite's one write lock, and a WAL sync, from the uploads that made those events.
+//!
+//! A consumer that must run once at a time (the broker relay) holds its position under a
+//! lease, taken with one conditional `UPDATE`, never a transaction held open while the holder
+//! works: on SQLite that would hold the one write lock, and every upload with it.
 
 use async_trait::async_trait;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
