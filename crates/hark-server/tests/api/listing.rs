@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use hark_api::{ListNotesQuery, Sort};
+use hark_api::{ListNotesQuery, SendRequest, Sort};
 use hark_client::UploadOptions;
 
 use sqlx::Connection;
@@ -619,6 +619,90 @@ async fn a_channel_keeps_the_notes_delivered_in_it_sent_or_received(backend: Bac
     app.stop().await;
 }
 
+/// A received note is filtered on the copies of its columns in the recipient's inbox entry:
+/// every filter finds it as it finds the recipient's own notes, and a status that changes after
+/// the delivery is followed.
+async fn received_notes_pass_every_filter_and_follow_their_status(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.jobs.in_process = false).await;
+    let ann = app.user("ann@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let mut notes = upload_all(&ann, &[("t1_pcm16_16k.wav", "own brûlée.wav")]).await;
+    for note in upload_all(
+        &bob,
+        &[
+            ("t4.flac", "Crème Brûlée.flac"),
+            ("t5_cbr64.mp3", "plain.mp3"),
+        ],
+    )
+    .await
+    {
+        let to_ann = SendRequest {
+            to: vec![ann.email.clone()],
+            channel: None,
+        };
+        bob.client.send_note(&note.id, &to_ann).await.expect("send");
+        notes.push(note);
+    }
+    let list = |query: String| {
+        let request = ann.get(&format!("/api/v1/notes?{query}"));
+        async move {
+            let list: hark_api::NoteList = request
+                .send()
+                .await
+                .expect("send")
+                .json()
+                .await
+                .expect("list");
+            let mut names: Vec<String> = list.items.into_iter().map(|n| n.name).collect();
+            names.sort();
+            names
+        }
+    };
+    let named = |pick: &dyn Fn(&hark_api::Note) -> bool| {
+        let mut names: Vec<String> = notes
+            .iter()
+            .filter(|n| pick(n))
+            .map(|n| n.name.clone())
+            .collect();
+        names.sort();
+        names
+    };
+    // Bounds between the three durations, so no comparison is decided by a rounding.
+    let mut durations: Vec<f64> = notes.iter().map(|n| n.duration_seconds).collect();
+    durations.sort_by(f64::total_cmp);
+    assert!(durations[0] < durations[1] && durations[1] < durations[2]);
+    let (shorter, longer) = (
+        (durations[0] + durations[1]) / 2.0,
+        (durations[1] + durations[2]) / 2.0,
+    );
+    let bob_sent = format!("sender={}", bob.email);
+    let cases: [(String, Vec<String>); 9] = [
+        ("name=BRÛLÉE".into(), named(&|n| n.name.contains("rûlée"))),
+        ("name=rû".into(), named(&|n| n.name.contains("rû"))),
+        ("format=flac".into(), named(&|n| n.format == "flac")),
+        ("format=mp3".into(), named(&|n| n.format == "mp3")),
+        (bob_sent, named(&|n| n.owner_id == bob.id)),
+        (
+            format!("min_duration={longer}"),
+            named(&|n| n.duration_seconds > longer),
+        ),
+        (
+            format!("max_duration={shorter}"),
+            named(&|n| n.duration_seconds < shorter),
+        ),
+        ("status=pending".into(), named(&|_| true)),
+        ("status=ready".into(), Vec::new()),
+    ];
+    for (query, expected) in cases {
+        assert!(!expected.is_empty() || query == "status=ready", "{query}");
+        assert_eq!(list(query.clone()).await, expected, "{query}");
+    }
+    while app.pipeline.run_once().await.expect("pass") {}
+    assert_eq!(list("status=ready".into()).await, named(&|_| true));
+    assert!(list("status=pending".into()).await.is_empty());
+    app.stop().await;
+}
+
 backend_tests!(
     name_filters_fold_unicode_and_refuse_control_characters,
     filters_and_sorts_select_and_order_notes,
@@ -630,4 +714,5 @@ backend_tests!(
     a_deleted_or_renamed_note_leaves_the_name_search,
     received_notes_merge_into_every_order_and_follow_a_rename,
     a_channel_keeps_the_notes_delivered_in_it_sent_or_received,
+    received_notes_pass_every_filter_and_follow_their_status,
 );

@@ -7,7 +7,9 @@
 //! other orders, only when it matches few notes (a common substring is found sooner by the
 //! walk). A channel with few deliveries is read from them instead of checked note by note.
 //! The received branch walks the viewer's inbox entries by the sort keys copied into
-//! them, reading each entry's note as it goes (`Backend::NOTE_OF_ENTRY`).
+//! them, checks the filter columns copied there too, and reads the note of each entry that
+//! passes (`Backend::NOTE_OF_ENTRY`): a filter few received notes pass costs a read of the
+//! entries, not a note lookup per entry.
 
 use hark_api::Sort;
 use sqlx::{
@@ -111,34 +113,40 @@ where
         DB::NOTE_OF_ENTRY
     ));
     qb.push_bind(filter.viewer.to_string());
-    push_list_conditions(&mut qb, filter, Matched::NOTHING, SortColumns::Inbox);
-    push_order(&mut qb, filter, SortColumns::Inbox);
+    push_list_conditions(&mut qb, filter, Matched::NOTHING, BranchColumns::Inbox);
+    push_order(&mut qb, filter, BranchColumns::Inbox);
     qb.push(") AS received) AS v");
-    push_order(&mut qb, filter, SortColumns::Note("v"));
+    push_order(&mut qb, filter, BranchColumns::Note("v"));
     qb
 }
 
-/// Where a list branch reads the sort key and the id it orders by: the note's own columns, or
-/// their copies in the viewer's inbox entry (so the received branch walks an inbox index).
+/// Where a list branch reads the columns it filters and orders by: the note's own, or their
+/// copies in the viewer's inbox entry (so the received branch walks an inbox index, and checks
+/// an entry before it reads the note).
 #[derive(Clone, Copy)]
-enum SortColumns {
+enum BranchColumns {
     Note(&'static str),
     Inbox,
 }
 
-impl SortColumns {
-    fn key(self, sort: Sort) -> String {
-        match self {
-            SortColumns::Note(alias) => format!("{alias}.{}", sort_column(sort)),
-            SortColumns::Inbox => format!("i.note_{}", sort_column(sort)),
+impl BranchColumns {
+    /// The note's `column`, or its copy.
+    fn column(self, column: &str) -> String {
+        match (self, column) {
+            (BranchColumns::Note(alias), _) => format!("{alias}.{column}"),
+            (BranchColumns::Inbox, "id") => "i.note_id".to_owned(),
+            // A delivery's sender is the note's owner.
+            (BranchColumns::Inbox, "owner_id") => "i.sender_id".to_owned(),
+            (BranchColumns::Inbox, _) => format!("i.note_{column}"),
         }
     }
 
+    fn key(self, sort: Sort) -> String {
+        self.column(sort_column(sort))
+    }
+
     fn id(self) -> String {
-        match self {
-            SortColumns::Note(alias) => format!("{alias}.id"),
-            SortColumns::Inbox => "i.note_id".to_owned(),
-        }
+        self.column("id")
     }
 }
 
@@ -162,7 +170,7 @@ fn push_list_conditions<DB>(
     qb: &mut QueryBuilder<DB>,
     filter: &NoteFilter,
     matched: Matched,
-    columns: SortColumns,
+    columns: BranchColumns,
 ) where
     DB: Backend,
     for<'q> String: Encode<'q, DB> + Type<DB>,
@@ -176,43 +184,49 @@ fn push_list_conditions<DB>(
             ""
         }
     };
+    let column = |name: &str| columns.column(name);
     let duration = off_index("duration_seconds");
+    let duration_seconds = column("duration_seconds");
     if let Some(max) = filter.max_duration {
-        qb.push(format_args!(" AND {duration}n.duration_seconds <= "))
+        qb.push(format_args!(" AND {duration}{duration_seconds} <= "))
             .push_bind(max);
     }
     if let Some(min) = filter.min_duration {
-        qb.push(format_args!(" AND {duration}n.duration_seconds >= "))
+        qb.push(format_args!(" AND {duration}{duration_seconds} >= "))
             .push_bind(min);
     }
     if let Some(name) = filter.name_contains.as_ref().filter(|_| !matched.name) {
+        let name_folded = column("name_folded");
         match DB::POSITION_OF.filter(|_| name.chars().count() < TRIGRAM) {
             Some(position_of) => qb
-                .push(format_args!(" AND {position_of}(n.name_folded, "))
+                .push(format_args!(" AND {position_of}({name_folded}, "))
                 .push_bind(name.to_lowercase())
                 .push(") > 0"),
             None => qb
-                .push(" AND n.name_folded LIKE ")
+                .push(format_args!(" AND {name_folded} LIKE "))
                 .push_bind(like_pattern(name))
                 .push(" ESCAPE '\\'"),
         };
     }
     if let Some(sender) = filter.sender {
-        qb.push(" AND n.owner_id = ").push_bind(sender.to_string());
+        qb.push(format_args!(" AND {} = ", column("owner_id")))
+            .push_bind(sender.to_string());
     }
     if let Some(channel) = filter.channel.as_ref().filter(|_| !matched.channel) {
-        qb.push(
-            " AND EXISTS (SELECT 1 FROM inbox_entries c WHERE c.note_id = n.id AND c.channel = ",
-        )
+        qb.push(format_args!(
+            " AND EXISTS (SELECT 1 FROM inbox_entries c WHERE c.note_id = {} AND c.channel = ",
+            columns.id()
+        ))
         .push_bind(channel.clone())
         .push(")");
     }
     if let Some(status) = filter.status {
-        qb.push(" AND n.status = ")
+        qb.push(format_args!(" AND {} = ", column("status")))
             .push_bind(status.as_str().to_owned());
     }
     if let Some(format) = &filter.format {
-        qb.push(" AND n.format = ").push_bind(format.clone());
+        qb.push(format_args!(" AND {} = ", column("format")))
+            .push_bind(format.clone());
     }
     match filter.transcript_words.as_deref() {
         None => {}
@@ -228,12 +242,13 @@ fn push_list_conditions<DB>(
         }
     }
     let created = off_index("created_at");
+    let created_at = column("created_at");
     if let Some(after) = filter.created_after {
-        qb.push(format_args!(" AND {created}n.created_at > "))
+        qb.push(format_args!(" AND {created}{created_at} > "))
             .push_bind(after.micros());
     }
     if let Some(before) = filter.created_before {
-        qb.push(format_args!(" AND {created}n.created_at < "))
+        qb.push(format_args!(" AND {created}{created_at} < "))
             .push_bind(before.micros());
     }
     if let Some((key, id)) = &filter.after {
@@ -252,7 +267,7 @@ fn push_list_conditions<DB>(
     }
 }
 
-fn push_order<DB>(qb: &mut QueryBuilder<DB>, filter: &NoteFilter, columns: SortColumns)
+fn push_order<DB>(qb: &mut QueryBuilder<DB>, filter: &NoteFilter, columns: BranchColumns)
 where
     DB: Database,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
@@ -270,7 +285,7 @@ where
     .push_bind(i64::from(filter.limit));
 }
 
-const NOTE: SortColumns = SortColumns::Note("n");
+const NOTE: BranchColumns = BranchColumns::Note("n");
 
 /// The viewer's own notes that pass the filter, in its order, at most a page of them.
 fn push_owned_branch<DB>(qb: &mut QueryBuilder<DB>, filter: &NoteFilter, plan: &OwnPlan)
@@ -288,11 +303,15 @@ where
             push_list_conditions(qb, filter, Matched::NOTHING, NOTE);
         }
         OwnPlan::FewInChannel(channel) => {
+            // The viewer's own notes in the channel are those they sent to it: a delivery's
+            // sender is the note's owner, so no other sender's note is looked up.
             qb.push(
                 "SELECT n.* FROM (SELECT DISTINCT c.note_id FROM inbox_entries c \
                  WHERE c.channel = ",
             )
             .push_bind(channel.clone())
+            .push(" AND c.sender_id = ")
+            .push_bind(filter.viewer.to_string())
             .push(") AS c CROSS JOIN notes n WHERE n.id = c.note_id AND n.owner_id = ")
             .push_bind(filter.viewer.to_string());
             push_other_sender(qb, filter);
