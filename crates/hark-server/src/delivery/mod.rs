@@ -96,20 +96,39 @@ impl Recipients {
 
 /// One inbox answer: entries newest first, and the position to ask `since` next time.
 pub struct InboxPage {
-    /// The notes read from the inbox; none when one `arrived`.
-    read: Vec<InboxEntry>,
+    notes: PageNotes,
     pub cursor: i64,
-    /// When the page is the one note a long-poll waited for: the event that brought it, whose
-    /// entry and rendered answer every waiter it woke shares.
-    pub arrived: Option<Arc<HubEvent>>,
+}
+
+/// Where a page's notes come from.
+enum PageNotes {
+    /// Read from the inbox.
+    Read(Vec<InboxEntry>),
+    /// The one note a long-poll waited for: the event that brought it, whose entry and
+    /// rendered answer every waiter it woke shares.
+    Arrived(Arc<HubEvent>),
+}
+
+impl PageNotes {
+    fn entries(&self) -> &[InboxEntry] {
+        match self {
+            PageNotes::Read(entries) => entries,
+            PageNotes::Arrived(event) => event.received.as_slice(),
+        }
+    }
 }
 
 impl InboxPage {
     /// The page's notes, newest first.
     pub fn entries(&self) -> &[InboxEntry] {
-        match &self.arrived {
-            Some(event) => event.received.as_slice(),
-            None => &self.read,
+        self.notes.entries()
+    }
+
+    /// The event that brought the page's one note, when a long-poll waited for it.
+    pub fn arrived(&self) -> Option<&Arc<HubEvent>> {
+        match &self.notes {
+            PageNotes::Arrived(event) => Some(event),
+            PageNotes::Read(_) => None,
         }
     }
 }
@@ -339,17 +358,16 @@ impl DeliveryService {
                 }
             }
         }
-        let mut page = InboxPage {
-            read: entries,
-            cursor: 0,
-            arrived,
+        let notes = match arrived {
+            Some(event) => PageNotes::Arrived(event),
+            None => PageNotes::Read(entries),
         };
-        page.cursor = match (page.entries().first(), query.since) {
+        let cursor = match (notes.entries().first(), query.since) {
             (Some(newest), _) => newest.seq,
             (None, Some(since)) => since,
             (None, None) => self.repos.delivery.inbox_position(recipient).await?,
         };
-        Ok(page)
+        Ok(InboxPage { notes, cursor })
     }
 
     /// Records that `listener` listened to a note they received; the sender gets

@@ -173,7 +173,7 @@ pub async fn inbox(
         items: page.entries().iter().map(inbox_item).collect(),
         cursor: page.cursor.to_string(),
     };
-    let Some(arrived) = &page.arrived else {
+    let Some(arrived) = page.arrived() else {
         return Ok(Json(answer()).into_response());
     };
     // A note that woke many waiters at once: rendered once, sent to each.
