@@ -7,7 +7,6 @@ use crate::SpeechError;
 use crate::model::Model;
 use crate::network::{AudioContext, TokenCache};
 use crate::softmax::log_sum_exp;
-use candle_core::Tensor;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -101,12 +100,12 @@ impl WindowDecoder<'_> {
         let (hidden, _) = decoder.forward(&initial, &mut cache, self.audio, &[])?;
         let no_speech_prob = match tokens.no_speech {
             Some(no_speech) => {
-                let at_sot = decoder.logits(&hidden.narrow(0, sot_index, 1)?)?;
+                let at_sot = decoder.logits(&hidden.get(sot_index)?.to_vec1()?);
                 softmax_at(&at_sot, no_speech as usize)
             }
             None => 0.0,
         };
-        let mut logits = decoder.logits(&last_row(&hidden)?)?;
+        let mut logits = decoder.logits(&hidden.get(hidden.dim(0)? - 1)?.to_vec1()?);
         let mut sampled = Vec::new();
         let mut logprobs = Vec::new();
         let mut sum_logprob = 0.0;
@@ -129,8 +128,8 @@ impl WindowDecoder<'_> {
             if cache.len() >= text_ctx {
                 break;
             }
-            let (hidden, _) = decoder.forward(&[token], &mut cache, self.audio, &[])?;
-            logits = decoder.logits(&hidden)?;
+            let hidden = decoder.step(token, &mut cache, self.audio)?;
+            logits = decoder.logits(&hidden);
         }
         let text = tokens.decode(&sampled);
         Ok(Decoded {
@@ -204,11 +203,6 @@ impl WindowDecoder<'_> {
             suppress(logits, 0..begin);
         }
     }
-}
-
-fn last_row(hidden: &Tensor) -> candle_core::Result<Tensor> {
-    let rows = hidden.dim(0)?;
-    hidden.narrow(0, rows - 1, 1)
 }
 
 fn argmax(values: &[f32]) -> usize {

@@ -12,6 +12,11 @@ pub(crate) fn gelu(x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1_no_bwd(&Gelu)
 }
 
+/// Replaces each of `values` by its GELU.
+pub(crate) fn gelu_in_place(values: &mut [f32]) {
+    pulp::Arch::new().dispatch(GeluInPlace(values));
+}
+
 struct Gelu;
 
 impl CustomOp1 for Gelu {
@@ -35,7 +40,7 @@ impl CustomOp1 for Gelu {
 }
 
 /// Activations to replace by their GELU, with the widest vector instructions the processor has
-/// (see `int8`).
+/// (see `rows`).
 struct GeluInPlace<'a>(&'a mut [f32]);
 
 impl pulp::WithSimd for GeluInPlace<'_> {

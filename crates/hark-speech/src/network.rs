@@ -5,13 +5,21 @@
 //! them), a self-attention cache (each step then costs one token, not the whole sequence), and
 //! weights that stay immutable, so one loaded model serves any number of transcriptions at once.
 //! Activations are rows of `d_model` (a batch of one).
+//!
+//! The encoder and batches of tokens (a prompt, the alignment pass) run on candle's matrix
+//! products. A decoding step, one token, runs in plain loops over half-precision copies of the
+//! decoder's weights and of the window's cross-attention keys and values: a step reads every
+//! weight once for little arithmetic, so its time is the bytes it reads, and candle's
+//! per-operation costs (allocation, threads, a look at /proc/cpuinfo per matrix product) would
+//! outweigh the arithmetic.
 
-use crate::gelu::gelu;
-use crate::int8::Int8Rows;
-use crate::softmax::softmax_last_dim;
+use crate::gelu::{gelu, gelu_in_place};
+use crate::rows::{Half, HalfRows, Int8Rows, Value, add_scaled, dot, halves};
+use crate::softmax::{softmax_in_place, softmax_row};
 use crate::weights::Dims;
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, LayerNorm};
+use rayon::prelude::*;
 use std::collections::HashMap;
 
 /// Whisper's layer norms use PyTorch's default epsilon.
@@ -26,16 +34,20 @@ impl Weights {
             .ok_or_else(|| candle_core::Error::Msg(format!("no tensor {name}")))
     }
 
-    fn linear(&mut self, name: &str) -> Result<Linear> {
-        Ok(Linear {
-            weight_t: self.take(&format!("{name}/weight"))?.t()?.contiguous()?,
-            bias: self.take(&format!("{name}/bias"))?,
-        })
+    fn linear<L>(&mut self, name: &str, load: fn(&Tensor, Tensor) -> Result<L>) -> Result<L> {
+        let weight = self.take(&format!("{name}/weight"))?;
+        load(&weight, self.take(&format!("{name}/bias"))?)
     }
 
     /// A query projection (the first `rows` outputs of `name`) scaled by 1/sqrt(head width),
     /// which attention would otherwise apply to every query.
-    fn query_scaled(&mut self, name: &str, rows: usize, head_width: usize) -> Result<Linear> {
+    fn query_scaled<L>(
+        &mut self,
+        name: &str,
+        rows: usize,
+        head_width: usize,
+        load: fn(&Tensor, Tensor) -> Result<L>,
+    ) -> Result<L> {
         let scale = |t: Tensor| -> Result<Tensor> {
             let factor = (head_width as f64).powf(-0.5);
             let total = t.dim(0)?;
@@ -46,20 +58,30 @@ impl Weights {
                 Tensor::cat(&[&scaled, &t.narrow(0, rows, total - rows)?], 0)
             }
         };
-        Ok(Linear {
-            weight_t: scale(self.take(&format!("{name}/weight"))?)?
-                .t()?
-                .contiguous()?,
-            bias: scale(self.take(&format!("{name}/bias"))?)?,
+        let weight = scale(self.take(&format!("{name}/weight"))?)?;
+        load(&weight, scale(self.take(&format!("{name}/bias"))?)?)
+    }
+
+    fn layer_norm(&mut self, name: &str) -> Result<Norm> {
+        let gamma = self.take(&format!("{name}/gamma"))?;
+        let beta = self.take(&format!("{name}/beta"))?;
+        Ok(Norm {
+            gamma: gamma.to_vec1()?,
+            beta: beta.to_vec1()?,
+            batch: LayerNorm::new(gamma, beta, LAYER_NORM_EPS),
         })
     }
 
-    fn layer_norm(&mut self, name: &str) -> Result<LayerNorm> {
-        Ok(LayerNorm::new(
-            self.take(&format!("{name}/gamma"))?,
-            self.take(&format!("{name}/beta"))?,
-            LAYER_NORM_EPS,
-        ))
+    fn feed_forward<L>(
+        &mut self,
+        layer: &str,
+        load: fn(&Tensor, Tensor) -> Result<L>,
+    ) -> Result<FeedForward<L>> {
+        Ok(FeedForward {
+            norm: self.layer_norm(&format!("{layer}/ffn/layer_norm"))?,
+            up: self.linear(&format!("{layer}/ffn/linear_0"), load)?,
+            down: self.linear(&format!("{layer}/ffn/linear_1"), load)?,
+        })
     }
 
     fn conv(&mut self, name: &str, stride: usize) -> Result<Conv1d> {
@@ -85,66 +107,208 @@ struct Linear {
 }
 
 impl Linear {
+    fn load(weight: &Tensor, bias: Tensor) -> Result<Self> {
+        Ok(Self {
+            weight_t: weight.t()?.contiguous()?,
+            bias,
+        })
+    }
+
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.matmul(&self.weight_t)?.broadcast_add(&self.bias)
     }
 }
 
-struct FeedForward {
-    norm: LayerNorm,
-    up: Linear,
-    down: Linear,
+impl AsRef<Linear> for Linear {
+    fn as_ref(&self) -> &Linear {
+        self
+    }
 }
 
-impl FeedForward {
-    fn load(w: &mut Weights, layer: &str) -> Result<Self> {
+/// A decoder's dense layer, kept twice: as a `Linear` for a batch of tokens (a matrix product)
+/// and in half-precision rows for one token at a time (see `rows`).
+struct TokenLinear {
+    batch: Linear,
+    rows: HalfRows,
+    bias: Vec<f32>,
+}
+
+impl TokenLinear {
+    fn load(weight: &Tensor, bias: Tensor) -> Result<Self> {
         Ok(Self {
-            norm: w.layer_norm(&format!("{layer}/ffn/layer_norm"))?,
-            up: w.linear(&format!("{layer}/ffn/linear_0"))?,
-            down: w.linear(&format!("{layer}/ffn/linear_1"))?,
+            rows: HalfRows::new(weight)?,
+            bias: bias.to_vec1()?,
+            batch: Linear::load(weight, bias)?,
         })
     }
 
+    fn row(&self, x: &[f32]) -> Vec<f32> {
+        self.rows.products(x, &self.bias)
+    }
+}
+
+impl AsRef<Linear> for TokenLinear {
+    fn as_ref(&self) -> &Linear {
+        &self.batch
+    }
+}
+
+/// A layer norm, its parameters also kept as values for one row at a time.
+struct Norm {
+    batch: LayerNorm,
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+}
+
+impl Norm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.batch.forward(x)
+    }
+
+    fn row(&self, x: &[f32]) -> Vec<f32> {
+        let n = x.len() as f64;
+        let mean = x.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+        let variance = x
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / n;
+        let scale = 1.0 / (variance + LAYER_NORM_EPS).sqrt();
+        x.iter()
+            .zip(self.gamma.iter().zip(&self.beta))
+            .map(|(&v, (g, b))| ((f64::from(v) - mean) * scale) as f32 * g + b)
+            .collect()
+    }
+}
+
+struct FeedForward<L> {
+    norm: Norm,
+    up: L,
+    down: L,
+}
+
+impl<L: AsRef<Linear>> FeedForward<L> {
     /// `x` plus the block's output.
     fn residual(&self, x: &Tensor) -> Result<Tensor> {
-        let h = gelu(&self.up.forward(&self.norm.forward(x)?)?)?;
-        x + self.down.forward(&h)?
+        let up = self.up.as_ref().forward(&self.norm.forward(x)?)?;
+        x + self.down.as_ref().forward(&gelu(&up)?)?
     }
 }
 
-/// Splits rows (t, d) into heads: (heads, t, head_width).
-fn heads(x: &Tensor, n_heads: usize) -> Result<Tensor> {
-    let (t, d) = x.dims2()?;
-    x.reshape((t, n_heads, d / n_heads))?
-        .transpose(0, 1)?
-        .contiguous()
-}
-
-/// Joins heads (heads, t, head_width) back into rows (t, d).
-fn unheads(x: &Tensor) -> Result<Tensor> {
-    let (n_heads, t, width) = x.dims3()?;
-    x.transpose(0, 1)?
-        .contiguous()?
-        .reshape((t, n_heads * width))
-}
-
-/// Dot-product attention over heads; `k_t` is (heads, width, keys) and the queries come
-/// scaled by 1/sqrt(width) (folded into their projection). Returns the mixed values and the
-/// scores before the softmax.
-fn attend(q: &Tensor, k_t: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
-    let mut scores = q.matmul(k_t)?;
-    if let Some(mask) = mask {
-        scores = scores.broadcast_add(mask)?;
+impl FeedForward<TokenLinear> {
+    /// Adds the block's output to the row `x`.
+    fn residual_row(&self, x: &mut [f32]) {
+        let mut up = self.up.row(&self.norm.row(x));
+        gelu_in_place(&mut up);
+        add(x, &self.down.row(&up));
     }
-    let weights = softmax_last_dim(&scores)?;
-    Ok((weights.matmul(v)?, scores))
+}
+
+fn add(x: &mut [f32], y: &[f32]) {
+    x.iter_mut().zip(y).for_each(|(x, y)| *x += y);
+}
+
+/// Attention of query rows over key and value rows, each (rows, d_model) with the heads side
+/// by side in the columns, one head at a time: a head's scores (queries × keys) stay in the
+/// cache, where the encoder's for all heads at once would be 54 MB of memory to fault in, fill
+/// and read back per layer. The queries come scaled by 1/sqrt(head width) (folded into their
+/// projection). Returns the mixed values (queries, d_model) and the scores before the softmax
+/// of the heads in `keep`.
+fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    n_heads: usize,
+    mask: Option<&Tensor>,
+    keep: &[usize],
+) -> Result<(Tensor, Vec<Tensor>)> {
+    let width = q.dim(1)? / n_heads;
+    let mut kept = Vec::with_capacity(keep.len());
+    let mixed = (0..n_heads)
+        .map(|head| {
+            let part = |x: &Tensor| x.narrow(1, head * width, width);
+            let mut scores = part(q)?.matmul(&part(k)?.t()?)?;
+            if let Some(mask) = mask {
+                scores = scores.broadcast_add(mask)?;
+            }
+            if keep.contains(&head) {
+                kept.push(scores.copy()?);
+            }
+            softmax_in_place(&scores)?;
+            scores.matmul(&part(v)?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((Tensor::cat(&mixed, 1)?, kept))
+}
+
+/// Keys or values for `attention_row`: `count` rows per head, the row `i` of `head` at
+/// `head * head_stride + i * stride` in `values`.
+#[derive(Clone, Copy)]
+struct Rows<'a, T> {
+    values: &'a [T],
+    stride: usize,
+    head_stride: usize,
+    count: usize,
+}
+
+impl<T> Rows<'_, T> {
+    fn row(&self, head: usize, i: usize, width: usize) -> &[T] {
+        &self.values[head * self.head_stride + i * self.stride..][..width]
+    }
+}
+
+/// `attention` for a single query row (d_model), its heads spread over the thread pool.
+fn attention_row<T: Value>(q: &[f32], keys: Rows<T>, values: Rows<T>, n_heads: usize) -> Vec<f32> {
+    let width = q.len() / n_heads;
+    let mut mixed = vec![0f32; q.len()];
+    let arch = pulp::Arch::new();
+    mixed
+        .par_chunks_mut(width)
+        .enumerate()
+        .for_each(|(head, out)| {
+            arch.dispatch(HeadAttention {
+                q: &q[head * width..][..width],
+                keys,
+                values,
+                head,
+                out,
+            })
+        });
+    mixed
+}
+
+/// One head of `attention_row`, compiled for the processor's vector instructions (see `rows`).
+struct HeadAttention<'a, T> {
+    q: &'a [f32],
+    keys: Rows<'a, T>,
+    values: Rows<'a, T>,
+    head: usize,
+    out: &'a mut [f32],
+}
+
+impl<T: Value> pulp::WithSimd for HeadAttention<'_, T> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        // Plain loops: see `rows::dot`.
+        let width = self.q.len();
+        let mut weights = vec![0f32; self.keys.count];
+        for (i, w) in weights.iter_mut().enumerate() {
+            *w = dot(self.keys.row(self.head, i, width), self.q);
+        }
+        softmax_row(&mut weights);
+        for (i, &w) in weights.iter().enumerate() {
+            add_scaled(self.out, w, self.values.row(self.head, i, width));
+        }
+    }
 }
 
 struct EncoderLayer {
-    norm: LayerNorm,
+    norm: Norm,
     qkv: Linear,
     out: Linear,
-    ffn: FeedForward,
+    ffn: FeedForward<Linear>,
 }
 
 pub(crate) struct Encoder {
@@ -152,7 +316,7 @@ pub(crate) struct Encoder {
     conv2: Conv1d,
     positions: Tensor,
     layers: Vec<EncoderLayer>,
-    norm: LayerNorm,
+    norm: Norm,
     n_heads: usize,
 }
 
@@ -168,9 +332,10 @@ impl Encoder {
                         &format!("{layer}/self_attention/linear_0"),
                         d,
                         d / heads,
+                        Linear::load,
                     )?,
-                    out: w.linear(&format!("{layer}/self_attention/linear_1"))?,
-                    ffn: FeedForward::load(w, &layer)?,
+                    out: w.linear(&format!("{layer}/self_attention/linear_1"), Linear::load)?,
+                    ffn: w.feed_forward(&layer, Linear::load)?,
                 })
             })
             .collect::<Result<_>>()?;
@@ -193,10 +358,9 @@ impl Encoder {
         for layer in &self.layers {
             let qkv = layer.qkv.forward(&layer.norm.forward(&x)?)?;
             let d = qkv.dim(1)? / 3;
-            let part = |i: usize| heads(&qkv.narrow(1, i * d, d)?, self.n_heads);
-            let (q, k, v) = (part(0)?, part(1)?, part(2)?);
-            let (mixed, _) = attend(&q, &k.transpose(1, 2)?, &v, None)?;
-            x = (x + layer.out.forward(&unheads(&mixed)?)?)?;
+            let part = |i: usize| qkv.narrow(1, i * d, d);
+            let (mixed, _) = attention(&part(0)?, &part(1)?, &part(2)?, self.n_heads, None, &[])?;
+            x = (x + layer.out.forward(&mixed)?)?;
             x = layer.ffn.residual(&x)?;
         }
         self.norm.forward(&x)
@@ -204,14 +368,14 @@ impl Encoder {
 }
 
 struct DecoderLayer {
-    self_norm: LayerNorm,
-    self_qkv: Linear,
-    self_out: Linear,
-    cross_norm: LayerNorm,
-    cross_q: Linear,
+    self_norm: Norm,
+    self_qkv: TokenLinear,
+    self_out: TokenLinear,
+    cross_norm: Norm,
+    cross_q: TokenLinear,
     cross_kv: Linear,
-    cross_out: Linear,
-    ffn: FeedForward,
+    cross_out: TokenLinear,
+    ffn: FeedForward<TokenLinear>,
 }
 
 pub(crate) struct Decoder {
@@ -220,32 +384,46 @@ pub(crate) struct Decoder {
     projection: Int8Rows,
     positions: Tensor,
     layers: Vec<DecoderLayer>,
-    norm: LayerNorm,
+    norm: Norm,
     n_heads: usize,
 }
 
-/// One decoder layer's keys and values of the audio features, computed once per window; keys
-/// are stored transposed, (heads, width, frames).
-struct CrossLayer {
-    k_t: Tensor,
-    v: Tensor,
-}
-
-/// The audio features of one window as every decoder layer attends to them.
+/// The audio features of one window as every decoder layer attends to them, computed once per
+/// window.
 pub(crate) struct AudioContext {
-    layers: Vec<CrossLayer>,
+    /// Per layer, the keys and values of every frame side by side, (frames, 2 d_model).
+    layers: Vec<Tensor>,
+    /// The same in half precision, each head's keys and values in rows of their own
+    /// (head, frame, head width): what every decoding step reads through, in half the bytes and
+    /// in order.
+    halves: Vec<(Vec<Half>, Vec<Half>)>,
+    frames: usize,
 }
 
-/// The self-attention keys and values of the tokens decoded so far.
+/// The self-attention keys and values of the tokens decoded so far: per layer, a row of
+/// d_model each.
 #[derive(Default)]
 pub(crate) struct TokenCache {
-    layers: Vec<(Tensor, Tensor)>,
+    layers: Vec<CachedLayer>,
     len: usize,
+}
+
+#[derive(Default)]
+struct CachedLayer {
+    keys: Vec<f32>,
+    values: Vec<f32>,
 }
 
 impl TokenCache {
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    fn layer(&mut self, i: usize) -> &mut CachedLayer {
+        if self.layers.len() <= i {
+            self.layers.resize_with(i + 1, CachedLayer::default);
+        }
+        &mut self.layers[i]
     }
 }
 
@@ -255,23 +433,28 @@ impl Decoder {
         let layers = (0..dims.text_layers)
             .map(|i| {
                 let layer = format!("decoder/layer_{i}");
+                let linear = |w: &mut Weights, name: &str| {
+                    w.linear(&format!("{layer}/{name}"), TokenLinear::load)
+                };
                 Ok(DecoderLayer {
                     self_norm: w.layer_norm(&format!("{layer}/self_attention/layer_norm"))?,
                     self_qkv: w.query_scaled(
                         &format!("{layer}/self_attention/linear_0"),
                         d,
                         d / heads,
+                        TokenLinear::load,
                     )?,
-                    self_out: w.linear(&format!("{layer}/self_attention/linear_1"))?,
+                    self_out: linear(w, "self_attention/linear_1")?,
                     cross_norm: w.layer_norm(&format!("{layer}/attention/layer_norm"))?,
                     cross_q: w.query_scaled(
                         &format!("{layer}/attention/linear_0"),
                         d,
                         d / heads,
+                        TokenLinear::load,
                     )?,
-                    cross_kv: w.linear(&format!("{layer}/attention/linear_1"))?,
-                    cross_out: w.linear(&format!("{layer}/attention/linear_2"))?,
-                    ffn: FeedForward::load(w, &layer)?,
+                    cross_kv: w.linear(&format!("{layer}/attention/linear_1"), Linear::load)?,
+                    cross_out: linear(w, "attention/linear_2")?,
+                    ffn: w.feed_forward(&layer, TokenLinear::load)?,
                 })
             })
             .collect::<Result<_>>()?;
@@ -288,21 +471,30 @@ impl Decoder {
 
     /// Projects the audio features into every layer's cross-attention keys and values.
     pub fn audio_context(&self, features: &Tensor) -> Result<AudioContext> {
-        let layers = self
+        let layers: Vec<Tensor> = self
             .layers
             .iter()
-            .map(|layer| {
-                let kv = layer.cross_kv.forward(features)?;
-                let d = kv.dim(1)? / 2;
-                Ok(CrossLayer {
-                    k_t: heads(&kv.narrow(1, 0, d)?, self.n_heads)?
-                        .transpose(1, 2)?
-                        .contiguous()?,
-                    v: heads(&kv.narrow(1, d, d)?, self.n_heads)?,
-                })
+            .map(|layer| layer.cross_kv.forward(features))
+            .collect::<Result<_>>()?;
+        let (frames, d) = features.dims2()?;
+        let by_head = |x: Tensor| -> Result<Vec<Half>> {
+            let x = x.reshape((frames, self.n_heads, d / self.n_heads))?;
+            Ok(halves(&x.transpose(0, 1)?.flatten_all()?.to_vec1()?))
+        };
+        let halves = layers
+            .iter()
+            .map(|kv| {
+                Ok((
+                    by_head(kv.narrow(1, 0, d)?.contiguous()?)?,
+                    by_head(kv.narrow(1, d, d)?.contiguous()?)?,
+                ))
             })
             .collect::<Result<_>>()?;
-        Ok(AudioContext { layers })
+        Ok(AudioContext {
+            layers,
+            halves,
+            frames,
+        })
     }
 
     /// Runs `tokens` after those already in `cache` (which then holds them too), returning
@@ -327,44 +519,109 @@ impl Decoder {
             .transpose()?;
         let mut scores = Vec::with_capacity(scores_of.len());
         for (i, layer) in self.layers.iter().enumerate() {
-            let qkv = layer.self_qkv.forward(&layer.self_norm.forward(&x)?)?;
+            let qkv = layer
+                .self_qkv
+                .batch
+                .forward(&layer.self_norm.forward(&x)?)?;
             let d = qkv.dim(1)? / 3;
-            let part = |i: usize| heads(&qkv.narrow(1, i * d, d)?, self.n_heads);
-            let (q, k, v) = (part(0)?, part(1)?, part(2)?);
-            let (k, v) = match cache.layers.get(i) {
-                Some((past_k, past_v)) => (
-                    Tensor::cat(&[past_k, &k], 1)?,
-                    Tensor::cat(&[past_v, &v], 1)?,
-                ),
-                None => (k, v),
-            };
-            let (mixed, _) = attend(&q, &k.transpose(1, 2)?, &v, mask.as_ref())?;
-            if i < cache.layers.len() {
-                cache.layers[i] = (k, v);
+            let (q, k, v) = (
+                qkv.narrow(1, 0, d)?,
+                qkv.narrow(1, d, d)?,
+                qkv.narrow(1, 2 * d, d)?,
+            );
+            let cached = cache.layer(i);
+            let past = |values: &[f32]| Tensor::from_slice(values, (offset, d), device);
+            let (all_k, all_v) = if offset > 0 {
+                (
+                    Tensor::cat(&[&past(&cached.keys)?, &k], 0)?,
+                    Tensor::cat(&[&past(&cached.values)?, &v], 0)?,
+                )
             } else {
-                cache.layers.push((k, v));
-            }
-            x = (x + layer.self_out.forward(&unheads(&mixed)?)?)?;
+                (k.clone(), v.clone())
+            };
+            cached.keys.extend(k.flatten_all()?.to_vec1::<f32>()?);
+            cached.values.extend(v.flatten_all()?.to_vec1::<f32>()?);
+            let (mixed, _) = attention(&q, &all_k, &all_v, self.n_heads, mask.as_ref(), &[])?;
+            x = (x + layer.self_out.batch.forward(&mixed)?)?;
 
-            let q = heads(
-                &layer.cross_q.forward(&layer.cross_norm.forward(&x)?)?,
+            let q = layer
+                .cross_q
+                .batch
+                .forward(&layer.cross_norm.forward(&x)?)?;
+            let kv = &audio.layers[i];
+            let keep: Vec<usize> = scores_of
+                .iter()
+                .filter(|(l, _)| *l == i)
+                .map(|&(_, head)| head)
+                .collect();
+            let (mixed, kept) = attention(
+                &q,
+                &kv.narrow(1, 0, d)?,
+                &kv.narrow(1, d, d)?,
                 self.n_heads,
+                None,
+                &keep,
             )?;
-            let cross = &audio.layers[i];
-            let (mixed, layer_scores) = attend(&q, &cross.k_t, &cross.v, None)?;
-            for &(_, head) in scores_of.iter().filter(|(l, _)| *l == i) {
-                scores.push(layer_scores.get(head)?);
-            }
-            x = (x + layer.cross_out.forward(&unheads(&mixed)?)?)?;
+            scores.extend(kept);
+            x = (x + layer.cross_out.batch.forward(&mixed)?)?;
             x = layer.ffn.residual(&x)?;
         }
         cache.len += n;
         Ok((self.norm.forward(&x)?, scores))
     }
 
-    /// The logits over the vocabulary of one hidden state (1, d_model).
-    pub fn logits(&self, hidden: &Tensor) -> Result<Vec<f32>> {
-        Ok(self.projection.products(&hidden.squeeze(0)?.to_vec1()?))
+    /// Runs one token after those in `cache` (which then holds it too), returning its final
+    /// hidden state (d_model). The step of every decoding: one row through every weight, on
+    /// the half-precision rows, with no tensor made for it.
+    pub fn step(
+        &self,
+        token: u32,
+        cache: &mut TokenCache,
+        audio: &AudioContext,
+    ) -> Result<Vec<f32>> {
+        let position = cache.len;
+        let d = self.positions.dim(1)?;
+        let embedding = self.embeddings.get(token as usize)?;
+        let mut x: Vec<f32> = (embedding + self.positions.get(position)?)?.to_vec1()?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let qkv = layer.self_qkv.row(&layer.self_norm.row(&x));
+            let cached = cache.layer(i);
+            cached.keys.extend_from_slice(&qkv[d..2 * d]);
+            cached.values.extend_from_slice(&qkv[2 * d..]);
+            let rows = |values| Rows {
+                values,
+                stride: d,
+                head_stride: d / self.n_heads,
+                count: position + 1,
+            };
+            let mixed = attention_row(
+                &qkv[..d],
+                rows(&cached.keys),
+                rows(&cached.values),
+                self.n_heads,
+            );
+            add(&mut x, &layer.self_out.row(&mixed));
+
+            let q = layer.cross_q.row(&layer.cross_norm.row(&x));
+            let (keys, values) = &audio.halves[i];
+            let width = d / self.n_heads;
+            let rows = |values| Rows {
+                values,
+                stride: width,
+                head_stride: audio.frames * width,
+                count: audio.frames,
+            };
+            let mixed = attention_row(&q, rows(keys), rows(values), self.n_heads);
+            add(&mut x, &layer.cross_out.row(&mixed));
+            layer.ffn.residual_row(&mut x);
+        }
+        cache.len += 1;
+        Ok(self.norm.row(&x))
+    }
+
+    /// The logits over the vocabulary of one hidden state (d_model).
+    pub fn logits(&self, hidden: &[f32]) -> Vec<f32> {
+        self.projection.products(hidden)
     }
 }
 

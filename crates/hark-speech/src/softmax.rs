@@ -3,21 +3,30 @@
 //! scalar `expf` for each and took a quarter of the encoder's time. The decoder's log-softmax
 //! over the vocabulary and the GELU use the same exponential.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, InplaceOp1, Layout, Result, Tensor};
 use rayon::prelude::*;
 
+/// The softmax of `x` over its last dimension, as a new tensor.
 pub(crate) fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op1_no_bwd(&Softmax)
+    let y = x.copy()?;
+    softmax_in_place(&y)?;
+    Ok(y)
+}
+
+/// Replaces each row of `x` (contiguous, and held by nobody else: a tensor just computed)
+/// by its softmax. Saves allocating and filling a second tensor of attention scores.
+pub(crate) fn softmax_in_place(x: &Tensor) -> Result<()> {
+    x.inplace_op1(&Softmax)
 }
 
 struct Softmax;
 
-impl CustomOp1 for Softmax {
+impl InplaceOp1 for Softmax {
     fn name(&self) -> &'static str {
         "softmax-last-dim"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
         let CpuStorage::F32(values) = storage else {
             candle_core::bail!("softmax takes float32")
         };
@@ -25,16 +34,16 @@ impl CustomOp1 for Softmax {
             candle_core::bail!("softmax takes a contiguous tensor")
         };
         let row = layout.dims().last().copied().unwrap_or(1).max(1);
-        let mut out = values[from..to].to_vec();
         let arch = pulp::Arch::new();
-        out.par_chunks_mut(row)
+        values[from..to]
+            .par_chunks_mut(row)
             .for_each(|row| arch.dispatch(SoftmaxRow(row)));
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
+        Ok(())
     }
 }
 
 /// A row to take the softmax of, in place, with the widest vector instructions the processor
-/// has (see `int8`).
+/// has (see `rows`).
 struct SoftmaxRow<'a>(&'a mut [f32]);
 
 impl pulp::WithSimd for SoftmaxRow<'_> {
@@ -46,8 +55,9 @@ impl pulp::WithSimd for SoftmaxRow<'_> {
     }
 }
 
+/// Replaces `row` by its softmax.
 #[inline(always)]
-fn softmax_row(row: &mut [f32]) {
+pub(crate) fn softmax_row(row: &mut [f32]) {
     let max = lanes_fold(row, f32::NEG_INFINITY, f32::max);
     if max == f32::NEG_INFINITY {
         row.iter_mut().for_each(|v| *v = 0.0);

@@ -541,8 +541,8 @@ impl<'m> Transcriber<'m> {
     fn detect_language(&self, audio: &AudioContext) -> Result<LanguageChoice, SpeechError> {
         let tokens = &self.model.tokens;
         let decoder = &self.model.network.decoder;
-        let (hidden, _) = decoder.forward(&[tokens.sot], &mut TokenCache::default(), audio, &[])?;
-        let logits = decoder.logits(&hidden)?;
+        let hidden = decoder.step(tokens.sot, &mut TokenCache::default(), audio)?;
+        let logits = decoder.logits(&hidden);
         let (code, token) = tokens
             .languages
             .iter()
