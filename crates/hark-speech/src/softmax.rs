@@ -60,14 +60,32 @@ impl pulp::WithSimd for SoftmaxRow<'_> {
 pub(crate) fn softmax_row(row: &mut [f32]) {
     let max = lanes_fold(row, f32::NEG_INFINITY, f32::max);
     if max == f32::NEG_INFINITY {
-        row.iter_mut().for_each(|v| *v = 0.0);
+        row.fill(0.0);
         return;
     }
-    // Exponentials first, then their sum: a running sum in the same loop would chain every
-    // step to the one before and keep the loop scalar.
-    row.iter_mut().for_each(|v| *v = exp_nonpositive(*v - max));
-    let scale = 1.0 / lanes_fold(row, 0.0, |a, b| a + b);
-    row.iter_mut().for_each(|v| *v *= scale);
+    // Plain loops (iterator adaptors run in functions not compiled for the caller's vector
+    // instructions), and the sum in lanes: one running sum would chain every step to the one
+    // before and keep the loop scalar.
+    let mut sums = [0f32; LANES];
+    let mut chunks = row.chunks_exact_mut(LANES);
+    for chunk in &mut chunks {
+        for (sum, v) in sums.iter_mut().zip(chunk) {
+            *v = exp_nonpositive(*v - max);
+            *sum += *v;
+        }
+    }
+    let mut total = 0.0;
+    for v in chunks.into_remainder() {
+        *v = exp_nonpositive(*v - max);
+        total += *v;
+    }
+    for sum in sums {
+        total += sum;
+    }
+    let scale = 1.0 / total;
+    for v in row.iter_mut() {
+        *v *= scale;
+    }
 }
 
 /// ln(sum of e^v), by the same vectorised exponential; minus infinity if every value is.
@@ -117,9 +135,12 @@ pub(crate) fn exp_nonpositive(x: f32) -> f32 {
     let underflow = x < -87.0;
     let x = x.max(-87.0);
     let t = x * std::f32::consts::LOG2_E;
-    // Truncating t - 1/2 rounds a non-positive t to the nearest integer.
-    let n = (t - 0.5) as i32;
-    let r = (t - n as f32) * std::f32::consts::LN_2;
+    // Adding 1.5 * 2^23 rounds t to the nearest integer, which then sits in the low bits of
+    // the sum: no float-to-integer conversion, whose saturating form is slow in vectors.
+    const ROUNDER: f32 = 12_582_912.0;
+    let shifted = t + ROUNDER;
+    let n = shifted.to_bits() as i32 - ROUNDER.to_bits() as i32;
+    let r = (t - (shifted - ROUNDER)) * std::f32::consts::LN_2;
     let p = 1.0
         + r * (1.0
             + r * (1.0 / 2.0
