@@ -230,15 +230,21 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
-    #[test]
-    fn products_are_close_to_the_float_products() {
-        let (rows, width) = (600, 37);
+    /// A matrix of weights in -1..1 (as values and as a tensor) and a row to multiply it by.
+    fn example(rows: usize, width: usize) -> (Vec<f32>, Tensor, Vec<f32>) {
         let weights: Vec<f32> = (0..rows * width)
             .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
             .collect();
-        let x: Vec<f32> = (0..width).map(|i| (i as f32 * 0.37).sin()).collect();
         let matrix =
             Tensor::from_vec(weights.clone(), (rows, width), &Device::Cpu).expect("a matrix");
+        let x = (0..width).map(|i| (i as f32 * 0.37).sin()).collect();
+        (weights, matrix, x)
+    }
+
+    #[test]
+    fn products_are_close_to_the_float_products() {
+        let (rows, width) = (600, 37);
+        let (weights, matrix, x) = example(rows, width);
         let products = Int8Rows::quantize(&matrix).expect("quantized").products(&x);
         assert_eq!(products.len(), rows);
         for (row, product) in weights.chunks_exact(width).zip(&products) {
@@ -263,13 +269,8 @@ mod tests {
     #[test]
     fn half_products_are_close_to_the_float_products() {
         let (rows, width) = (700, 300);
-        let weights: Vec<f32> = (0..rows * width)
-            .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
-            .collect();
-        let x: Vec<f32> = (0..width).map(|i| (i as f32 * 0.37).sin()).collect();
+        let (weights, matrix, x) = example(rows, width);
         let bias: Vec<f32> = (0..rows).map(|i| i as f32).collect();
-        let matrix =
-            Tensor::from_vec(weights.clone(), (rows, width), &Device::Cpu).expect("a matrix");
         let products = HalfRows::new(&matrix)
             .expect("converted")
             .products(&x, &bias);
