@@ -54,7 +54,7 @@ impl pulp::WithSimd for GeluInPlace<'_> {
 
 /// x Φ(x) = x (1 + erf(x / √2)) / 2.
 #[inline(always)]
-fn gelu_one(x: f32) -> f32 {
+pub(crate) fn gelu_one(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 

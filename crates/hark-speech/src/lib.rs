@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod bias;
 mod config;
 mod decode;
 mod error;

@@ -117,12 +117,16 @@ impl Model {
         let dims = checked.dims;
         let tokens = checked.tokens;
         let settings = checked.settings;
-        // OpenAI's default without a list: every head of the decoder's second half.
-        let alignment_heads = settings.alignment_heads.unwrap_or_else(|| {
-            (dims.text_layers / 2..dims.text_layers)
-                .flat_map(|layer| (0..dims.text_heads).map(move |head| (layer, head)))
-                .collect()
-        });
+        // OpenAI's default without a list (or with an empty one, which would time no word):
+        // every head of the decoder's second half.
+        let alignment_heads = settings
+            .alignment_heads
+            .filter(|heads| !heads.is_empty())
+            .unwrap_or_else(|| {
+                (dims.text_layers / 2..dims.text_layers)
+                    .flat_map(|layer| (0..dims.text_heads).map(move |head| (layer, head)))
+                    .collect()
+            });
         let mut suppress = settings.suppress;
         // Tokens that steer the decoder are never transcribed text (as OpenAI suppresses them).
         suppress.extend([

@@ -13,6 +13,7 @@
 //! per-operation costs (allocation, threads, a look at /proc/cpuinfo per matrix product) would
 //! outweigh the arithmetic.
 
+use crate::bias::add_bias_in_place;
 use crate::gelu::{gelu, gelu_in_place};
 use crate::rows::{Half, HalfRows, Int8Rows, Value, add_scaled, dot, halves};
 use crate::softmax::{softmax_in_place, softmax_row};
@@ -115,7 +116,14 @@ impl Linear {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.matmul(&self.weight_t)?.broadcast_add(&self.bias)
+        self.forward_then(x, false)
+    }
+
+    /// The layer's output, with `gelu` put through the GELU.
+    fn forward_then(&self, x: &Tensor, gelu: bool) -> Result<Tensor> {
+        let y = x.matmul(&self.weight_t)?;
+        add_bias_in_place(&y, &self.bias, gelu)?;
+        Ok(y)
     }
 }
 
@@ -190,8 +198,11 @@ struct FeedForward<L> {
 impl<L: AsRef<Linear>> FeedForward<L> {
     /// `x` plus the block's output.
     fn residual(&self, x: &Tensor) -> Result<Tensor> {
-        let up = self.up.as_ref().forward(&self.norm.forward(x)?)?;
-        x + self.down.as_ref().forward(&gelu(&up)?)?
+        let up = self
+            .up
+            .as_ref()
+            .forward_then(&self.norm.forward(x)?, true)?;
+        x + self.down.as_ref().forward(&up)?
     }
 }
 
@@ -210,10 +221,10 @@ fn add(x: &mut [f32], y: &[f32]) {
 
 /// Attention of query rows over key and value rows, each (rows, d_model) with the heads side
 /// by side in the columns, one head at a time: a head's scores (queries × keys) stay in the
-/// cache, where the encoder's for all heads at once would be 54 MB of memory to fault in, fill
-/// and read back per layer. The queries come scaled by 1/sqrt(head width) (folded into their
-/// projection). Returns the mixed values (queries, d_model) and the scores before the softmax
-/// of the heads in `keep`.
+/// cache, where the encoder's for all heads at once (54 MB per layer for tiny's six heads)
+/// would be memory to fault in, fill and read back. The queries come scaled by 1/sqrt(head
+/// width) (folded into their projection). Returns the mixed values (queries, d_model) and the
+/// scores before the softmax of the heads in `keep`, by head.
 fn attention(
     q: &Tensor,
     k: &Tensor,
@@ -221,7 +232,7 @@ fn attention(
     n_heads: usize,
     mask: Option<&Tensor>,
     keep: &[usize],
-) -> Result<(Tensor, Vec<Tensor>)> {
+) -> Result<(Tensor, Vec<(usize, Tensor)>)> {
     let width = q.dim(1)? / n_heads;
     let mut kept = Vec::with_capacity(keep.len());
     let mixed = (0..n_heads)
@@ -232,7 +243,7 @@ fn attention(
                 scores = scores.broadcast_add(mask)?;
             }
             if keep.contains(&head) {
-                kept.push(scores.copy()?);
+                kept.push((head, scores.copy()?));
             }
             softmax_in_place(&scores)?;
             scores.matmul(&part(v)?)
@@ -517,7 +528,7 @@ impl Decoder {
         let mask = (n > 1)
             .then(|| causal_mask(n, offset, device))
             .transpose()?;
-        let mut scores = Vec::with_capacity(scores_of.len());
+        let mut kept_by_layer = Vec::with_capacity(self.layers.len());
         for (i, layer) in self.layers.iter().enumerate() {
             let qkv = layer
                 .self_qkv
@@ -551,7 +562,7 @@ impl Decoder {
             let kv = &audio.layers[i];
             let keep: Vec<usize> = scores_of
                 .iter()
-                .filter(|(l, _)| *l == i)
+                .filter(|(layer, _)| *layer == i)
                 .map(|&(_, head)| head)
                 .collect();
             let (mixed, kept) = attention(
@@ -562,11 +573,23 @@ impl Decoder {
                 None,
                 &keep,
             )?;
-            scores.extend(kept);
+            kept_by_layer.push(kept);
             x = (x + layer.cross_out.batch.forward(&mixed)?)?;
             x = layer.ffn.residual(&x)?;
         }
         cache.len += n;
+        let scores = scores_of
+            .iter()
+            .map(|&(layer, head)| {
+                kept_by_layer
+                    .get(layer)
+                    .and_then(|kept| kept.iter().find(|(h, _)| *h == head))
+                    .map(|(_, scores)| scores.clone())
+                    .ok_or_else(|| {
+                        candle_core::Error::Msg(format!("no head {head} in decoder layer {layer}"))
+                    })
+            })
+            .collect::<Result<_>>()?;
         Ok((self.norm.forward(&x)?, scores))
     }
 
@@ -660,4 +683,138 @@ impl Network {
 pub(crate) fn mel_tensor(mel: Vec<f32>, n_mels: usize) -> Result<Tensor> {
     let frames = mel.len() / n_mels;
     Tensor::from_vec(mel, (n_mels, frames), &Device::Cpu)?.to_dtype(DType::F32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Values in -0.25..0.25 from a fixed sequence.
+    fn random(shape: &[usize], seed: &mut u64) -> Tensor {
+        let values: Vec<f32> = (0..shape.iter().product())
+            .map(|_| {
+                *seed = seed
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                ((*seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.5
+            })
+            .collect();
+        Tensor::from_vec(values, shape, &Device::Cpu).expect("a tensor")
+    }
+
+    const D: usize = 64;
+
+    /// A small decoder of random weights: two layers of two heads, 50 tokens, 16 positions.
+    fn small_decoder(seed: &mut u64) -> Decoder {
+        let (vocab, text_ctx) = (50, 16);
+        let mut shapes: Vec<(String, Vec<usize>)> = vec![
+            ("decoder/embeddings/weight".into(), vec![vocab, D]),
+            ("decoder/position_encodings/encodings".into(), vec![text_ctx, D]),
+            ("decoder/layer_norm/gamma".into(), vec![D]),
+            ("decoder/layer_norm/beta".into(), vec![D]),
+        ];
+        for i in 0..2 {
+            let layer = format!("decoder/layer_{i}");
+            for norm in ["self_attention", "attention", "ffn"] {
+                for part in ["gamma", "beta"] {
+                    shapes.push((format!("{layer}/{norm}/layer_norm/{part}"), vec![D]));
+                }
+            }
+            for (name, outputs, inputs) in [
+                ("self_attention/linear_0", 3 * D, D),
+                ("self_attention/linear_1", D, D),
+                ("attention/linear_0", D, D),
+                ("attention/linear_1", 2 * D, D),
+                ("attention/linear_2", D, D),
+                ("ffn/linear_0", 4 * D, D),
+                ("ffn/linear_1", D, 4 * D),
+            ] {
+                shapes.push((format!("{layer}/{name}/weight"), vec![outputs, inputs]));
+                shapes.push((format!("{layer}/{name}/bias"), vec![outputs]));
+            }
+        }
+        let tensors = shapes
+            .into_iter()
+            .map(|(name, shape)| (name, random(&shape, seed)))
+            .collect();
+        let dims = Dims {
+            n_mels: 80,
+            d_model: D,
+            audio_ctx: 20,
+            audio_heads: 2,
+            audio_layers: 0,
+            text_ctx,
+            text_heads: 2,
+            text_layers: 2,
+            vocab,
+        };
+        Decoder::load(&mut Weights(tensors), &dims).expect("a decoder")
+    }
+
+    fn assert_close(a: &[f32], b: &[f32], tolerance: f32) {
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() <= tolerance, "{a:?}\nvs\n{b:?}");
+        }
+    }
+
+    #[test]
+    fn steps_batches_and_a_whole_sequence_agree() {
+        let seed = &mut 7;
+        let decoder = small_decoder(seed);
+        let audio = decoder
+            .audio_context(&random(&[20, D], seed))
+            .expect("an audio context");
+        let tokens = [3u32, 17, 42, 8, 29];
+        let rows = |hidden: Tensor| hidden.to_vec2::<f32>().expect("rows");
+        let (whole, _) = decoder
+            .forward(&tokens, &mut TokenCache::default(), &audio, &[])
+            .expect("the whole sequence");
+        let whole = rows(whole);
+
+        // A prompt, then the rest as a second batch on the cache.
+        let mut cache = TokenCache::default();
+        decoder
+            .forward(&tokens[..2], &mut cache, &audio, &[])
+            .expect("a prompt");
+        let (rest, _) = decoder
+            .forward(&tokens[2..], &mut cache, &audio, &[])
+            .expect("the rest");
+        for (row, want) in rows(rest).iter().zip(&whole[2..]) {
+            assert_close(row, want, 1e-4);
+        }
+
+        // A prompt, then a step a token (half-precision weights).
+        let mut cache = TokenCache::default();
+        decoder
+            .forward(&tokens[..2], &mut cache, &audio, &[])
+            .expect("a prompt");
+        for (&token, want) in tokens[2..].iter().zip(&whole[2..]) {
+            let row = decoder.step(token, &mut cache, &audio).expect("a step");
+            assert_close(&row, want, 2e-2);
+        }
+        assert_eq!(cache.len(), tokens.len());
+    }
+
+    #[test]
+    fn alignment_scores_come_in_the_order_asked() {
+        let seed = &mut 11;
+        let decoder = small_decoder(seed);
+        let audio = decoder
+            .audio_context(&random(&[20, D], seed))
+            .expect("an audio context");
+        let asked = [(1, 1), (0, 0), (1, 0), (1, 1)];
+        let (_, scores) = decoder
+            .forward(&[1, 2, 3], &mut TokenCache::default(), &audio, &asked)
+            .expect("a forward pass");
+        let values: Vec<Vec<Vec<f32>>> = scores
+            .iter()
+            .map(|s| s.to_vec2().expect("scores"))
+            .collect();
+        assert_eq!(values.len(), asked.len());
+        assert_eq!(values[0], values[3]);
+        assert_ne!(values[0], values[1]);
+        assert_ne!(values[0], values[2]);
+        assert_eq!(values[0].len(), 3);
+        assert_eq!(values[0][0].len(), 20);
+    }
 }

@@ -102,7 +102,8 @@ pub(crate) struct Half(u16);
 impl Value for Half {
     /// Its exponent and mantissa moved into a float's places and rebased by 2^112 (which also
     /// gets subnormals right), then its sign: plain integer and float arithmetic, so that the
-    /// compiler vectorises it. Infinities and NaN, which weights never are, come out infinite.
+    /// compiler vectorises it. Infinities and NaN (a float beyond 65504 converts to infinity),
+    /// which a trained model's weights and activations are not, come out as 65536 or more.
     #[inline(always)]
     fn float(self) -> f32 {
         let bits = u32::from(self.0);

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 /// The softmax of `x` over its last dimension, as a new tensor.
 pub(crate) fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    let y = x.copy()?;
+    let y = x.force_contiguous()?;
     softmax_in_place(&y)?;
     Ok(y)
 }

@@ -55,7 +55,7 @@ pub(crate) fn align(
     let rows = sequence.len();
     let mut matrix = vec![0f32; rows * columns];
     for head in &scores {
-        let weights = crate::softmax::softmax_last_dim(&head.narrow(1, 0, columns)?.contiguous()?)?;
+        let weights = crate::softmax::softmax_last_dim(&head.narrow(1, 0, columns)?)?;
         let mut weights: Vec<f32> = weights.flatten_all()?.to_vec1()?;
         standardize_columns(&mut weights, rows, columns);
         median_filter_rows(&mut weights, columns, MEDIAN_FILTER_WIDTH);
