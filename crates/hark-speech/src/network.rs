@@ -709,7 +709,10 @@ mod tests {
         let (vocab, text_ctx) = (50, 16);
         let mut shapes: Vec<(String, Vec<usize>)> = vec![
             ("decoder/embeddings/weight".into(), vec![vocab, D]),
-            ("decoder/position_encodings/encodings".into(), vec![text_ctx, D]),
+            (
+                "decoder/position_encodings/encodings".into(),
+                vec![text_ctx, D],
+            ),
             ("decoder/layer_norm/gamma".into(), vec![D]),
             ("decoder/layer_norm/beta".into(), vec![D]),
         ];
