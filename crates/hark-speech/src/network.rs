@@ -704,8 +704,9 @@ mod tests {
 
     const D: usize = 64;
 
-    /// A small decoder of random weights: two layers of two heads, 50 tokens, 16 positions.
-    fn small_decoder(seed: &mut u64) -> Decoder {
+    /// A small decoder of random weights (two layers of two heads, 50 tokens, 16 positions)
+    /// and its context of 20 frames of random audio features.
+    fn small_decoder(seed: &mut u64) -> (Decoder, AudioContext) {
         let (vocab, text_ctx) = (50, 16);
         let mut shapes: Vec<(String, Vec<usize>)> = vec![
             ("decoder/embeddings/weight".into(), vec![vocab, D]),
@@ -751,7 +752,11 @@ mod tests {
             text_layers: 2,
             vocab,
         };
-        Decoder::load(&mut Weights(tensors), &dims).expect("a decoder")
+        let decoder = Decoder::load(&mut Weights(tensors), &dims).expect("a decoder");
+        let audio = decoder
+            .audio_context(&random(&[20, D], seed))
+            .expect("an audio context");
+        (decoder, audio)
     }
 
     fn assert_close(a: &[f32], b: &[f32], tolerance: f32) {
@@ -762,11 +767,7 @@ mod tests {
 
     #[test]
     fn steps_batches_and_a_whole_sequence_agree() {
-        let seed = &mut 7;
-        let decoder = small_decoder(seed);
-        let audio = decoder
-            .audio_context(&random(&[20, D], seed))
-            .expect("an audio context");
+        let (decoder, audio) = small_decoder(&mut 7);
         let tokens = [3u32, 17, 42, 8, 29];
         let rows = |hidden: Tensor| hidden.to_vec2::<f32>().expect("rows");
         let (whole, _) = decoder
@@ -800,11 +801,7 @@ mod tests {
 
     #[test]
     fn alignment_scores_come_in_the_order_asked() {
-        let seed = &mut 11;
-        let decoder = small_decoder(seed);
-        let audio = decoder
-            .audio_context(&random(&[20, D], seed))
-            .expect("an audio context");
+        let (decoder, audio) = small_decoder(&mut 11);
         let asked = [(1, 1), (0, 0), (1, 0), (1, 1)];
         let (_, scores) = decoder
             .forward(&[1, 2, 3], &mut TokenCache::default(), &audio, &asked)

@@ -8,6 +8,7 @@
 //! processor has (AVX2 where there is), which the compiler uses only in code compiled for them:
 //! pulp detects them once and runs the loop compiled so.
 
+use crate::softmax::LANES;
 use candle_core::{DType, Result, Tensor};
 use half::f16;
 use half::slice::HalfFloatSliceExt;
@@ -16,8 +17,6 @@ use rayon::prelude::*;
 /// Weights handed to one thread at a time (as whole rows): enough work to outweigh the
 /// hand-over, small enough to share a 384-row layer between threads.
 const WEIGHTS_PER_TASK: usize = 1 << 15;
-/// Lanes of the dot product's independent sums, so that the compiler vectorises it.
-const LANES: usize = 16;
 
 pub(crate) struct Int8Rows {
     values: Vec<i8>,

@@ -112,7 +112,7 @@ fn lanes_fold_map(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
 }
 
 /// Lanes of a reduction kept apart until the end, so that the compiler vectorises it.
-const LANES: usize = 16;
+pub(crate) const LANES: usize = 16;
 
 /// Reduces `values` with `op` (associative and commutative) from `identity`.
 #[inline(always)]
