@@ -64,6 +64,10 @@ where
         id: NoteId,
         owner: UserId,
     ) -> Result<Option<DeletedNote>, DbError> {
+        // The note's jobs are locked before anything else, as every transaction that changes
+        // them locks them: a claim or a pass holding them goes on to update the note, whose
+        // triggers update its inbox entries, so taking the entries first could deadlock.
+        Self::lock_jobs(conn, id).await?;
         let recipients: Vec<String> = sqlx::query_scalar(
             "DELETE FROM inbox_entries WHERE note_id = $1 \
              AND EXISTS (SELECT 1 FROM notes WHERE id = $1 AND owner_id = $2) \
@@ -74,7 +78,6 @@ where
         .fetch_all(&mut *conn)
         .await?;
         // Its jobs go with it (cancelled: a worker still running one can record nothing).
-        Self::lock_jobs(conn, id).await?;
         let owned: Option<String> = sqlx::query_scalar(
             "DELETE FROM jobs WHERE note_id = $1 \
              AND EXISTS (SELECT 1 FROM notes WHERE id = $1 AND owner_id = $2) RETURNING note_id",
