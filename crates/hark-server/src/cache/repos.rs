@@ -269,8 +269,8 @@ impl JobRepo for CachedJobs {
         claim
     }
 
-    async fn extend_lease(&self, lease_id: &str, until: Timestamp) -> Result<bool, DbError> {
-        self.inner.extend_lease(lease_id, until).await
+    async fn extend_lease(&self, claim: &Claim, until: Timestamp) -> Result<bool, DbError> {
+        self.inner.extend_lease(claim, until).await
     }
 
     async fn finish_jobs(

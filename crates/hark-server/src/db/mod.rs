@@ -382,7 +382,7 @@ pub trait JobRepo: Send + Sync {
     /// held by two claims at once.
     async fn claim_jobs(&self, lease_until: Timestamp) -> Result<Option<Claim>, DbError>;
     /// Extends a claim's lease; `false` when the claim holds no job any more.
-    async fn extend_lease(&self, lease_id: &str, until: Timestamp) -> Result<bool, DbError>;
+    async fn extend_lease(&self, claim: &Claim, until: Timestamp) -> Result<bool, DbError>;
     /// Records the outcomes and outputs of a claim in one transaction, for the steps it still
     /// holds; when that settles the note (every job final), sets its status and commits
     /// `effects` of the change.

@@ -203,7 +203,7 @@ impl Pipeline {
             match self
                 .repos
                 .jobs
-                .extend_lease(&claim.lease_id, Timestamp::after(lease))
+                .extend_lease(claim, Timestamp::after(lease))
                 .await
             {
                 Ok(true) => {}

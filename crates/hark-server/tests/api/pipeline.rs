@@ -668,7 +668,7 @@ async fn an_expired_lease_moves_the_jobs_to_another_worker(backend: Backend) {
     assert!(
         !repos
             .jobs
-            .extend_lease(&first.lease_id, Timestamp::after(Duration::from_secs(60)))
+            .extend_lease(&first, Timestamp::after(Duration::from_secs(60)))
             .await
             .expect("extend")
     );

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hark_api::events::{EventData, NoteDeleted, NoteFailed};
@@ -13,7 +13,8 @@ use hark_server::db::{
 };
 use hark_server::domain::ids::{ApiKeyId, PushSubscriptionId, WebhookId};
 use hark_server::domain::{
-    AudioFacts, Effects, NewNote, Note, NoteId, PushSubscription, Timestamp, UserId, Webhook,
+    AudioFacts, Effects, Finish, NewNote, Note, NoteId, PushSubscription, StepOutcome, Timestamp,
+    UserId, Webhook,
 };
 use hark_server::notes::effects;
 
@@ -856,10 +857,90 @@ async fn a_dispatcher_writes_only_when_it_makes_rows_or_a_batch_is_behind(backen
     }
 }
 
+/// Claims, lease renewals, recorded passes and deletions of the same notes, all at once, never
+/// fail: each locks a note's jobs in one order, so none waits for another in a cycle (on
+/// PostgreSQL, a deadlock would abort one of them).
+async fn claims_passes_and_deletions_of_the_same_notes_never_deadlock(backend: Backend) {
+    const NOTES: usize = 200;
+    const WORKERS: usize = 3;
+    let (url, pg, _dir) = test_database(backend).await;
+    let repos = db::connect(&url, true).await.expect("connect");
+    let (ann, _) = users_and_api_keys(&repos).await;
+    let mut notes = Vec::new();
+    for i in 0..NOTES {
+        // Notes of the same audio share their blobs' rows, which deletions lock too.
+        let sha = ['a', 'b', 'c'][i % 3];
+        let note = new_note(ann, &format!("n{i}.wav"), sha, 1.0);
+        notes.push(inserted(insert(&repos, &note, None).await).0.id);
+    }
+    let deleting = Arc::new(AtomicBool::new(true));
+    let passes = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let (repos, deleting, passes) = (repos.clone(), deleting.clone(), passes.clone());
+            tokio::spawn(async move {
+                loop {
+                    let until = Timestamp::after(Duration::from_secs(60));
+                    let Some(claim) = repos.jobs.claim_jobs(until).await.expect("claim") else {
+                        if !deleting.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        tokio::task::yield_now().await;
+                        continue;
+                    };
+                    repos.jobs.extend_lease(&claim, until).await.expect("renew");
+                    let done = Finish {
+                        outcomes: claim
+                            .steps
+                            .iter()
+                            .map(|(s, _)| (*s, StepOutcome::Done))
+                            .collect(),
+                        ..Finish::default()
+                    };
+                    repos
+                        .jobs
+                        .finish_jobs(&claim, &done, &|s| effects::settled(s, "http://h"))
+                        .await
+                        .expect("record the pass");
+                    passes.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    let deleters: Vec<_> = (0..WORKERS)
+        .map(|k| {
+            let (repos, passes) = (repos.clone(), passes.clone());
+            let mine: Vec<NoteId> = notes.iter().copied().skip(k).step_by(WORKERS).collect();
+            tokio::spawn(async move {
+                // Once the workers are under way, so that deletions meet passes.
+                while passes.load(Ordering::SeqCst) == 0 {
+                    tokio::task::yield_now().await;
+                }
+                for note in mine {
+                    let deleted = repos.notes.delete_note(note, ann, &effects::deleted).await;
+                    assert!(deleted.expect("delete").is_some());
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for deleter in deleters {
+        deleter.await.expect("deleter");
+    }
+    deleting.store(false, Ordering::SeqCst);
+    for worker in workers {
+        worker.await.expect("worker");
+    }
+    if let Some(name) = pg {
+        drop_pg_database(&name).await;
+    }
+}
+
 backend_tests!(
     every_repository_method_keeps_its_contract,
     a_reader_of_the_event_log_never_skips_an_event_that_commits_late,
     a_leased_position_has_one_holder_at_a_time,
     an_event_from_elsewhere_gets_the_rows_the_dispatchers_would_make,
     a_dispatcher_writes_only_when_it_makes_rows_or_a_batch_is_behind,
+    claims_passes_and_deletions_of_the_same_notes_never_deadlock,
 );

@@ -19,9 +19,10 @@ use crate::domain::{
     StoredRendition, StoredTranscript, Timestamp, UserId,
 };
 
-/// A job that a claim may take now: queued and due, or running under an expired lease.
-const CLAIMABLE: &str = "((status = 'queued' AND run_after <= $3) \
-     OR (status = 'running' AND lease_expires_at < $3))";
+/// A job that a claim may take at the time bound first: queued and due, or running under an
+/// expired lease.
+const CLAIMABLE: &str = "((status = 'queued' AND run_after <= $1) \
+     OR (status = 'running' AND lease_expires_at < $1))";
 
 /// The step whose job makes a transcript version.
 fn step_making(version: TranscriptVersion) -> JobStep {
@@ -421,20 +422,47 @@ where
     async fn claim_jobs(&self, lease_until: Timestamp) -> Result<Option<Claim>, DbError> {
         let lease_id = uuid::Uuid::now_v7().to_string();
         let now = Timestamp::now().micros();
-        let mut tx = self.pool.begin().await?;
-        let claimed: Vec<(String, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_id = $1, \
-             lease_expires_at = $2, updated_at = $3 \
-             WHERE note_id = (SELECT note_id FROM jobs WHERE {CLAIMABLE} \
-             ORDER BY run_after LIMIT 1{skip_locked}) AND {CLAIMABLE} \
-             RETURNING note_id, step, attempts",
-            skip_locked = DB::SKIP_LOCKED
-        )))
-        .bind(lease_id.clone())
-        .bind(lease_until.micros())
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
+        let pick = format!("SELECT note_id FROM jobs WHERE {CLAIMABLE} ORDER BY run_after LIMIT 1");
+        let take = |note: &str| {
+            format!(
+                "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_id = $2, \
+                 lease_expires_at = $3, updated_at = $1 WHERE note_id = {note} AND {CLAIMABLE} \
+                 RETURNING note_id, step, attempts"
+            )
+        };
+        let (mut tx, claimed) = loop {
+            let mut tx = self.pool.begin().await?;
+            let mut taking = sqlx::query_as::<_, (String, String, i64)>(sqlx::AssertSqlSafe(
+                if DB::FOR_UPDATE.is_empty() {
+                    // One writer at a time: the statement that takes the jobs picks their note.
+                    take(&format!("({pick})"))
+                } else {
+                    take("$4")
+                },
+            ))
+            .bind(now)
+            .bind(lease_id.clone())
+            .bind(lease_until.micros());
+            if !DB::FOR_UPDATE.is_empty() {
+                // The pick locks nothing: a row locked there, before the note's lower steps,
+                // would be out of the one order in which deletions and passes lock them.
+                // Another claim may take the note meanwhile; then none of its jobs is
+                // claimable once they are locked here, and the next pick passes it by.
+                let picked: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(pick.clone()))
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(note) = picked.as_deref().and_then(NoteId::parse) else {
+                    return Ok(None);
+                };
+                Self::lock_jobs(&mut tx, note).await?;
+                taking = taking.bind(note.to_string());
+            }
+            let claimed = taking.fetch_all(&mut *tx).await?;
+            if !claimed.is_empty() || DB::FOR_UPDATE.is_empty() {
+                break (tx, claimed);
+            }
+        };
         let Some((note_id, _, _)) = claimed.first() else {
             return Ok(None);
         };
@@ -460,14 +488,30 @@ where
         }))
     }
 
-    async fn extend_lease(&self, lease_id: &str, until: Timestamp) -> Result<bool, DbError> {
+    async fn extend_lease(&self, claim: &Claim, until: Timestamp) -> Result<bool, DbError> {
+        let mut tx = self.pool.begin().await?;
+        if !DB::FOR_UPDATE.is_empty() {
+            // In step order, as every writer of a note's jobs locks them: an update alone
+            // would lock the lease's rows in the order it finds them.
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT step FROM jobs WHERE note_id = $1 AND lease_id = $2 ORDER BY step{}",
+                DB::FOR_UPDATE
+            )))
+            .bind(claim.note.id.to_string())
+            .bind(claim.lease_id.clone())
+            .execute(&mut *tx)
+            .await?;
+        }
         let extended = sqlx::query(
-            "UPDATE jobs SET lease_expires_at = $1 WHERE lease_id = $2 AND status = 'running'",
+            "UPDATE jobs SET lease_expires_at = $1 \
+             WHERE note_id = $2 AND lease_id = $3 AND status = 'running'",
         )
         .bind(until.micros())
-        .bind(lease_id.to_owned())
-        .execute(&self.pool)
+        .bind(claim.note.id.to_string())
+        .bind(claim.lease_id.clone())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(DB::rows_affected(&extended) > 0)
     }
 
