@@ -460,7 +460,10 @@ mod tests {
         assert_eq!(trigrams("abc"), r#""abc""#);
         assert_eq!(trigrams("abcd"), r#""abc" "bcd""#);
         assert_eq!(trigrams("abcdef"), r#""abc" "def""#);
-        assert_eq!(trigrams("call-with-søren"), r#""cal" "l-w" "ith" "-sø" "ren""#);
+        assert_eq!(
+            trigrams("call-with-søren"),
+            r#""cal" "l-w" "ith" "-sø" "ren""#
+        );
         assert_eq!(trigrams("a\"b\"cd"), r#""a""b" """cd""#);
     }
 }
