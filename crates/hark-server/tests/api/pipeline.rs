@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use hark_api::{EventType, JobList, JobStatus, JobStep, Note, NoteStatus, Rendition};
 use hark_client::UploadOptions;
 use hark_server::db;
-use hark_server::domain::{Finish, StepOutcome, Timestamp};
+use hark_server::domain::Timestamp;
 use hark_server::notes::effects;
 use serde_json::Value;
 
 use crate::helpers::{
-    Backend, TestApp, TestUser, assert_problem, corpus, drop_pg_database, spawn_app,
-    spawn_app_with, test_database,
+    Backend, TestApp, TestUser, assert_problem, corpus, drop_pg_database, every_step_done,
+    spawn_app, spawn_app_with, test_database,
 };
 use crate::repository::{new_note, new_user};
 
@@ -672,23 +672,17 @@ async fn an_expired_lease_moves_the_jobs_to_another_worker(backend: Backend) {
             .await
             .expect("extend")
     );
-    let done = |claim: &hark_server::domain::Claim| Finish {
-        outcomes: claim
-            .steps
-            .iter()
-            .map(|(step, _)| (*step, StepOutcome::Done))
-            .collect(),
-        ..Finish::default()
-    };
     let late = repos
         .jobs
-        .finish_jobs(&first, &done(&first), &|s| effects::settled(s, "http://h"))
+        .finish_jobs(&first, &every_step_done(&first), &|s| {
+            effects::settled(s, "http://h")
+        })
         .await
         .expect("finish");
     assert!(late.recorded.is_empty(), "the first worker lost its lease");
     let finished = repos
         .jobs
-        .finish_jobs(&second, &done(&second), &|s| {
+        .finish_jobs(&second, &every_step_done(&second), &|s| {
             effects::settled(s, "http://h")
         })
         .await

@@ -13,12 +13,11 @@ use hark_server::db::{
 };
 use hark_server::domain::ids::{ApiKeyId, PushSubscriptionId, WebhookId};
 use hark_server::domain::{
-    AudioFacts, Effects, Finish, NewNote, Note, NoteId, PushSubscription, StepOutcome, Timestamp,
-    UserId, Webhook,
+    AudioFacts, Effects, NewNote, Note, NoteId, PushSubscription, Timestamp, UserId, Webhook,
 };
 use hark_server::notes::effects;
 
-use crate::helpers::{Backend, drop_pg_database, test_database};
+use crate::helpers::{Backend, drop_pg_database, every_step_done, test_database};
 
 pub fn new_user(email: &str) -> NewUser {
     NewUser {
@@ -889,17 +888,11 @@ async fn claims_passes_and_deletions_of_the_same_notes_never_deadlock(backend: B
                         continue;
                     };
                     repos.jobs.extend_lease(&claim, until).await.expect("renew");
-                    let done = Finish {
-                        outcomes: claim
-                            .steps
-                            .iter()
-                            .map(|(s, _)| (*s, StepOutcome::Done))
-                            .collect(),
-                        ..Finish::default()
-                    };
                     repos
                         .jobs
-                        .finish_jobs(&claim, &done, &|s| effects::settled(s, "http://h"))
+                        .finish_jobs(&claim, &every_step_done(&claim), &|s| {
+                            effects::settled(s, "http://h")
+                        })
                         .await
                         .expect("record the pass");
                     passes.fetch_add(1, Ordering::SeqCst);

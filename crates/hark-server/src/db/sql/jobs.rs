@@ -432,22 +432,14 @@ where
         };
         let (mut tx, claimed) = loop {
             let mut tx = self.pool.begin().await?;
-            let mut taking = sqlx::query_as::<_, (String, String, i64)>(sqlx::AssertSqlSafe(
-                if DB::FOR_UPDATE.is_empty() {
-                    // One writer at a time: the statement that takes the jobs picks their note.
-                    take(&format!("({pick})"))
-                } else {
-                    take("$4")
-                },
-            ))
-            .bind(now)
-            .bind(lease_id.clone())
-            .bind(lease_until.micros());
-            if !DB::FOR_UPDATE.is_empty() {
-                // The pick locks nothing: a row locked there, before the note's lower steps,
-                // would be out of the one order in which deletions and passes lock them.
-                // Another claim may take the note meanwhile; then none of its jobs is
-                // claimable once they are locked here, and the next pick passes it by.
+            // One writer at a time (no row locks): the statement that takes the jobs picks
+            // their note. Otherwise the pick locks nothing, since a row locked there, before
+            // the note's lower steps, would be out of the one order in which deletions and
+            // passes lock them; another claim may take the note meanwhile, and then none of
+            // its jobs is claimable once they are locked here and the next pick passes it by.
+            let picked = if DB::FOR_UPDATE.is_empty() {
+                None
+            } else {
                 let picked: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(pick.clone()))
                     .bind(now)
                     .fetch_optional(&mut *tx)
@@ -456,10 +448,22 @@ where
                     return Ok(None);
                 };
                 Self::lock_jobs(&mut tx, note).await?;
+                Some(note)
+            };
+            let statement = match picked {
+                Some(_) => take("$4"),
+                None => take(&format!("({pick})")),
+            };
+            let mut taking =
+                sqlx::query_as::<_, (String, String, i64)>(sqlx::AssertSqlSafe(statement))
+                    .bind(now)
+                    .bind(lease_id.clone())
+                    .bind(lease_until.micros());
+            if let Some(note) = picked {
                 taking = taking.bind(note.to_string());
             }
             let claimed = taking.fetch_all(&mut *tx).await?;
-            if !claimed.is_empty() || DB::FOR_UPDATE.is_empty() {
+            if !claimed.is_empty() || picked.is_none() {
                 break (tx, claimed);
             }
         };
@@ -490,18 +494,8 @@ where
 
     async fn extend_lease(&self, claim: &Claim, until: Timestamp) -> Result<bool, DbError> {
         let mut tx = self.pool.begin().await?;
-        if !DB::FOR_UPDATE.is_empty() {
-            // In step order, as every writer of a note's jobs locks them: an update alone
-            // would lock the lease's rows in the order it finds them.
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT step FROM jobs WHERE note_id = $1 AND lease_id = $2 ORDER BY step{}",
-                DB::FOR_UPDATE
-            )))
-            .bind(claim.note.id.to_string())
-            .bind(claim.lease_id.clone())
-            .execute(&mut *tx)
-            .await?;
-        }
+        // An update alone would lock the lease's rows in the order it finds them.
+        Self::lock_jobs(&mut tx, claim.note.id).await?;
         let extended = sqlx::query(
             "UPDATE jobs SET lease_expires_at = $1 \
              WHERE note_id = $2 AND lease_id = $3 AND status = 'running'",
