@@ -97,10 +97,11 @@ impl Backend for Postgres {
     }
 
     /// Planned for a filter's values, a join to the notes may merge along their primary key,
-    /// reading every note up to the last received one. A lateral subquery that cannot be
-    /// flattened (`OFFSET 0`) is read once per entry.
-    const NOTE_OF_ENTRY: &'static str =
-        "CROSS JOIN LATERAL (SELECT * FROM notes WHERE notes.id = i.note_id OFFSET 0) AS n";
+    /// reading every note up to the last one wanted. A lateral subquery that cannot be
+    /// flattened (`OFFSET 0`) is read once per row.
+    fn note_of(id: &str) -> String {
+        format!("CROSS JOIN LATERAL (SELECT * FROM notes WHERE notes.id = {id} OFFSET 0) AS n")
+    }
 
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
 

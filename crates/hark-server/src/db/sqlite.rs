@@ -61,7 +61,9 @@ impl Backend for Sqlite {
     }
 
     /// SQLite keeps a `CROSS JOIN`'s order, rather than starting at the notes.
-    const NOTE_OF_ENTRY: &'static str = "CROSS JOIN notes n ON n.id = i.note_id";
+    fn note_of(id: &str) -> String {
+        format!("CROSS JOIN notes n ON n.id = {id}")
+    }
 
     const SKIP_LOCKED: &'static str = "";
 

@@ -7,9 +7,10 @@
 //! other orders, only when it matches few notes (a common substring is found sooner by the
 //! walk). A channel with few deliveries is read from them instead of checked note by note.
 //! The received branch walks the viewer's inbox entries by the sort keys copied into
-//! them, checks the filter columns copied there too, and reads the note of each entry that
-//! passes (`Backend::NOTE_OF_ENTRY`): a filter few received notes pass costs a read of the
-//! entries, not a note lookup per entry.
+//! them and checks the filter columns copied there too, without reading notes.
+//!
+//! Branches yield sort keys and ids only (from the index they walk, where it holds the
+//! columns); the notes of the merged page alone are read (`Backend::note_of`), one by one.
 
 use hark_api::Sort;
 use sqlx::{
@@ -97,7 +98,9 @@ where
     Ok(count < FEW_MATCHES)
 }
 
-/// The whole list statement.
+/// The whole list statement. Each branch yields only the sort key and id of its page; the
+/// merge keeps the page of the two, and only its notes are read: the received branch needs no
+/// note at all when the copies in the entries decide the filter.
 pub(super) fn query<DB>(filter: &NoteFilter, plan: &OwnPlan) -> QueryBuilder<DB>
 where
     DB: Backend,
@@ -105,19 +108,34 @@ where
     for<'a> i64: Encode<'a, DB> + Type<DB>,
     for<'a> f64: Encode<'a, DB> + Type<DB>,
 {
-    let mut qb = QueryBuilder::<DB>::new("SELECT v.* FROM (SELECT * FROM (");
+    let mut qb = QueryBuilder::<DB>::new("SELECT n.* FROM (SELECT v.* FROM (SELECT * FROM (");
     push_owned_branch(&mut qb, filter, plan);
-    qb.push(format_args!(
-        ") AS owned UNION ALL SELECT * FROM (SELECT n.* FROM inbox_entries i {} \
-         WHERE i.recipient_id = ",
-        DB::NOTE_OF_ENTRY
-    ));
+    qb.push(") AS owned UNION ALL SELECT * FROM (");
+    push_keys(&mut qb, filter, BranchColumns::Inbox);
+    qb.push(" FROM inbox_entries i");
+    if filter.transcript_words.is_some() {
+        // The transcript index is looked up by the note's own columns.
+        qb.push(format_args!(" {}", DB::note_of("i.note_id")));
+    }
+    qb.push(" WHERE i.recipient_id = ");
     qb.push_bind(filter.viewer.to_string());
     push_list_conditions(&mut qb, filter, Matched::NOTHING, BranchColumns::Inbox);
     push_order(&mut qb, filter, BranchColumns::Inbox);
     qb.push(") AS received) AS v");
     push_order(&mut qb, filter, BranchColumns::Note("v"));
+    qb.push(format_args!(") AS page {}", DB::note_of("page.id")));
+    push_order(&mut qb, filter, BranchColumns::Note("page"));
     qb
+}
+
+/// A branch's select list: its sort key and id, named as the note's columns.
+fn push_keys<DB: Database>(qb: &mut QueryBuilder<DB>, filter: &NoteFilter, columns: BranchColumns) {
+    qb.push(format_args!(
+        "SELECT {} AS {}, {} AS id",
+        columns.key(filter.sort),
+        sort_column(filter.sort),
+        columns.id()
+    ));
 }
 
 /// Where a list branch reads the columns it filters and orders by: the note's own, or their
@@ -293,7 +311,8 @@ where
 {
     match plan {
         OwnPlan::Walk => {
-            qb.push("SELECT n.* FROM notes n WHERE n.owner_id = ")
+            push_keys(qb, filter, NOTE);
+            qb.push(" FROM notes n WHERE n.owner_id = ")
                 .push_bind(filter.viewer.to_string());
             push_other_sender(qb, filter);
             push_list_conditions(qb, filter, Matched::NOTHING, NOTE);
@@ -301,8 +320,9 @@ where
         OwnPlan::FewInChannel(channel) => {
             // The viewer's own notes in the channel are those they sent to it: a delivery's
             // sender is the note's owner, so no other sender's note is looked up.
+            push_keys(qb, filter, NOTE);
             qb.push(
-                "SELECT n.* FROM (SELECT DISTINCT c.note_id FROM inbox_entries c \
+                " FROM (SELECT DISTINCT c.note_id FROM inbox_entries c \
                  WHERE c.channel = ",
             )
             .push_bind(channel.clone())
@@ -315,7 +335,8 @@ where
             push_list_conditions(qb, filter, matched, NOTE);
         }
         OwnPlan::FewNameMatches(search) => {
-            qb.push("SELECT n.* FROM ");
+            push_keys(qb, filter, NOTE);
+            qb.push(" FROM ");
             push_name_matches(qb, filter, search);
         }
         OwnPlan::NamesInCreatedOrder(search) => {
@@ -328,7 +349,8 @@ where
             } else {
                 ("ASC", "<=", " + 1023", i64::MAX)
             };
-            qb.push("SELECT n.* FROM ");
+            push_keys(qb, filter, NOTE);
+            qb.push(" FROM ");
             push_name_matches(qb, filter, search);
             qb.push(format_args!(
                 " AND f.rowid {bound} coalesce((SELECT f.rowid / 1024 * 1024{edge} FROM "

@@ -67,9 +67,9 @@ pub trait Backend: Database {
     /// The bound value of `TRANSCRIPT_MATCH` for words folded by `search_words`.
     fn transcript_search(words: &[String]) -> String;
 
-    /// How a list's received branch joins an inbox entry `i` to its note `n`: entry by entry,
-    /// in the order the branch walks the entries, so that it stops at the end of the page.
-    const NOTE_OF_ENTRY: &'static str;
+    /// A join of the rows before it to their note `n`, whose id is `id`: row by row, in the
+    /// order they come, so that a list reads only its page's notes.
+    fn note_of(id: &str) -> String;
 
     /// What a claim's choice of job ends with, so concurrent claims pass over the rows another
     /// claim is taking instead of waiting for it (`FOR UPDATE SKIP LOCKED`); empty where one
