@@ -139,8 +139,8 @@ fn push_keys<DB: Database>(qb: &mut QueryBuilder<DB>, filter: &NoteFilter, colum
 }
 
 /// Where a list branch reads the columns it filters and orders by: the note's own, or their
-/// copies in the viewer's inbox entry (so the received branch walks an inbox index, and checks
-/// an entry before it reads the note).
+/// copies in the viewer's inbox entry (so the received branch walks an inbox index and checks
+/// each entry without reading its note).
 #[derive(Clone, Copy)]
 enum BranchColumns {
     Note(&'static str),
