@@ -89,8 +89,8 @@ async fn main() -> anyhow::Result<()> {
         );
         let committed = group_commits(&client, &hark).await?;
         println!(
-            "  hark's group commits: {:.1} notes a batch; per batch {:.2} ms flushing blobs, {:.2} ms in the transaction",
-            committed.notes_per_batch, committed.flush_ms, committed.transaction_ms
+            "  hark's group commits: {:.1} notes a batch; per batch {:.2} ms in all, of which {:.2} ms flushing blobs alongside the statements",
+            committed.notes_per_batch, committed.transaction_ms, committed.flush_ms
         );
     }
 

@@ -22,9 +22,11 @@ pub const BROKER_PUBLISH_FAILURES: &str = "hark_broker_publish_failures_total";
 
 /// Notes the group committer committed in one transaction, per batch.
 pub const COMMIT_BATCH_NOTES: &str = "hark_commit_batch_notes";
-/// Time one flush of the blob store took, making a batch's blobs durable before its commit.
+/// Time one flush of the blob store took, making a batch's blobs durable before its commit; it
+/// runs alongside the transaction's statements.
 pub const COMMIT_FLUSH_DURATION: &str = "hark_commit_flush_seconds";
-/// Time a batch's transaction took, from its start to its durable commit.
+/// Time a batch's commit took, from the start of its flush and transaction to its durable
+/// commit.
 pub const COMMIT_TRANSACTION_DURATION: &str = "hark_commit_transaction_seconds";
 
 /// Reads of the shared cache, by `result`: hit, miss (the database answered and the answer was

@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 
 use super::{Lookup, SharedCache, touched_by};
 use crate::db::{
-    DbError, DeletedNote, DeliveryRepo, EffectsOf, EventLog, InsertOutcome, JobRepo, NewUser,
-    NoteFilter, NoteInsert, NoteRepo, Repos, UserRepo,
+    BeforeCommit, DbError, DeletedNote, DeliveryRepo, EffectsOf, EventLog, InsertOutcome, JobRepo,
+    NewUser, NoteFilter, NoteInsert, NoteRepo, Repos, UserRepo,
 };
 use crate::domain::{
     Channel, Claim, Effects, Finish, Finished, InboxEntry, InboxQuery, JobRecord, Listened,
@@ -110,8 +110,9 @@ impl NoteRepo for CachedNotes {
     async fn insert_notes(
         &self,
         notes: &[NoteInsert],
+        durable: BeforeCommit,
     ) -> Result<Vec<Result<InsertOutcome, DbError>>, DbError> {
-        let inserted = self.inner.insert_notes(notes).await;
+        let inserted = self.inner.insert_notes(notes, durable).await;
         let effects: Vec<&Effects> = notes.iter().map(|insert| &insert.effects).collect();
         self.cache.forget_effects(&effects).await;
         inserted

@@ -18,8 +18,8 @@ use async_trait::async_trait;
 use hark_api::Role;
 
 use super::{
-    DbError, DeletedNote, EffectsOf, InsertOutcome, JobRepo, NewUser, NoteFilter, NoteInsert,
-    NoteRepo, UserRepo,
+    BeforeCommit, DbError, DeletedNote, EffectsOf, InsertOutcome, JobRepo, NewUser, NoteFilter,
+    NoteInsert, NoteRepo, UserRepo,
 };
 use crate::domain::{
     Claim, Finish, Finished, JobRecord, Note, NoteId, Settled, Timestamp, User, UserId,
@@ -177,8 +177,9 @@ impl NoteRepo for CachedNotes {
     async fn insert_notes(
         &self,
         notes: &[NoteInsert],
+        durable: BeforeCommit,
     ) -> Result<Vec<Result<InsertOutcome, DbError>>, DbError> {
-        self.inner.insert_notes(notes).await
+        self.inner.insert_notes(notes, durable).await
     }
 
     async fn note_for_viewer(&self, id: NoteId, viewer: UserId) -> Result<Option<Note>, DbError> {

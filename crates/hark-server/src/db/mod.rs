@@ -20,6 +20,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures_util::future::BoxFuture;
 use hark_api::{NoteStatus, Role, Sort};
 
 use crate::domain::ids::{ApiKeyId, PushSubscriptionId, WebhookId};
@@ -104,6 +105,10 @@ pub enum InsertOutcome {
     /// The idempotency key was already used; this is the note it produced and that note's bytes.
     Replayed { note_id: NoteId, sha256: String },
 }
+
+/// What a batch's transaction waits for before it commits: its blobs' bytes made durable,
+/// which runs while the transaction's statements do.
+pub type BeforeCommit = BoxFuture<'static, Result<(), DbError>>;
 
 /// A note to commit, with what its commit causes.
 #[derive(Debug, Clone)]
@@ -237,7 +242,9 @@ pub trait NoteRepo: Send + Sync {
             idempotency_key: idempotency_key.map(str::to_owned),
             effects: effects.clone(),
         };
-        let mut outcomes = self.insert_notes(std::slice::from_ref(&insert)).await?;
+        let mut outcomes = self
+            .insert_notes(std::slice::from_ref(&insert), Box::pin(async { Ok(()) }))
+            .await?;
         outcomes
             .pop()
             .unwrap_or_else(|| Err(DbError::Corrupt("a commit without an outcome".into())))
@@ -245,10 +252,12 @@ pub trait NoteRepo: Send + Sync {
     /// Commits each note as `insert_note` does, all in one transaction: one durable write for
     /// them all. A note that fails MUST be rolled back alone, its error being its outcome, and
     /// leave the others to commit; an error of the transaction itself fails them all. Outcomes
-    /// come in the order of `notes`.
+    /// come in the order of `notes`. The transaction MUST NOT commit before `durable` has
+    /// succeeded, and MUST commit nothing if it fails.
     async fn insert_notes(
         &self,
         notes: &[NoteInsert],
+        durable: BeforeCommit,
     ) -> Result<Vec<Result<InsertOutcome, DbError>>, DbError>;
     /// The note if `viewer` owns it or received it; `None` otherwise, exactly as if missing.
     async fn note_for_viewer(&self, id: NoteId, viewer: UserId) -> Result<Option<Note>, DbError>;

@@ -4,8 +4,9 @@
 //! gathers. A caller hears back only once its batch has committed (or failed), so nothing is
 //! acknowledged before it is durable, and one note's failure is that note's alone.
 //!
-//! The batch's blobs were put unsynced; one flush of the blob store makes them all durable just
-//! before the transaction that names them commits.
+//! The batch's blobs were put unsynced; one flush of the blob store makes them all durable. It
+//! runs while the transaction that names them does its work, and that transaction commits only
+//! once the flush has ended.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -67,14 +68,22 @@ async fn run(
         // Its own task: a panic fails this batch's callers, not the committer.
         let committed = tokio::spawn(async move {
             let started = Instant::now();
-            store
-                .sync()
-                .await
-                .map_err(|e| DbError::Batch(format!("flushing the batch's blobs: {e}")))?;
-            let flushed = Instant::now();
-            metrics::histogram!(COMMIT_FLUSH_DURATION).record(flushed - started);
-            let outcomes = notes.insert_notes(&inserts).await;
-            metrics::histogram!(COMMIT_TRANSACTION_DURATION).record(flushed.elapsed());
+            // The flush runs on its own while the transaction's statements do; the commit
+            // waits for it.
+            let flushed = tokio::spawn(async move {
+                let flushed = store.sync().await;
+                metrics::histogram!(COMMIT_FLUSH_DURATION).record(started.elapsed());
+                flushed
+            });
+            let durable = Box::pin(async move {
+                match flushed.await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(DbError::Batch(format!("flushing the batch's blobs: {e}"))),
+                    Err(e) => Err(DbError::Batch(format!("flushing the batch's blobs: {e}"))),
+                }
+            });
+            let outcomes = notes.insert_notes(&inserts, durable).await;
+            metrics::histogram!(COMMIT_TRANSACTION_DURATION).record(started.elapsed());
             outcomes
         })
         .await;

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use hark_api::events::EventData;
 use hark_client::UploadOptions;
-use hark_server::db::{self, InsertOutcome, NoteInsert};
+use hark_server::db::{self, BeforeCommit, DbError, InsertOutcome, NoteInsert};
 use hark_server::domain::{NewNote, UserId};
 use hark_server::notes::effects;
 
@@ -17,6 +17,97 @@ fn insert(note: NewNote, key: Option<&str>) -> NoteInsert {
         effects: effects::created(&note),
         note,
         idempotency_key: key.map(str::to_owned),
+    }
+}
+
+/// Blobs that are already durable.
+fn durable() -> BeforeCommit {
+    Box::pin(async { Ok(()) })
+}
+
+async fn a_batch_commits_only_once_its_blobs_are_durable(backend: Backend) {
+    let (url, pg, _dir) = test_database(backend).await;
+    let repos = db::connect(&url, true).await.expect("connect");
+    let ann = repos
+        .users
+        .create_user(new_user("ann@example.com"))
+        .await
+        .expect("ann");
+    let notes = [
+        new_note(ann.id, "first.wav", 'a', 1.0),
+        new_note(ann.id, "second.wav", 'b', 1.0),
+    ];
+    let batch: Vec<_> = notes.iter().map(|n| insert(n.clone(), None)).collect();
+    let (flushed, flush) = tokio::sync::oneshot::channel::<Result<(), DbError>>();
+    let flush: BeforeCommit = Box::pin(async move { flush.await.expect("flush") });
+    let notes_repo = repos.notes.clone();
+    let committing = tokio::spawn(async move { notes_repo.insert_notes(&batch, flush).await });
+    // The statements have run and the flush goes on: nothing is visible yet.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!committing.is_finished());
+    for note in &notes {
+        assert!(
+            repos
+                .notes
+                .note_by_id(note.id)
+                .await
+                .expect("read")
+                .is_none()
+        );
+    }
+    flushed.send(Ok(())).expect("the batch waits for its flush");
+    let outcomes = committing.await.expect("task").expect("batch");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Ok(InsertOutcome::Inserted { .. })))
+    );
+    for note in &notes {
+        assert!(
+            repos
+                .notes
+                .note_by_id(note.id)
+                .await
+                .expect("read")
+                .is_some()
+        );
+    }
+
+    // A failed flush commits nothing of its batch, and fails it as a whole.
+    let lost = new_note(ann.id, "lost.wav", 'c', 1.0);
+    let failing: BeforeCommit = Box::pin(async { Err(DbError::Batch("disk gone".into())) });
+    let failed = repos
+        .notes
+        .insert_notes(&[insert(lost.clone(), Some("key"))], failing)
+        .await;
+    assert!(matches!(failed, Err(DbError::Batch(_))), "{failed:?}");
+    assert!(
+        repos
+            .notes
+            .note_by_id(lost.id)
+            .await
+            .expect("read")
+            .is_none()
+    );
+    assert!(
+        repos
+            .notes
+            .idempotent_result(ann.id, "key")
+            .await
+            .expect("key")
+            .is_none()
+    );
+    let shas = [lost.audio.sha256.clone()];
+    assert!(
+        repos
+            .blobs
+            .known_blobs(&shas)
+            .await
+            .expect("blobs")
+            .is_empty()
+    );
+    if let Some(name) = pg {
+        drop_pg_database(&name).await;
     }
 }
 
@@ -37,7 +128,11 @@ async fn a_batch_where_one_note_fails_commits_the_others(backend: Backend) {
         insert(orphan.clone(), None),
         insert(last.clone(), None),
     ];
-    let outcomes = repos.notes.insert_notes(&batch).await.expect("batch");
+    let outcomes = repos
+        .notes
+        .insert_notes(&batch, durable())
+        .await
+        .expect("batch");
     assert!(matches!(outcomes[0], Ok(InsertOutcome::Inserted { .. })));
     assert!(outcomes[1].is_err(), "{:?}", outcomes[1]);
     assert!(matches!(outcomes[2], Ok(InsertOutcome::Inserted { .. })));
@@ -80,7 +175,11 @@ async fn a_key_used_twice_in_one_batch_replays_the_first_note(backend: Backend) 
         insert(first.clone(), Some("key")),
         insert(retry.clone(), Some("key")),
     ];
-    let outcomes = repos.notes.insert_notes(&batch).await.expect("batch");
+    let outcomes = repos
+        .notes
+        .insert_notes(&batch, durable())
+        .await
+        .expect("batch");
     assert!(matches!(outcomes[0], Ok(InsertOutcome::Inserted { .. })));
     match &outcomes[1] {
         Ok(InsertOutcome::Replayed { note_id, sha256 }) => {
@@ -129,6 +228,7 @@ async fn uploads_at_the_same_moment_each_get_their_own_note(backend: Backend) {
 }
 
 backend_tests!(
+    a_batch_commits_only_once_its_blobs_are_durable,
     a_batch_where_one_note_fails_commits_the_others,
     a_key_used_twice_in_one_batch_replays_the_first_note,
     uploads_at_the_same_moment_each_get_their_own_note,

@@ -9,7 +9,7 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, QueryB
 
 use super::{Backend, ROWS_PER_STATEMENT, SqlRepo, missing_reference};
 use crate::db::rows::NoteRow;
-use crate::db::{DbError, InsertOutcome, NoteInsert};
+use crate::db::{BeforeCommit, DbError, InsertOutcome, NoteInsert};
 use crate::domain::{Effects, Note, NoteId, Timestamp};
 
 /// The notes table's columns as an insert writes them.
@@ -39,6 +39,7 @@ where
     pub(super) async fn insert_batch(
         &self,
         notes: &[NoteInsert],
+        durable: BeforeCommit,
     ) -> Result<Vec<Result<InsertOutcome, DbError>>, DbError> {
         // Notes rarely fail, so first all of them together, one statement a table (each
         // statement is a round trip to the database); should one fail, each note again in a
@@ -48,6 +49,11 @@ where
             [one] => Self::insert_one(&mut tx, one).await.map(|o| vec![Ok(o)]),
             _ => Self::insert_all(&mut tx, notes).await,
         };
+        // The blobs became durable while the statements ran; nothing commits before they are.
+        if let Err(e) = durable.await {
+            tx.rollback().await?;
+            return Err(e);
+        }
         match tried.map_err(missing_reference) {
             Ok(outcomes) => {
                 tx.commit().await?;
@@ -70,7 +76,7 @@ where
         conn: &mut DB::Connection,
         notes: &[NoteInsert],
     ) -> Result<Vec<Result<InsertOutcome, DbError>>, DbError> {
-        // Instants taken once the bytes are durable, as in `insert_one`.
+        // Instants taken inside the transaction, as in `insert_one`.
         let created_at = Timestamp::now().micros();
         // The keys first: a note whose key was already used replays and writes nothing.
         let keyed: Vec<&NoteInsert> = notes
@@ -217,8 +223,9 @@ where
         insert: &NoteInsert,
     ) -> Result<InsertOutcome, DbError> {
         let note = &insert.note;
-        // The note's instant is taken here, once its bytes are durable, so that notes
-        // become visible in the order of their timestamps as far as one clock allows.
+        // The note's instant is taken inside its transaction, and batches commit one after
+        // another, so that notes become visible in the order of their timestamps as far as
+        // one clock allows.
         let created_at = Timestamp::now();
         let audio = &note.audio;
         // The key first: a used one means this note writes nothing at all.

@@ -6,7 +6,9 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
 use super::{Backend, SqlRepo, lists};
 use crate::db::rows::NoteRow;
-use crate::db::{DbError, DeletedNote, EffectsOf, InsertOutcome, NoteFilter, NoteInsert, NoteRepo};
+use crate::db::{
+    BeforeCommit, DbError, DeletedNote, EffectsOf, InsertOutcome, NoteFilter, NoteInsert, NoteRepo,
+};
 use crate::domain::{Effects, Note, NoteId, Timestamp, UserId};
 
 impl<DB> SqlRepo<DB>
@@ -127,8 +129,9 @@ where
     async fn insert_notes(
         &self,
         notes: &[NoteInsert],
+        durable: BeforeCommit,
     ) -> Result<Vec<Result<InsertOutcome, DbError>>, DbError> {
-        self.insert_batch(notes).await
+        self.insert_batch(notes, durable).await
     }
 
     async fn note_for_viewer(&self, id: NoteId, viewer: UserId) -> Result<Option<Note>, DbError> {
