@@ -93,10 +93,24 @@ pub async fn connect(url: &str, migrate: bool) -> Result<SqliteRepo, DbError> {
         .foreign_keys(true);
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
-        .connect_with(options)
+        // A connection is a thread of this process, not a socket that may have closed: testing
+        // it with a ping would only add a round trip to that thread before every query.
+        .test_before_acquire(false)
+        .connect_with(options.clone())
         .await?;
     if migrate {
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
     }
-    Ok(SqlRepo::new(pool))
+    // Group commits keep a connection of their own. A connection that begins a transaction
+    // after another one committed drops its page cache and unmaps the database file; taking
+    // each batch's connection from the shared pool paid that, and the page faults after it,
+    // on every batch.
+    let committer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .test_before_acquire(false)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_with(options)
+        .await?;
+    Ok(SqlRepo::new(pool).with_committer(committer))
 }

@@ -44,7 +44,7 @@ where
         // Notes rarely fail, so first all of them together, one statement a table (each
         // statement is a round trip to the database); should one fail, each note again in a
         // savepoint of its own.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.committer.begin().await?;
         let tried = match notes {
             [one] => Self::insert_one(&mut tx, one).await.map(|o| vec![Ok(o)]),
             _ => Self::insert_all(&mut tx, notes).await,
@@ -198,7 +198,7 @@ where
         &self,
         notes: &[NoteInsert],
     ) -> Result<Vec<Result<InsertOutcome, DbError>>, DbError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.committer.begin().await?;
         let mut outcomes = Vec::with_capacity(notes.len());
         for insert in notes {
             sqlx::query("SAVEPOINT note").execute(&mut *tx).await?;

@@ -88,6 +88,9 @@ const ROWS_PER_STATEMENT: usize = 500;
 /// The repositories over one connection pool.
 pub struct SqlRepo<DB: Database> {
     pub(super) pool: Pool<DB>,
+    /// Where group commits take their connection: `pool` itself, unless the backend keeps a
+    /// connection for them (see `with_committer`).
+    pub(super) committer: Pool<DB>,
     /// Signalled after a commit that may have appended events (and, on PostgreSQL, when
     /// another process announces one): wakes this process's event follower.
     pub(super) appended: Arc<Notify>,
@@ -97,10 +100,16 @@ pub struct SqlRepo<DB: Database> {
 impl<DB: Database> SqlRepo<DB> {
     pub fn new(pool: Pool<DB>) -> SqlRepo<DB> {
         SqlRepo {
+            committer: pool.clone(),
             pool,
             appended: Arc::new(Notify::new()),
             listening: std::sync::Once::new(),
         }
+    }
+
+    /// Group commits take their connection from `committer` rather than from the shared pool.
+    pub fn with_committer(self, committer: Pool<DB>) -> SqlRepo<DB> {
+        SqlRepo { committer, ..self }
     }
 
     /// Called after committing a transaction that committed effects.
