@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use hark_api::events::EventData;
 use hark_client::UploadOptions;
-use hark_server::db::{self, BeforeCommit, DbError, InsertOutcome, NoteInsert};
+use hark_server::db::{self, BeforeCommit, DbError, InsertOutcome, NoteInsert, Repos};
 use hark_server::domain::{NewNote, UserId};
 use hark_server::notes::effects;
 
@@ -20,22 +20,28 @@ fn insert(note: NewNote, key: Option<&str>) -> NoteInsert {
     }
 }
 
-/// Blobs that are already durable.
-fn durable() -> BeforeCommit {
-    Box::pin(async { Ok(()) })
-}
-
-async fn a_batch_commits_only_once_its_blobs_are_durable(backend: Backend) {
-    let (url, pg, _dir) = test_database(backend).await;
+/// A fresh database whose one user is Ann; the directory holds it until the test ends.
+async fn with_ann(backend: Backend) -> (Repos, UserId, Option<String>, tempfile::TempDir) {
+    let (url, pg, dir) = test_database(backend).await;
     let repos = db::connect(&url, true).await.expect("connect");
     let ann = repos
         .users
         .create_user(new_user("ann@example.com"))
         .await
         .expect("ann");
+    (repos, ann.id, pg, dir)
+}
+
+/// Blobs that are already durable.
+fn durable() -> BeforeCommit {
+    Box::pin(async { Ok(()) })
+}
+
+async fn a_batch_commits_only_once_its_blobs_are_durable(backend: Backend) {
+    let (repos, ann, pg, _dir) = with_ann(backend).await;
     let notes = [
-        new_note(ann.id, "first.wav", 'a', 1.0),
-        new_note(ann.id, "second.wav", 'b', 1.0),
+        new_note(ann, "first.wav", 'a', 1.0),
+        new_note(ann, "second.wav", 'b', 1.0),
     ];
     let batch: Vec<_> = notes.iter().map(|n| insert(n.clone(), None)).collect();
     let (flushed, flush) = tokio::sync::oneshot::channel::<Result<(), DbError>>();
@@ -74,7 +80,7 @@ async fn a_batch_commits_only_once_its_blobs_are_durable(backend: Backend) {
     }
 
     // A failed flush commits nothing of its batch, and fails it as a whole.
-    let lost = new_note(ann.id, "lost.wav", 'c', 1.0);
+    let lost = new_note(ann, "lost.wav", 'c', 1.0);
     let failing: BeforeCommit = Box::pin(async { Err(DbError::Batch("disk gone".into())) });
     let failed = repos
         .notes
@@ -92,7 +98,7 @@ async fn a_batch_commits_only_once_its_blobs_are_durable(backend: Backend) {
     assert!(
         repos
             .notes
-            .idempotent_result(ann.id, "key")
+            .idempotent_result(ann, "key")
             .await
             .expect("key")
             .is_none()
@@ -112,17 +118,11 @@ async fn a_batch_commits_only_once_its_blobs_are_durable(backend: Backend) {
 }
 
 async fn a_batch_where_one_note_fails_commits_the_others(backend: Backend) {
-    let (url, pg, _dir) = test_database(backend).await;
-    let repos = db::connect(&url, true).await.expect("connect");
-    let ann = repos
-        .users
-        .create_user(new_user("ann@example.com"))
-        .await
-        .expect("ann");
-    let first = new_note(ann.id, "first.wav", 'a', 1.0);
+    let (repos, ann, pg, _dir) = with_ann(backend).await;
+    let first = new_note(ann, "first.wav", 'a', 1.0);
     // Its owner does not exist: the foreign key refuses this note alone.
     let orphan = new_note(UserId::generate(), "orphan.wav", 'b', 1.0);
-    let last = new_note(ann.id, "last.wav", 'c', 1.0);
+    let last = new_note(ann, "last.wav", 'c', 1.0);
     let batch = [
         insert(first.clone(), None),
         insert(orphan.clone(), None),
@@ -162,15 +162,9 @@ async fn a_batch_where_one_note_fails_commits_the_others(backend: Backend) {
 }
 
 async fn a_key_used_twice_in_one_batch_replays_the_first_note(backend: Backend) {
-    let (url, pg, _dir) = test_database(backend).await;
-    let repos = db::connect(&url, true).await.expect("connect");
-    let ann = repos
-        .users
-        .create_user(new_user("ann@example.com"))
-        .await
-        .expect("ann");
-    let first = new_note(ann.id, "memo.wav", 'a', 1.0);
-    let retry = new_note(ann.id, "memo.wav", 'a', 1.0);
+    let (repos, ann, pg, _dir) = with_ann(backend).await;
+    let first = new_note(ann, "memo.wav", 'a', 1.0);
+    let retry = new_note(ann, "memo.wav", 'a', 1.0);
     let batch = [
         insert(first.clone(), Some("key")),
         insert(retry.clone(), Some("key")),
