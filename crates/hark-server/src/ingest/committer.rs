@@ -76,11 +76,14 @@ async fn run(
                 flushed
             });
             let durable = Box::pin(async move {
-                match flushed.await {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(e)) => Err(DbError::Batch(format!("flushing the batch's blobs: {e}"))),
-                    Err(e) => Err(DbError::Batch(format!("flushing the batch's blobs: {e}"))),
-                }
+                let failed = match flushed.await {
+                    Ok(Ok(())) => return Ok(()),
+                    Ok(Err(e)) => e.to_string(),
+                    Err(e) => e.to_string(),
+                };
+                Err(DbError::Batch(format!(
+                    "flushing the batch's blobs: {failed}"
+                )))
             });
             let outcomes = notes.insert_notes(&inserts, durable).await;
             metrics::histogram!(COMMIT_TRANSACTION_DURATION).record(started.elapsed());
